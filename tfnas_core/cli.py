@@ -1,0 +1,192 @@
+"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut} ...``.
+
+Bad input (missing file, unknown op, width out of range, a LUT without a needed key) exits
+with code 2 and one line on stderr; nothing is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+class CLIError(Exception):
+    pass
+
+
+def _load_spec(path: str):
+    from . import arch, zoo
+
+    if path.startswith("zoo:"):
+        return zoo.load(path[4:])
+    return arch.load(path)
+
+
+def _load_lut(path: str | None):
+    if path is None:
+        return None
+    from . import latency
+
+    return latency.load(path)
+
+
+def _print(obj: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(obj, indent=1) if as_json else text)
+
+
+def cmd_profile(a: argparse.Namespace) -> None:
+    from . import flops
+
+    spec = _load_spec(a.spec)
+    lut = _load_lut(a.lut)
+    out = {
+        "name": spec.name,
+        "flops_m": round(flops.count_flops(spec, convention=a.flops), 3),
+        "params_m": round(flops.count_params(spec), 4),
+        "lut_ms": round(lut.predict(spec), 4) if lut else None,
+        "depths": list(spec.depths),
+    }
+    _print(out, a.json, "\n".join(f"{k:9s} {v}" for k, v in out.items()))
+
+
+def cmd_scale(a: argparse.Namespace) -> None:
+    from . import arch, scaling
+
+    spec = _load_spec(a.spec)
+    lut = _load_lut(a.lut)
+    res = scaling.scale(spec, lut, a.target_ms)
+    if a.out:
+        arch.save(res.spec, a.out)
+    d = res.to_dict()
+    _print(d, a.json, f"{res.message}; met={res.met}\n" + res.spec.to_json())
+
+
+def cmd_zoo(a: argparse.Namespace) -> None:
+    from . import flops, zoo
+
+    lut = _load_lut(a.lut)
+    rows = []
+    for name, spec in zoo.load_all().items():
+        p = zoo.PAPER[name]
+        f = flops.count_flops(spec, convention=a.flops)
+        row = {
+            "name": name,
+            "space": spec.space,
+            "depths": "-".join(map(str, spec.depths)),
+            "flops_m": round(f, 2),
+            "paper_flops_m": p.flops_m,
+            "flops_diff_m": round(f - p.flops_m, 2),
+            "params_m": round(flops.count_params(spec), 3),
+            "lut_ms": None,
+            "paper_gpu_lut_ms": p.gpu_lut_ms,
+            "paper_gpu_ms": p.gpu_ms,
+            "paper_cpu_ms": p.cpu_ms,
+            "paper_top1": p.top1,
+        }
+        if lut is not None:
+            try:
+                row["lut_ms"] = round(lut.predict(spec), 3)
+            except ValueError as e:  # e.g. the official GPU table has no mbv2 keys
+                row["lut_ms"] = None
+                row["lut_note"] = str(e).split(" (needed")[0]
+        if name in zoo.KNOWN_DISCREPANCIES:
+            row["note"] = zoo.KNOWN_DISCREPANCIES[name]
+        rows.append(row)
+    if a.json:
+        print(json.dumps(rows, indent=1))
+        return
+    hdr = f"{'architecture':15s} {'space':10s} {'depths':11s} {'FLOPs':>8s} {'paper':>6s} {'diff':>6s} {'params':>7s} {'LUT ms':>8s} {'paper LUT':>9s}"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        lut_ms = "-" if r["lut_ms"] is None else f"{r['lut_ms']:.3f}"
+        plut = "-" if r["paper_gpu_lut_ms"] is None else f"{r['paper_gpu_lut_ms']:.2f}"
+        print(f"{r['name']:15s} {r['space']:10s} {r['depths']:11s} {r['flops_m']:8.2f} {r['paper_flops_m']:6.0f} "
+              f"{r['flops_diff_m']:+6.2f} {r['params_m']:7.3f} {lut_ms:>8s} {plut:>9s}")
+    for r in rows:
+        if "note" in r:
+            print(f"note: {r['name']}: {r['note']}")
+
+
+def cmd_lut_build(a: argparse.Namespace) -> None:
+    from . import latency
+
+    lut = latency.build(a.space, a.out, device=a.device, batch=a.batch, threads=a.threads, step=a.step,
+                        warmup=a.warmup, repeats=a.repeats, progress=not a.quiet)
+    n = sum(len(v) for v in lut.provenance["measured_widths"].values())
+    print(f"wrote {a.out}: {len(lut.entries)} keys, {n} widths measured, base {lut.base:.3f} ms")
+
+
+def cmd_lut_show(a: argparse.Namespace) -> None:
+    from . import latency
+    from .space import get_space
+
+    lut = latency.load(a.lut)
+    missing = lut.check_covers(get_space(a.space))
+    out = {"source": lut.source, "base_ms": lut.base, "keys": len(lut.entries),
+           "provenance": {k: v for k, v in lut.provenance.items() if k != "measured_widths"},
+           "covers_space": a.space if not missing else None, "missing": missing}
+    _print(out, a.json, json.dumps(out, indent=1))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tfnas_core", description="TF-NAS reproduction toolkit")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    sp = sub.add_parser("profile", help="FLOPs, parameters and LUT latency of a spec")
+    sp.add_argument("spec", help="spec JSON path, or zoo:NAME (e.g. zoo:TF-NAS-B)")
+    sp.add_argument("--lut", help="latency table: official .pkl or our JSON")
+    sp.add_argument("--flops", default="official", choices=["official", "macs"], help="FLOPs convention")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_profile)
+
+    sp = sub.add_parser("scale", help="elasticity scaling of a spec toward a target latency")
+    sp.add_argument("spec")
+    sp.add_argument("--lut", required=True)
+    sp.add_argument("--target-ms", type=float, required=True)
+    sp.add_argument("--out", help="also write the scaled spec here")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_scale)
+
+    sp = sub.add_parser("zoo", help="the published architectures beside the paper's numbers")
+    sp.add_argument("--lut")
+    sp.add_argument("--flops", default="official", choices=["official", "macs"])
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_zoo)
+
+    sp = sub.add_parser("lut", help="latency lookup tables")
+    lsub = sp.add_subparsers(dest="lut_cmd", required=True)
+    b = lsub.add_parser("build", help="measure a LUT on this machine (resumable)")
+    b.add_argument("--out", required=True)
+    b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    b.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"])
+    b.add_argument("--batch", type=int, help="default: 1 on cpu, 32 on cuda")
+    b.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as the paper)")
+    b.add_argument("--step", type=int, default=8, help="measure every STEP-th width, interpolate the rest")
+    b.add_argument("--warmup", type=int, default=3)
+    b.add_argument("--repeats", type=int, default=10)
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_lut_build)
+    s = lsub.add_parser("show", help="provenance and coverage of a LUT")
+    s.add_argument("lut")
+    s.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_lut_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, OSError, KeyError, CLIError) as e:  # SpecError and LUTError are ValueErrors
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,437 @@
+"""Latency lookup tables (LUT): the key format, loading, prediction, expected latency, building.
+
+A LUT maps ``base`` (stem conv + stage-2 block + 1x1 head conv + pool + fc) to milliseconds and
+each block key to ``{mid: ms}``.  The key format, defined once here (``block_key``)::
+
+    MBInvertedResBlock_{in_hw}_{cin}_{se}_{cout}_k{k}_s{stride}_{act}
+
+Ops of the same kernel, stride and SE width share a key whatever their family (e3/e6).
+
+Formats:
+
+* the official ``.pkl`` (a pickled ``OrderedDict``) - read through a restricted unpickler that
+  admits plain dicts/``OrderedDict``, numbers and strings only; any other object in the pickle
+  is refused with ``LUTError`` and never constructed;
+* our JSON (``tfnas-lut/1``) with provenance: device, batch, threads, library versions, date,
+  which widths were measured and which interpolated.
+
+``predict(spec)`` = base + Σ entry[mid] over the spec's layers (Eq. 4 for a derived net).
+``expected_latency`` is the relaxed, differentiable version used by the search (Eq. 4 / Eq. 6).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import pickle
+import platform
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .arch import Spec, atomic_write_text
+from .space import LayerGeom, SearchSpace, all_layer_geometries, get_space
+
+FORMAT = "tfnas-lut/1"
+
+
+class LUTError(ValueError):
+    """A lookup table that cannot be read or lacks what is asked of it."""
+
+
+def block_key(geom: LayerGeom, kernel: int, se: int) -> str:
+    return f"MBInvertedResBlock_{geom.in_hw}_{geom.cin}_{se}_{geom.cout}_k{kernel}_s{geom.stride}_{geom.act}"
+
+
+def layer_key(space: SearchSpace, geom: LayerGeom, op_name: str) -> str:
+    op = space.op(op_name)
+    return block_key(geom, op.kernel, op.se_width(geom.cin))
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What a LUT key covers: the block geometry and the widths any op using it can take."""
+
+    key: str
+    geom: LayerGeom
+    kernel: int
+    se: int
+    lo: int  # smallest valid mid over the ops sharing the key
+    hi: int  # largest valid mid
+
+
+def space_keys(space: SearchSpace) -> dict[str, KeyInfo]:
+    """Every key a search over ``space`` can ask for, with the width range it must cover."""
+    out: dict[str, KeyInfo] = {}
+    for geom in all_layer_geometries(space):
+        for name in space.ops:
+            op = space.op(name)
+            key = layer_key(space, geom, name)
+            lo, hi = op.width_range(geom.cin)
+            if key in out:
+                prev = out[key]
+                lo, hi = min(lo, prev.lo), max(hi, prev.hi)
+            out[key] = KeyInfo(key, geom, op.kernel, op.se_width(geom.cin), lo, hi)
+    return out
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@dataclass
+class LUT:
+    base: float
+    entries: dict[str, dict[int, float]]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def ms(self, key: str, mid: int, where: str = "") -> float:
+        table = self.entries.get(key)
+        at = f" (needed by {where})" if where else ""
+        if table is None:
+            raise LUTError(f"LUT {self.source or ''} has no entry for key {key}{at}".replace("  ", " "))
+        try:
+            return table[mid]
+        except KeyError:
+            lo, hi = min(table), max(table)
+            raise LUTError(f"LUT key {key} covers widths {lo}..{hi}, not mid={mid}{at}") from None
+
+    def layer_ms(self, spec: Spec) -> list[float]:
+        """Per-layer latency of a derived network, in layer order."""
+        space = spec.search_space
+        out = []
+        for si, (geom, layer) in enumerate(spec.layers()):
+            where = f"stage {geom.stage} layer {geom.index} ({layer.op}, mid {layer.mid})"
+            out.append(self.ms(layer_key(space, geom, layer.op), layer.mid, where))
+        return out
+
+    def predict(self, spec: Spec) -> float:
+        """LUT latency of a derived network: base + Σ entry[mid]."""
+        return self.base + sum(self.layer_ms(spec))
+
+    def check_covers(self, space: SearchSpace) -> list[str]:
+        """Keys (or widths) of ``space`` this LUT lacks; empty when it covers the whole space."""
+        missing = []
+        for key, info in space_keys(space).items():
+            t = self.entries.get(key)
+            if t is None:
+                missing.append(key)
+            elif info.lo not in t or info.hi not in t:
+                missing.append(f"{key}[{info.lo}..{info.hi}]")
+        return missing
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_json_dict(self) -> dict[str, Any]:
+        entries = {}
+        for key, table in self.entries.items():
+            lo, hi = min(table), max(table)
+            measured = self.provenance.get("measured_widths", {}).get(key)
+            entries[key] = {"widths": [lo, hi], "ms": [round(table[w], 6) for w in range(lo, hi + 1)]}
+            if measured is not None:
+                entries[key]["measured"] = measured
+        prov = {k: v for k, v in self.provenance.items() if k != "measured_widths"}
+        return {"format": FORMAT, "provenance": prov, "base": round(self.base, 6), "entries": entries}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return atomic_write_text(Path(path), json.dumps(self.to_json_dict(), indent=1) + "\n")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Admits ``collections.OrderedDict`` and builtin containers/scalars, nothing else."""
+
+    _ALLOWED = {("collections", "OrderedDict")}
+
+    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+        if (module, name) in self._ALLOWED:
+            return OrderedDict
+        raise LUTError(
+            f"refusing to load this pickle: it references {module}.{name}; a latency table may hold "
+            "only dicts, numbers and strings"
+        )
+
+    def persistent_load(self, pid):  # pragma: no cover - never legitimate in a LUT
+        raise LUTError("refusing to load this pickle: it uses persistent ids")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _from_mapping(obj: Any, source: str) -> LUT:
+    if not isinstance(obj, dict):
+        raise LUTError(f"{source}: expected a mapping at the top level, got {type(obj).__name__}")
+    if "base" not in obj or not _is_number(obj["base"]):
+        raise LUTError(f"{source}: no numeric 'base' entry")
+    entries: dict[str, dict[int, float]] = {}
+    for key, table in obj.items():
+        if key == "base":
+            continue
+        if not isinstance(key, str) or not isinstance(table, dict):
+            raise LUTError(f"{source}: entry {key!r} is not a string key with a width table")
+        if not all(isinstance(w, int) and _is_number(v) for w, v in table.items()):
+            raise LUTError(f"{source}: entry {key} must map integer widths to numbers")
+        entries[key] = {int(w): float(v) for w, v in table.items()}
+    return LUT(float(obj["base"]), entries, {"format": "official-pkl"}, source)
+
+
+def load_pickle(path: str | os.PathLike) -> LUT:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise LUTError(f"{p}: cannot read ({e.strerror})") from None
+    try:
+        obj = _RestrictedUnpickler(io.BytesIO(data)).load()
+    except LUTError as e:
+        raise LUTError(f"{p}: {e}") from None
+    except Exception as e:  # truncated or not a pickle at all
+        raise LUTError(f"{p}: not a readable latency pickle ({type(e).__name__}: {e})") from None
+    return _from_mapping(obj, str(p))
+
+
+def load_json(path: str | os.PathLike) -> LUT:
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except OSError as e:
+        raise LUTError(f"{p}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise LUTError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise LUTError(f"{p}: not a {FORMAT} latency table (missing or wrong 'format')")
+    try:
+        entries = {}
+        for key, e in d["entries"].items():
+            lo, hi = e["widths"]
+            ms = e["ms"]
+            if len(ms) != hi - lo + 1:
+                raise LUTError(f"{p}: entry {key} lists {len(ms)} values for widths {lo}..{hi}")
+            entries[key] = {lo + i: float(v) for i, v in enumerate(ms)}
+        prov = dict(d.get("provenance", {}))
+        prov["measured_widths"] = {k: e["measured"] for k, e in d["entries"].items() if "measured" in e}
+        return LUT(float(d["base"]), entries, prov, str(p))
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, LUTError):
+            raise
+        raise LUTError(f"{p}: malformed {FORMAT} table ({type(e).__name__}: {e})") from None
+
+
+def load(path: str | os.PathLike) -> LUT:
+    """Load an official ``.pkl`` or our JSON (decided by content, not by name)."""
+    p = Path(path)
+    if not p.is_file():
+        raise LUTError(f"{p}: no such latency table")
+    head = p.read_bytes()[:1]
+    return load_pickle(p) if head == b"\x80" else load_json(p)
+
+
+# ----------------------------------------------------------------------------- expected latency
+
+
+def op_latencies(lut: LUT, space: SearchSpace, geom: LayerGeom, mids: Sequence[int]) -> list[float]:
+    """LUT latency of each candidate op of one layer at its current width (α order)."""
+    return [lut.ms(layer_key(space, geom, name), mid) for name, mid in zip(space.ops, mids)]
+
+
+def expected_latency(base, layer_probs, layer_lats, depth_probs=None, stage_sizes=None):
+    """Relaxed latency of the supernet (torch tensors in, a differentiable scalar out).
+
+    ``layer_probs`` / ``layer_lats``: one tensor per layer over its candidates (Eq. 4:
+    Σ_i u_i·LAT(op_i)).  With ``depth_probs`` (one tensor per stage over its depths 1..L) and
+    ``stage_sizes`` (layers per stage), Eq. 6: Σ_s Σ_d v_d · Σ_{l<=d} LAT(layer l).
+    """
+    per_layer = [(p * t).sum() for p, t in zip(layer_probs, layer_lats)]
+    if depth_probs is None:
+        return base + sum(per_layer)
+    total = base
+    start = 0
+    for v, n in zip(depth_probs, stage_sizes):
+        prefix, acc = [], 0.0
+        for lat in per_layer[start:start + n]:
+            acc = acc + lat
+            prefix.append(acc)
+        if v.numel() == n + 1:  # the stage may also vanish: depth 0 costs nothing
+            prefix = [0.0] + prefix
+        elif v.numel() != n:
+            raise ValueError(f"depth distribution of size {v.numel()} for a stage of {n} layers")
+        total = total + sum(v[i] * prefix[i] for i in range(v.numel()))
+        start += n
+    return total
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def measured_widths(lo: int, hi: int, step: int) -> list[int]:
+    """Every ``step``-th width from ``lo`` plus ``hi``: the points we time."""
+    ws = list(range(lo, hi + 1, step))
+    if ws[-1] != hi:
+        ws.append(hi)
+    return ws
+
+
+def interpolate(points: dict[int, float], lo: int, hi: int) -> dict[int, float]:
+    """Linear interpolation of measured ``points`` over every width ``lo..hi``."""
+    import numpy as np
+
+    xs = sorted(points)
+    ys = [points[x] for x in xs]
+    ws = np.arange(lo, hi + 1)
+    return {int(w): float(v) for w, v in zip(ws, np.interp(ws, xs, ys))}
+
+
+def environment(device: str, batch: int, threads: int | None) -> dict[str, Any]:
+    import torch
+
+    if device == "cuda":
+        name = torch.cuda.get_device_name(0)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return {
+        "device": device,
+        "device_name": name,
+        "batch_size": batch,
+        "threads": threads,
+        "torch": torch.__version__,
+        "cudnn": torch.backends.cudnn.version() if device == "cuda" else None,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def build(
+    space_name: str,
+    out: str | os.PathLike,
+    device: str = "cpu",
+    batch: int | None = None,
+    threads: int | None = 1,
+    step: int = 8,
+    warmup: int = 3,
+    repeats: int = 10,
+    keys: Iterable[str] | None = None,
+    progress: bool = True,
+    on_key: Callable[[str], None] | None = None,
+) -> LUT:
+    """Measure a LUT for ``space_name`` on this machine and write it to ``out`` (our JSON).
+
+    Times every ``step``-th width of every key (plus each key's maximum) and interpolates the
+    rest.  Partial results go to ``out + '.partial'`` after every key; running the same call
+    again resumes from there (it refuses a partial file made with other settings).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .ops import MBInvRes
+    from .space import BlockArgs
+    from .timing import DEFAULT_BATCH, cpu_threads, resolve_device, time_module
+
+    space = get_space(space_name)
+    dev = resolve_device(device)
+    batch = batch or DEFAULT_BATCH[device]
+    threads = threads if device == "cpu" else None
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    infos = space_keys(space)
+    if keys is not None:
+        wanted = list(keys)
+        unknown = [k for k in wanted if k not in infos]
+        if unknown:
+            raise LUTError(f"keys not in space {space_name}: {', '.join(unknown)}")
+        infos = {k: infos[k] for k in wanted}
+    settings = {"space": space.name, "device": device, "batch_size": batch, "threads": threads, "step": step,
+                "warmup": warmup, "repeats": repeats, "keys": sorted(infos)}
+    state: dict[str, Any] = {"settings": settings, "base": None, "points": {}}
+    if partial.exists():
+        prev = json.loads(partial.read_text())
+        if prev.get("settings") != settings:
+            raise LUTError(f"{partial} was made with other settings; delete it to start over")
+        state = prev
+
+    def save_partial() -> None:
+        atomic_write_text(partial, json.dumps(state))
+
+    todo = [k for k in infos if k not in state["points"]]
+    total_points = sum(len(measured_widths(i.lo, i.hi, step)) for k, i in infos.items() if k in todo)
+    bar = tqdm(total=total_points + (state["base"] is None), desc=f"LUT {space.name} on {device}",
+               unit="width", disable=not progress)
+    with cpu_threads(threads):
+        if state["base"] is None:
+            state["base"] = _time_base(space, dev, batch, warmup, repeats)
+            save_partial()
+            bar.update(1)
+        for key in todo:
+            info = infos[key]
+            pts = {}
+            x = torch.randn(batch, info.geom.cin, info.geom.in_hw, info.geom.in_hw, device=dev)
+            for w in measured_widths(info.lo, info.hi, step):
+                block = MBInvRes(BlockArgs(info.geom.cin, w, info.geom.cout, info.kernel, info.geom.stride,
+                                           info.se, info.geom.act, info.geom.in_hw)).to(dev)
+                pts[w] = time_module(block, x, warmup=warmup, repeats=repeats).median_ms
+                bar.update(1)
+            state["points"][key] = {str(w): v for w, v in pts.items()}
+            save_partial()
+            if on_key:
+                on_key(key)
+    bar.close()
+    entries, measured = {}, {}
+    for key, info in infos.items():
+        pts = {int(w): v for w, v in state["points"][key].items()}
+        entries[key] = interpolate(pts, info.lo, info.hi)
+        measured[key] = sorted(pts)
+    prov = environment(device, batch, threads)
+    prov.update({"space": space.name, "step": step, "warmup": warmup, "repeats": repeats, "statistic": "median",
+                 "interpolation": "linear between measured widths", "measured_widths": measured,
+                 "base_covers": "stem conv + stage-2 block + 1x1 head conv + global pool + fc (1000 classes)"})
+    lut = LUT(state["base"], entries, prov, str(out))
+    lut.save(out)
+    partial.unlink(missing_ok=True)
+    return lut
+
+
+def _time_base(space: SearchSpace, dev, batch: int, warmup: int, repeats: int) -> float:
+    """Time the fixed parts: stem, stage-2 block, 1x1 head conv, pool and classifier."""
+    import torch
+    from torch import nn
+
+    from .ops import MBInvRes, conv_bn_act
+    from .space import BlockArgs
+    from .timing import time_module
+
+    s1, s2, s8, s9 = space.stage(1), space.stage(2), space.stage(8), space.stage(9)
+    b2 = space.stage2
+
+    class Stem(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = conv_bn_act(3, s1.out_chs, 3, 2, s1.act)
+            self.block = MBInvRes(BlockArgs(s1.out_chs, b2.mid, s2.out_chs, b2.kernel, 1, b2.se, s2.act, s2.in_hw))
+
+        def forward(self, x):
+            return self.block(self.stem(x))
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv_bn_act(s8.out_chs, s9.out_chs, 1, 1, s9.act)
+            self.fc = nn.Linear(s9.out_chs, 1000)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).mean((2, 3)))
+
+    stem = time_module(Stem().to(dev), torch.randn(batch, 3, 224, 224, device=dev), warmup, repeats).median_ms
+    head = time_module(Head().to(dev), torch.randn(batch, s8.out_chs, s9.in_hw, s9.in_hw, device=dev),
+                       warmup, repeats).median_ms
+    return stem + head

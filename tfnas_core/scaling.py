@@ -1,0 +1,144 @@
+"""Elasticity scaling (paper Sec. 3.3 "Rethinking Width-level Freedom", Algorithm 1, Appendix C).
+
+Reproduces the released code's behaviour (OFFICIAL_IMPLEMENTATION_FACTS, "Elasticity scaling"):
+
+* above the target: one global *shrink* over stages 3-8, then *expansions* restricted to stages
+  4-8, 5-8, 6-8, 7-8 and 8;
+* below the target: one global *expansion* over stages 3-8, then the same restricted expansions;
+* exactly at the target: nothing.
+
+One pass over a set of layers fixes each layer's step at ``round(mid / m_min)`` (Python's
+``round``, as the original), ``m_min`` the smallest current width among them, and moves every
+layer by its step, clipped to its bounds (``[max // 2, max]`` by default), until the latency
+crosses the target or every layer is at a bound.  A shrink returns the first widths strictly
+below the target (or the clipped widths); an expansion returns the last widths whose successor
+was tried - so when every layer hits its upper bound during an expansion, the clipped widths
+are *not* taken, exactly as the original.
+
+``rank_channels`` is the channel-selection rule used with it (L1 norm of depthwise filters).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .arch import Spec
+from .latency import LUT
+from .space import SEARCHABLE_STAGES
+
+Bounds = Callable[[int], tuple[int, int]]
+
+
+def official_bounds(max_width: int) -> tuple[int, int]:
+    """The released code's bounds: ``[max // 2, max]`` (equal to the op's width range)."""
+    return max_width // 2, max_width
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    spec: Spec
+    lut_ms_before: float
+    lut_ms_after: float
+    target_ms: float
+    met: bool  # latency after scaling is at or under the target
+    message: str
+
+    def to_dict(self) -> dict:
+        return {
+            "spec": self.spec.to_dict(),
+            "lut_ms_before": self.lut_ms_before,
+            "lut_ms_after": self.lut_ms_after,
+            "target_ms": self.target_ms,
+            "met": self.met,
+            "message": self.message,
+        }
+
+
+class _Net:
+    """Flat view of a derived net for fast repeated latency evaluation."""
+
+    def __init__(self, spec: Spec, lut: LUT, bounds: Bounds):
+        from .latency import layer_key
+
+        space = spec.search_space
+        self.keys, self.stage, self.lo, self.hi = [], [], [], []
+        where = []
+        for geom, layer in spec.layers():
+            op = space.op(layer.op)
+            lo, hi = bounds(op.max_width(geom.cin))
+            self.keys.append(layer_key(space, geom, layer.op))
+            self.stage.append(geom.stage)
+            self.lo.append(lo)
+            self.hi.append(hi)
+            where.append(f"stage {geom.stage} layer {geom.index} ({layer.op})")
+        self.lut = lut
+        # Fail early (with the layer named) if the LUT lacks a key or a width we may visit.
+        for k, lo, hi, w in zip(self.keys, self.lo, self.hi, where):
+            lut.ms(k, lo, w)
+            lut.ms(k, hi, w)
+
+    def latency(self, mids: list[int]) -> float:
+        return self.lut.base + sum(self.lut.entries[k][m] for k, m in zip(self.keys, mids))
+
+
+def _pass(net: _Net, mids: list[int], layers: list[int], expand: bool, target: float) -> list[int]:
+    """One shrink or expansion pass over ``layers`` (indices into ``mids``)."""
+    if not layers:
+        return mids
+    m_min = min(mids[i] for i in layers)
+    steps = {i: round(mids[i] / m_min) for i in layers}
+    cur = list(mids)
+    new = list(mids)
+    new_lat = net.latency(new)
+    unfinished = True
+    while unfinished and (new_lat <= target if expand else new_lat >= target):
+        cur = new
+        new = list(cur)
+        unfinished = False
+        for i in layers:
+            v = cur[i] + steps[i] if expand else cur[i] - steps[i]
+            v = min(max(v, net.lo[i]), net.hi[i])
+            new[i] = v
+            if net.lo[i] < v < net.hi[i]:
+                unfinished = True
+        new_lat = net.latency(new)
+    return cur if expand else new
+
+
+def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_bounds) -> ScaleResult:
+    """Shrink/expand the widths of a derived net toward ``target_ms`` under ``lut``."""
+    if not target_ms > 0:
+        raise ValueError(f"target latency must be positive, got {target_ms}")
+    net = _Net(spec, lut, bounds)
+    mids = list(spec.mids)
+    for i, m in enumerate(mids):
+        if not net.lo[i] <= m <= net.hi[i]:
+            raise ValueError(f"layer {i}: width {m} outside the scaling bounds [{net.lo[i]}, {net.hi[i]}]")
+    before = net.latency(mids)
+    if before != target_ms:
+        in_stages = lambda first: [i for i, s in enumerate(net.stage) if s >= first]  # noqa: E731
+        mids = _pass(net, mids, in_stages(SEARCHABLE_STAGES[0]), expand=before < target_ms, target=target_ms)
+        for first in SEARCHABLE_STAGES[1:]:
+            mids = _pass(net, mids, in_stages(first), expand=True, target=target_ms)
+    after = net.latency(mids)
+    met = after <= target_ms
+    if met:
+        msg = f"scaled {before:.3f} -> {after:.3f} ms (target {target_ms:.3f} ms)"
+    else:
+        at_lo = all(m <= lo for m, lo in zip(mids, net.lo))
+        msg = (f"target {target_ms:.3f} ms cannot be met: {after:.3f} ms with "
+               + ("every layer at its lower width bound" if at_lo else "the widths scaling reached"))
+    return ScaleResult(spec.with_mids(mids), before, after, float(target_ms), met, msg)
+
+
+def rank_channels(depthwise_weight) -> "torch.Tensor":  # noqa: F821
+    """Channel order by importance: L1 norm of each depthwise filter, descending (Appendix C).
+
+    ``depthwise_weight`` has shape ``(mid, 1, k, k)``; keep the first ``mid'`` indices of the
+    result to shrink to ``mid'``.  The same indices select the expand conv's outputs, the
+    project conv's inputs and the SE convs' channels.  Ties keep the lower index first.
+    """
+    import torch
+
+    imp = depthwise_weight.detach().abs().flatten(1).sum(1)
+    return torch.sort(imp, descending=True, stable=True).indices
