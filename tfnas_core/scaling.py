@@ -122,7 +122,11 @@ def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_boun
             mids = _pass(net, mids, in_stages(first), expand=True, target=target_ms)
     after = net.latency(mids)
     met = after <= target_ms
-    if met:
+    widest = net.latency(net.hi)
+    if met and widest <= target_ms:
+        msg = (f"scaled {before:.3f} -> {after:.3f} ms; the target {target_ms:.3f} ms is out of reach from below: "
+               f"every layer at its upper width bound gives only {widest:.3f} ms")
+    elif met:
         msg = f"scaled {before:.3f} -> {after:.3f} ms (target {target_ms:.3f} ms)"
     else:
         at_lo = all(m <= lo for m, lo in zip(mids, net.lo))

@@ -1,0 +1,82 @@
+"""The command lines our checks call, including bad input (exit 2, one line on stderr)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tfnas_core import zoo
+from tfnas_core.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "tfnas_core", *args], capture_output=True, text=True)
+
+
+def test_profile_json(tmp_path, official_lut, capsys):
+    spec = tmp_path / "b.json"
+    spec.write_text(zoo.load("TF-NAS-B").to_json())
+    assert main(["profile", str(spec), "--lut", official_lut.source, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["flops_m"] == pytest.approx(361, abs=0.5)
+    assert out["lut_ms"] == pytest.approx(14.99, abs=0.015)
+    assert 5 < out["params_m"] < 10
+
+
+def test_scale_json(tmp_path, official_lut, capsys):
+    spec = tmp_path / "a.json"
+    spec.write_text(zoo.load("TF-NAS-A").to_json())
+    assert main(["scale", str(spec), "--lut", official_lut.source, "--target-ms", "15", "--json",
+                 "--out", str(tmp_path / "scaled.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["met"] is True and out["lut_ms_after"] <= 15 < out["lut_ms_before"]
+    assert json.loads((tmp_path / "scaled.json").read_text())["stages"] == out["spec"]["stages"]
+
+
+def test_zoo_json(official_lut, capsys):
+    assert main(["zoo", "--lut", official_lut.source, "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert len(rows) == 12
+    assert rows["TF-NAS-C"]["lut_ms"] == pytest.approx(12.03, abs=0.015)
+    assert rows["TF-NAS-MBV2-A"]["lut_ms"] is None and "no entry" in rows["TF-NAS-MBV2-A"]["lut_note"]
+    assert "note" in rows["TF-NAS-A-wose"]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["profile", "missing.json"], "no such spec file"),
+        (["profile", "zoo:TF-NAS-Z"], "unknown published architecture"),
+        (["profile", "zoo:TF-NAS-B", "--lut", "missing.pkl"], "no such latency table"),
+        (["scale", "zoo:TF-NAS-B", "--lut", "missing.pkl", "--target-ms", "15"], "no such latency table"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, needle):
+    r = run(*args)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and needle in r.stderr and r.stdout == ""
+
+
+def test_bad_op_and_width(tmp_path):
+    d = zoo.load("TF-NAS-B").to_dict()
+    d["stages"][2][1]["op"] = "k7_e6"
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(d))
+    r = run("profile", str(p))
+    assert r.returncode == 2 and "stages[2][1].op: unknown op 'k7_e6'" in r.stderr
+    d = zoo.load("TF-NAS-B").to_dict()
+    d["stages"][2][1]["mid"] = 5
+    p.write_text(json.dumps(d))
+    r = run("profile", str(p))
+    assert r.returncode == 2 and "stages[2][1].mid: width 5 outside" in r.stderr
+
+
+def test_lut_missing_key_exits_2(official_lut):
+    r = run("profile", "zoo:TF-NAS-MBV2-A", "--lut", official_lut.source)
+    assert r.returncode == 2 and "no entry for key MBInvertedResBlock_112_16_0_24_k5_s2_relu6" in r.stderr
+
+
+def test_scale_writes_nothing_on_bad_input(tmp_path):
+    out = tmp_path / "never.json"
+    r = run("scale", "zoo:TF-NAS-B", "--lut", str(tmp_path / "nope.pkl"), "--target-ms", "15", "--out", str(out))
+    assert r.returncode == 2 and not out.exists()
