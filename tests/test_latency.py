@@ -123,12 +123,25 @@ def test_build_measures_interpolates_and_resumes(tmp_path):
         latency.build("tfnas", out, keys=keys, step=32, repeats=2, warmup=1, progress=False)
     lut = latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False)
     assert not (tmp_path / "lut.json.partial").exists()
-    assert {str(w): lut.entries[keys[0]][w] for w in map(int, first)} == pytest.approx(first)
+    assert {str(w): v for w, v in lut.measured[keys[0]].items()} == pytest.approx(first)  # resumed, not re-timed
     assert min(lut.entries[keys[1]]) == 224 and max(lut.entries[keys[1]]) == 448  # e3_se at cin 112
     assert min(lut.entries[keys[0]]) == 384 and max(lut.entries[keys[0]]) == 1536  # no-SE key: e3 and e6
     assert all(v > 0 for v in lut.entries[keys[0]].values()) and lut.base > 0
     again = latency.load(out)
     assert again.provenance["batch_size"] == 1 and again.provenance["threads"] == 1
-    assert again.provenance["measured_widths"][keys[0]] == [384, 448, 512, 576, 640, 704, 768, 832, 896, 960,
-                                                           1024, 1088, 1152, 1216, 1280, 1344, 1408, 1472, 1536]
+    assert sorted(again.measured[keys[0]]) == [384, 448, 512, 576, 640, 704, 768, 832, 896, 960,
+                                               1024, 1088, 1152, 1216, 1280, 1344, 1408, 1472, 1536]
+    assert again.provenance["fit"] == "linear"
     assert "torch" in again.provenance and "date" in again.provenance
+    interp = again.refit("interp")
+    assert all(interp.entries[keys[0]][w] == pytest.approx(v, abs=1e-6) for w, v in again.measured[keys[0]].items())
+
+
+def test_linear_fit_ignores_a_timing_spike():
+    pts = {w: 0.01 * w + 0.5 for w in range(32, 129, 8)}
+    pts[64] = 50.0  # a spike from a busy machine
+    t = latency.fit_points(pts, 32, 128, "linear")
+    assert t[64] == pytest.approx(0.01 * 64 + 0.5, abs=1e-6) and t[100] == pytest.approx(1.5, abs=1e-6)
+    assert latency.fit_points(pts, 32, 128, "interp")[64] == 50.0
+    with pytest.raises(ValueError, match="unknown LUT fit"):
+        latency.fit_points(pts, 32, 128, "cubic")

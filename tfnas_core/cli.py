@@ -115,8 +115,8 @@ def cmd_lut_build(a: argparse.Namespace) -> None:
     from . import latency
 
     lut = latency.build(a.space, a.out, device=a.device, batch=a.batch, threads=a.threads, step=a.step,
-                        warmup=a.warmup, repeats=a.repeats, progress=not a.quiet)
-    n = sum(len(v) for v in lut.provenance["measured_widths"].values())
+                        warmup=a.warmup, repeats=a.repeats, progress=not a.quiet, fit=a.fit)
+    n = sum(len(v) for v in lut.measured.values())
     print(f"wrote {a.out}: {len(lut.entries)} keys, {n} widths measured, base {lut.base:.3f} ms")
 
 
@@ -127,7 +127,7 @@ def cmd_lut_show(a: argparse.Namespace) -> None:
     lut = latency.load(a.lut)
     missing = lut.check_covers(get_space(a.space))
     out = {"source": lut.source, "base_ms": lut.base, "keys": len(lut.entries),
-           "provenance": {k: v for k, v in lut.provenance.items() if k != "measured_widths"},
+           "provenance": lut.provenance,
            "covers_space": a.space if not missing else None, "missing": missing}
     _print(out, a.json, json.dumps(out, indent=1))
 
@@ -168,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--step", type=int, default=8, help="measure every STEP-th width, interpolate the rest")
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--repeats", type=int, default=30, help="timed runs per width (median kept)")
+    b.add_argument("--fit", default="linear", choices=["linear", "interp"],
+                   help="fill unmeasured widths by a robust per-key line (default) or piecewise-linear")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_lut_build)
     s = lsub.add_parser("show", help="provenance and coverage of a LUT")

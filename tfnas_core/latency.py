@@ -86,6 +86,7 @@ class LUT:
     entries: dict[str, dict[int, float]]
     provenance: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    measured: dict[str, dict[int, float]] = field(default_factory=dict)  # timed points, where known
 
     def ms(self, key: str, mid: int, where: str = "") -> float:
         table = self.entries.get(key)
@@ -127,15 +128,25 @@ class LUT:
         entries = {}
         for key, table in self.entries.items():
             lo, hi = min(table), max(table)
-            measured = self.provenance.get("measured_widths", {}).get(key)
             entries[key] = {"widths": [lo, hi], "ms": [round(table[w], 6) for w in range(lo, hi + 1)]}
-            if measured is not None:
-                entries[key]["measured"] = measured
-        prov = {k: v for k, v in self.provenance.items() if k != "measured_widths"}
-        return {"format": FORMAT, "provenance": prov, "base": round(self.base, 6), "entries": entries}
+            if key in self.measured:
+                entries[key]["measured"] = {str(w): round(v, 6) for w, v in sorted(self.measured[key].items())}
+        return {"format": FORMAT, "provenance": self.provenance, "base": round(self.base, 6), "entries": entries}
+
+    def refit(self, fit: str) -> "LUT":
+        """The same measurements with the entries recomputed by another ``fit`` (see ``fit_points``)."""
+        if not self.measured:
+            raise LUTError(f"LUT {self.source} holds no measured points to refit")
+        entries = {k: fit_points(pts, min(self.entries[k]), max(self.entries[k]), fit) for k, pts in self.measured.items()}
+        return LUT(self.base, entries, {**self.provenance, "fit": fit}, self.source, self.measured)
 
     def save(self, path: str | os.PathLike) -> Path:
-        return atomic_write_text(Path(path), json.dumps(self.to_json_dict(), indent=1) + "\n")
+        """Write our JSON atomically, one key per line (readable diffs, ~0.5 MB for a space)."""
+        d = self.to_json_dict()
+        head = {k: v for k, v in d.items() if k != "entries"}
+        body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in d["entries"].items())
+        text = json.dumps(head, indent=1)[:-2] + ',\n "entries": {\n' + body + "\n }\n}\n"
+        return atomic_write_text(Path(path), text)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -212,9 +223,9 @@ def load_json(path: str | os.PathLike) -> LUT:
             if len(ms) != hi - lo + 1:
                 raise LUTError(f"{p}: entry {key} lists {len(ms)} values for widths {lo}..{hi}")
             entries[key] = {lo + i: float(v) for i, v in enumerate(ms)}
-        prov = dict(d.get("provenance", {}))
-        prov["measured_widths"] = {k: e["measured"] for k, e in d["entries"].items() if "measured" in e}
-        return LUT(float(d["base"]), entries, prov, str(p))
+        measured = {k: {int(w): float(v) for w, v in e["measured"].items()}
+                    for k, e in d["entries"].items() if "measured" in e}
+        return LUT(float(d["base"]), entries, dict(d.get("provenance", {})), str(p), measured)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, LUTError):
             raise
@@ -275,6 +286,35 @@ def measured_widths(lo: int, hi: int, step: int) -> list[int]:
     return ws
 
 
+FITS = ("linear", "interp")
+
+
+def fit_points(points: dict[int, float], lo: int, hi: int, fit: str = "linear") -> dict[int, float]:
+    """Fill every width ``lo..hi`` from timed ``points``.
+
+    ``"linear"`` (default, the official tables' style: "a linear fit per key"): a least-squares
+    line, refitted once without the points whose residual exceeds 3x the median residual (timing
+    spikes from a busy machine).  ``"interp"``: piecewise-linear through every timed point.
+    """
+    import numpy as np
+
+    if fit == "interp":
+        return interpolate(points, lo, hi)
+    if fit != "linear":
+        raise ValueError(f"unknown LUT fit {fit!r}; known: {', '.join(FITS)}")
+    xs = np.array(sorted(points), dtype=float)
+    ys = np.array([points[int(x)] for x in xs])
+    if len(xs) < 2:
+        return {w: float(ys[0]) for w in range(lo, hi + 1)}
+    coef = np.polyfit(xs, ys, 1)
+    res = np.abs(ys - np.polyval(coef, xs))
+    keep = res <= 3 * np.median(res) + 1e-9
+    if keep.sum() >= 2 and not keep.all():
+        coef = np.polyfit(xs[keep], ys[keep], 1)
+    ws = np.arange(lo, hi + 1)
+    return {int(w): float(v) for w, v in zip(ws, np.polyval(coef, ws))}
+
+
 def interpolate(points: dict[int, float], lo: int, hi: int) -> dict[int, float]:
     """Linear interpolation of measured ``points`` over every width ``lo..hi``."""
     import numpy as np
@@ -323,12 +363,13 @@ def build(
     repeats: int = 30,
     keys: Iterable[str] | None = None,
     progress: bool = True,
+    fit: str = "linear",
     on_key: Callable[[str], None] | None = None,
 ) -> LUT:
     """Measure a LUT for ``space_name`` on this machine and write it to ``out`` (our JSON).
 
-    Times every ``step``-th width of every key (plus each key's maximum) and interpolates the
-    rest.  Partial results go to ``out + '.partial'`` after every key; running the same call
+    Times every ``step``-th width of every key (plus each key's maximum) and fills the rest by
+    ``fit`` (see ``fit_points``); the timed points are kept in the file beside the entries.  Partial results go to ``out + '.partial'`` after every key; running the same call
     again resumes from there (it refuses a partial file made with other settings).
     """
     import torch
@@ -386,16 +427,17 @@ def build(
             if on_key:
                 on_key(key)
     bar.close()
+    if fit not in FITS:
+        raise ValueError(f"unknown LUT fit {fit!r}; known: {', '.join(FITS)}")
     entries, measured = {}, {}
     for key, info in infos.items():
-        pts = {int(w): v for w, v in state["points"][key].items()}
-        entries[key] = interpolate(pts, info.lo, info.hi)
-        measured[key] = sorted(pts)
+        measured[key] = {int(w): v for w, v in state["points"][key].items()}
+        entries[key] = fit_points(measured[key], info.lo, info.hi, fit)
     prov = environment(device, batch, threads)
     prov.update({"space": space.name, "step": step, "warmup": warmup, "repeats": repeats, "statistic": "median",
-                 "interpolation": "linear between measured widths", "measured_widths": measured,
+                 "fit": fit,
                  "base_covers": "stem conv + stage-2 block + 1x1 head conv + global pool + fc (1000 classes)"})
-    lut = LUT(state["base"], entries, prov, str(out))
+    lut = LUT(state["base"], entries, prov, str(out), measured)
     lut.save(out)
     partial.unlink(missing_ok=True)
     return lut
