@@ -1,0 +1,86 @@
+"""Latency objectives C(LAT) of the arch step (paper Eq. 1/7, Eq. 9, Table 5).
+
+The arch loss is ``CE + C(LAT)`` with ``LAT`` the relaxed expected latency (Eq. 4/6) in ms.
+Every objective has the signature ``fn(lat, target, lam, ...) -> tensor`` (pure, differentiable
+in ``lat``):
+
+* ``'abs'`` (default) - what the released code optimises and what produced the paper's
+  numbers: ``λ · |LAT / target − 1|``.  It also pushes *up* toward the target when the
+  architecture is faster than it.
+* ``'eq9'`` - the paper's Eq. 9: ``λ · max(LAT / target − 1, 0)``: a one-sided hinge, zero (and
+  zero gradient) at or under the target.
+* ``'c1'`` - FBNet-style (Table 5 "C1"): ``λ1 · (log LAT)^λ2``; no target.  (FBNet itself
+  multiplies the cross-entropy by this factor; Table 5 / Eq. 7 add it, as here.)  Needs
+  ``LAT > 1`` ms for a non-integer ``λ2``.
+* ``'c2'`` - ProxylessNAS-style (Table 5 "C2"): ``λ1 · LAT``; no target.
+
+λ = 0.1 is the paper's choice for its own objective (Appendix, Tab. 13).  The paper tuned the
+C1/C2 hyper-parameters per target and does not list them; the defaults below (λ1 = 0.2,
+λ2 = 0.6 for C1, λ1 = 0.1 for C2) are starting points, not the paper's values.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+DEFAULT_LAMBDA = 0.1
+
+
+def _t(lat) -> torch.Tensor:
+    return lat if isinstance(lat, torch.Tensor) else torch.as_tensor(float(lat))
+
+
+def _check_target(target: float) -> float:
+    if target is None or not float(target) > 0:
+        raise ValueError(f"target latency must be positive, got {target}")
+    return float(target)
+
+
+def abs_objective(lat, target: float, lam: float = DEFAULT_LAMBDA) -> torch.Tensor:
+    """Released code: ``λ · |LAT / target − 1|`` (the default)."""
+    return lam * torch.abs(_t(lat) / _check_target(target) - 1.0)
+
+
+def eq9(lat, target: float, lam: float = DEFAULT_LAMBDA) -> torch.Tensor:
+    """Paper Eq. 9: ``λ · max(LAT / target − 1, 0)``."""
+    return lam * torch.clamp(_t(lat) / _check_target(target) - 1.0, min=0.0)
+
+
+def c1(lat, target: float | None = None, lam: float = 0.2, lam2: float = 0.6) -> torch.Tensor:
+    """FBNet-style ``λ1 · (log LAT)^λ2`` (Table 5 "C1"); ``target`` is ignored."""
+    return lam * torch.log(_t(lat)).pow(lam2)
+
+
+def c2(lat, target: float | None = None, lam: float = 0.1) -> torch.Tensor:
+    """ProxylessNAS-style ``λ1 · LAT`` (Table 5 "C2"); ``target`` is ignored."""
+    return lam * _t(lat)
+
+
+OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {
+    "abs": abs_objective,
+    "eq9": eq9,
+    "c1": c1,
+    "c2": c2,
+}
+DEFAULT_OBJECTIVE = "abs"
+
+
+def get_objective(name: str) -> Callable[..., torch.Tensor]:
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ValueError(f"unknown latency objective {name!r}; known: {', '.join(OBJECTIVES)}") from None
+
+
+def latency_loss(lat, target: float | None, name: str = DEFAULT_OBJECTIVE, lam: float | None = None,
+                 **kw) -> torch.Tensor:
+    """``C(LAT)`` under the named objective; ``lam=None`` keeps the objective's default λ."""
+    fn = get_objective(name)
+    if lam is not None:
+        kw["lam"] = lam
+    return fn(lat, target, **kw)
+
+
+__all__ = ["DEFAULT_LAMBDA", "DEFAULT_OBJECTIVE", "OBJECTIVES", "abs_objective", "c1", "c2", "eq9",
+           "get_objective", "latency_loss"]
