@@ -98,14 +98,14 @@ def cmd_zoo(a: argparse.Namespace) -> None:
     if a.json:
         print(json.dumps(rows, indent=1))
         return
-    hdr = f"{'architecture':15s} {'space':10s} {'depths':11s} {'FLOPs':>8s} {'paper':>6s} {'diff':>6s} {'params':>7s} {'LUT ms':>8s} {'paper LUT':>9s}"
+    hdr = f"{'architecture':15s} {'space':10s} {'depths':11s} {'FLOPs':>8s} {'paper':>6s} {'diff':>6s} {'params':>7s} {'LUT ms':>8s} {'paper GPU LUT':>13s}"
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         lut_ms = "-" if r["lut_ms"] is None else f"{r['lut_ms']:.3f}"
         plut = "-" if r["paper_gpu_lut_ms"] is None else f"{r['paper_gpu_lut_ms']:.2f}"
         print(f"{r['name']:15s} {r['space']:10s} {r['depths']:11s} {r['flops_m']:8.2f} {r['paper_flops_m']:6.0f} "
-              f"{r['flops_diff_m']:+6.2f} {r['params_m']:7.3f} {lut_ms:>8s} {plut:>9s}")
+              f"{r['flops_diff_m']:+6.2f} {r['params_m']:7.3f} {lut_ms:>8s} {plut:>13s}")
     for r in rows:
         if "note" in r:
             print(f"note: {r['name']}: {r['note']}")
@@ -177,6 +177,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"])
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_lut_show)
+    from .cli_train import add_train_measure_parsers; add_train_measure_parsers(sub)  # noqa: E702
     return p
 
 

@@ -1,0 +1,142 @@
+"""The run store: every search or retraining keyed by a stable hash of its resolved config.
+
+A run lives in ``ROOT/<hash>/`` with its ``config.json``, records, checkpoints and results.
+Notebooks ask the store for the runs they need: a finished run is reused (Table 3's
+bi-sampling run *is* Table 4's sink-connecting run when their configs agree), an interrupted one
+resumes (the runner finds its checkpoint in the same folder), a missing one is started.  A file
+lock per run keeps two processes (``make -j``) from running the same run at once.
+
+``write_table`` writes result tables atomically (CSV and Markdown, temp file + rename), so an
+interrupted notebook never leaves a half-written table.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from .arch import atomic_write_text
+
+DEFAULT_ROOT = Path(os.environ.get("TFNAS_RUNS", "runs"))
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(kind: str, cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
+    """12 hex digits of SHA-256 over ``kind`` and the config without the ``ignore`` keys.
+
+    Key order and float formatting do not matter (canonical JSON); every other change does.
+    """
+    skip = set(ignore)
+    body = {k: v for k, v in cfg.items() if k not in skip}
+    return hashlib.sha256(canonical_json({"kind": kind, "config": body}).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Run:
+    kind: str
+    key: str
+    path: Path
+    done_file: str
+
+    @property
+    def done(self) -> bool:
+        return (self.path / self.done_file).is_file()
+
+    @property
+    def status(self) -> str:
+        if self.done:
+            return "done"
+        return "partial" if self.path.exists() else "absent"
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class RunStore:
+    """Runs under ``root`` (default ``runs/``, or ``$TFNAS_RUNS``)."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else DEFAULT_ROOT
+
+    def run(self, kind: str, cfg: Mapping[str, Any], done_file: str, ignore: Iterable[str] = ()) -> Run:
+        key = config_hash(kind, cfg, ignore)
+        return Run(kind, key, self.root / key, done_file)
+
+    def get_or_run(
+        self,
+        kind: str,
+        cfg: Mapping[str, Any],
+        runner: Callable[[Path], Any],
+        done_file: str,
+        ignore: Iterable[str] = (),
+    ) -> Run:
+        """Reuse the finished run for ``cfg``, or run (resume) it with ``runner(path)``.
+
+        The runner must write ``done_file`` last (atomically) and resume from whatever it left
+        in ``path`` before.  ``store.json`` in the run folder records kind and hash.
+        """
+        run = self.run(kind, cfg, done_file, ignore)
+        if run.done:
+            return run
+        with _locked(run.path):
+            if not run.done:  # another process may have finished it while we waited
+                atomic_write_text(run.path / "store.json",
+                                  json.dumps({"kind": kind, "key": run.key, "config": dict(cfg)}, indent=1,
+                                             default=str) + "\n")
+                runner(run.path)
+                if not run.done:
+                    raise RuntimeError(f"run {run.key} ({kind}) finished without writing {done_file}")
+        return run
+
+    def index(self) -> list[dict[str, Any]]:
+        """Every run in the store: key, kind, status and its config."""
+        rows = []
+        if not self.root.exists():
+            return rows
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            meta_path = d / "store.json"
+            if not meta_path.is_file():
+                continue
+            meta = json.loads(meta_path.read_text())
+            rows.append({"key": d.name, "kind": meta.get("kind"), "path": str(d), "config": meta.get("config", {})})
+        return rows
+
+
+def write_table(df, stem: str | os.PathLike, floatfmt: str = ".2f") -> tuple[Path, Path]:
+    """Write ``df`` as ``stem.csv`` and ``stem.md``, each atomically."""
+    stem = Path(stem)
+    csv = atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False))
+    md = atomic_write_text(stem.with_suffix(".md"), _markdown(df, floatfmt) + "\n")
+    return csv, md
+
+
+def _markdown(df, floatfmt: str) -> str:
+    """A pipe table without the optional ``tabulate`` dependency."""
+    def cell(v: Any) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return "-"
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    return "\n".join(lines)
