@@ -1,0 +1,55 @@
+"""Figure data from search records: op shares (Fig. 2), bands (Fig. 4/5), files written."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from tfnas_core import plots
+
+OPS = ["a", "b", "c"]
+
+
+def _records():
+    rows = []
+    derived = ["a", "a", "b", "a", "c", "a"]
+    for e, op in enumerate(derived, start=1):
+        rows.append({"epoch": e, "phase": "warmup" if e <= 2 else "search", "derived_ops": [op, "b"],
+                     "lut_ms_after": 10 + e, "val_acc": 10 * e})
+    return pd.DataFrame(rows)
+
+
+def test_op_shares_count_derivations_after_each_search_epoch():
+    s = plots.op_shares(_records(), 0, OPS)
+    assert list(s.index) == [3, 4, 5, 6]
+    assert s.loc[3].tolist() == [0.0, 100.0, 0.0]
+    assert s.loc[6].tolist() == pytest.approx([50.0, 25.0, 25.0])
+    assert (s.sum(axis=1).round(6) == 100).all()
+    all_epochs = plots.op_shares(_records(), 0, OPS, search_only=False)
+    assert all_epochs.loc[6, "a"] == pytest.approx(100 * 4 / 6)
+
+
+def test_collapse_summary():
+    summ = plots.collapse_summary(_records(), [0, 1], OPS)
+    assert summ[0] == {"top_op": "a", "top_share": 50.0, "distinct_ops": 3}
+    assert summ[1]["top_share"] == 100.0 and summ[1]["distinct_ops"] == 1
+
+
+def test_band_over_runs_of_different_length():
+    b = plots.band([[1, 2, 3], [3, 4, 5, 6]])
+    assert b["mean"].tolist() == [2, 3, 4] and b["min"].tolist() == [1, 2, 3] and b["max"].tolist() == [3, 4, 5]
+
+
+def test_figures_are_written_as_png_and_pdf(tmp_path):
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    plots.stacked_shares(axes[0], plots.op_shares(_records(), 0, OPS), "layer 12")
+    plots.curves(axes[1], {"run": ([1, 2], [3, 4])}, "acc", "%")
+    plots.banded(axes[2], {"ES": plots.band([[1, 2], [2, 3]])}, "latency", "ms", target=1.5)
+    paths = plots.save_figure(fig, tmp_path / "figs" / "fig")
+    plt.close(fig)
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+    with pytest.raises(FileNotFoundError, match="no search records"):
+        plots.load_records(tmp_path)
