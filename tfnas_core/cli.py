@@ -177,7 +177,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"])
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_lut_show)
-    from .cli_train import add_train_measure_parsers; add_train_measure_parsers(sub)  # noqa: E702
+    from .cli_train import add_train_measure_parsers
+
+    add_train_measure_parsers(sub)
     return p
 
 

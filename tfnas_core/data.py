@@ -1,0 +1,283 @@
+"""Data for retraining: ImageNet (paper), Fashion-MNIST (mini), synthetic (smoke).
+
+The paper retrains on ImageNet with random-resized crop + horizontal flip (Appendix B); the
+evaluation view is resize 256 / centre crop 224.  Small datasets are held whole in memory as
+``uint8`` tensors and augmented a batch at a time with tensor ops (``augment``): on a CPU the
+per-image PIL pipeline of a ``DataLoader`` would cost more than the network.
+
+Sharding follows ``torch.utils.data.DistributedSampler`` for training (a permutation by
+``seed + epoch``, split over ranks); validation is split ``rank::world`` without padding so the
+all-reduced metrics count every image exactly once.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
+
+FMNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian dataset-fashion-mnist
+FMNIST_MEAN, FMNIST_STD = (0.2860,), (0.3530,)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+_FMNIST_FILES = {
+    "train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte",
+}
+
+
+class DataError(ValueError):
+    """A dataset that cannot be found or read; the message says where we looked."""
+
+
+# ----------------------------------------------------------------------------- raw arrays
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (``.gz`` or plain): the big-endian format of (Fashion-)MNIST."""
+    path = Path(path)
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).copy()  # writable, owns its memory
+    if data.size != math.prod(dims):
+        raise DataError(f"{path}: header says {dims}, file holds {data.size} bytes")
+    return data.reshape(dims)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def fashion_mnist(root: str | Path | None = None, download_to: str | Path = "data") -> dict[str, torch.Tensor]:
+    """Fashion-MNIST as uint8 tensors ``train_x [60000,1,28,28]``, ``train_y``, ``test_x``, ``test_y``.
+
+    Looks in ``root`` (if given), the Debian package's folder and ``download_to/FashionMNIST/raw``;
+    otherwise torchvision downloads it into ``download_to``.
+    """
+    looked = [Path(root)] if root else []
+    looked += [FMNIST_SYSTEM_DIR, Path(download_to) / "FashionMNIST" / "raw"]
+    for folder in looked:
+        paths = {k: _find_idx(folder, stem) for k, stem in _FMNIST_FILES.items()}
+        if all(paths.values()):
+            arrays = {k: read_idx(p) for k, p in paths.items()}
+            return _fmnist_tensors(arrays)
+    try:
+        from torchvision.datasets import FashionMNIST
+
+        train = FashionMNIST(str(download_to), train=True, download=True)
+        test = FashionMNIST(str(download_to), train=False, download=True)
+    except Exception as e:  # no network, no torchvision
+        where = ", ".join(str(p) for p in looked)
+        raise DataError(f"Fashion-MNIST not found (looked in {where}) and download failed ({e}); "
+                        "install Debian's dataset-fashion-mnist or run `make fashion-mnist`") from None
+    return _fmnist_tensors({"train_x": train.data.numpy(), "train_y": train.targets.numpy(),
+                            "test_x": test.data.numpy(), "test_y": test.targets.numpy()})
+
+
+def _fmnist_tensors(a: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {
+        "train_x": torch.from_numpy(np.ascontiguousarray(a["train_x"])).unsqueeze(1),
+        "train_y": torch.from_numpy(a["train_y"].astype(np.int64)),
+        "test_x": torch.from_numpy(np.ascontiguousarray(a["test_x"])).unsqueeze(1),
+        "test_y": torch.from_numpy(a["test_y"].astype(np.int64)),
+    }
+
+
+def synthetic(n: int, num_classes: int = 10, size: int = 16, chans: int = 1, seed: int = 0,
+              class_seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` uint8 images of learnable classes: a smooth per-class template plus pixel noise.
+
+    Templates are mirror-symmetric and coarse (4x4 upsampled) so that flips and crops keep the
+    class recognisable.  They depend only on ``class_seed`` (train and validation share them),
+    the samples on ``seed``.  Deterministic.
+    """
+    g = torch.Generator().manual_seed(class_seed)
+    coarse = torch.randn(num_classes, chans, 4, 4, generator=g)
+    coarse = (coarse + coarse.flip(-1)) / 2
+    templates = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, num_classes, (n,), generator=g)
+    x = 128 + 60 * templates[y] + 25 * torch.randn(n, chans, size, size, generator=g)
+    return x.clamp(0, 255).round().to(torch.uint8), y
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def augment(x: torch.Tensor, out_size: int, min_scale: float, g: torch.Generator,
+            ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """Random-resized crop + horizontal flip of a float batch ``[B,C,H,W]``, all at once.
+
+    Per sample: area fraction ``U(min_scale, 1)``, log aspect ratio ``U(log 3/4, log 4/3)``
+    (torchvision's ranges; sides clamped to the image instead of torchvision's rejection
+    sampling), a uniform position, flip with probability 1/2; one ``grid_sample`` does it all.
+    """
+    b = x.shape[0]
+    area = torch.empty(b).uniform_(min_scale, 1.0, generator=g)
+    logr = torch.empty(b).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g)
+    w = (area * logr.exp()).sqrt().clamp(max=1.0)  # fraction of the image width
+    h = (area / logr.exp()).sqrt().clamp(max=1.0)
+    cx = (torch.rand(b, generator=g) * 2 - 1) * (1 - w)  # centre in normalised coordinates
+    cy = (torch.rand(b, generator=g) * 2 - 1) * (1 - h)
+    flip = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = w * flip, cx
+    theta[:, 1, 1], theta[:, 1, 2] = h, cy
+    grid = F.affine_grid(theta, [b, x.shape[1], out_size, out_size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
+    m = torch.tensor(mean).view(1, -1, 1, 1)
+    s = torch.tensor(std).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+class TensorBatches:
+    """Batches of an in-memory uint8 dataset for one rank, augmented on the fly when training."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, train: bool,
+                 resolution: int, mean, std, rank: int = 0, world: int = 1, seed: int = 0,
+                 min_scale: float = 0.08):
+        self.images, self.labels = images, labels
+        self.batch_size, self.train, self.resolution = batch_size, train, resolution
+        self.mean, self.std, self.rank, self.world = mean, std, rank, world
+        self.seed, self.min_scale, self.epoch = seed, min_scale, 0
+        n = len(labels)
+        if train:
+            self.sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True,
+                                              seed=seed, drop_last=True)
+        else:
+            self.sampler = None
+        self.indices_count = len(self.sampler) if train else len(range(rank, n, world))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.train:
+            return self.indices_count // self.batch_size  # drop the last partial batch
+        return math.ceil(self.indices_count / self.batch_size)
+
+    def _indices(self) -> list[int]:
+        if not self.train:
+            return list(range(self.rank, len(self.labels), self.world))
+        self.sampler.set_epoch(self.epoch)
+        return list(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = torch.tensor(self._indices(), dtype=torch.long)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7919 + self.rank)
+        for i in range(len(self)):
+            sel = idx[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.images[sel].float().div_(255)
+            if self.train:
+                x = augment(x, self.resolution, self.min_scale, g)
+            elif x.shape[-1] != self.resolution:
+                x = F.interpolate(x, size=(self.resolution,) * 2, mode="bilinear", antialias=True,
+                                  align_corners=False)
+            yield _normalise(x, self.mean, self.std), self.labels[sel]
+
+
+# ----------------------------------------------------------------------------- ImageNet
+
+
+class LoaderBatches:
+    """A ``DataLoader`` with ``set_epoch`` (for its ``DistributedSampler``) and ``len``."""
+
+    def __init__(self, loader, sampler=None):
+        self.loader, self.sampler = loader, sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def imagenet(root: str | Path | None, resolution: int, batch: int, eval_batch: int, workers: int,
+             rank: int, world: int, seed: int, min_scale: float, train_subset=None, val_subset=None):
+    """ImageNet ImageFolder loaders: random-resized crop + flip / resize + centre crop."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms as T
+
+    root = Path(root or "data/imagenet")
+    if not (root / "train").is_dir() or not (root / "val").is_dir():
+        raise DataError(f"ImageNet not found: looked for {root / 'train'} and {root / 'val'} "
+                        "(ImageFolder layout, one folder per class); get ILSVRC2012 from "
+                        "https://image-net.org and pass --set data_root=DIR")
+    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_tf = T.Compose([T.RandomResizedCrop(resolution, scale=(min_scale, 1.0)),
+                          T.RandomHorizontalFlip(), T.ToTensor(), norm])
+    val_tf = T.Compose([T.Resize(int(round(resolution / 0.875))), T.CenterCrop(resolution), T.ToTensor(), norm])
+    train_ds = datasets.ImageFolder(str(root / "train"), train_tf)
+    val_ds = datasets.ImageFolder(str(root / "val"), val_tf)
+    if train_subset:
+        g = torch.Generator().manual_seed(seed)
+        train_ds = Subset(train_ds, torch.randperm(len(train_ds), generator=g)[:train_subset].tolist())
+    n_val = min(val_subset or len(val_ds), len(val_ds))
+    val_ds = Subset(val_ds, list(range(rank, n_val, world)))
+    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    kw = dict(num_workers=workers, pin_memory=True, persistent_workers=workers > 0)
+    train = DataLoader(train_ds, batch_size=batch, sampler=sampler, drop_last=True, **kw)
+    val = DataLoader(val_ds, batch_size=eval_batch, shuffle=False, **kw)
+    return LoaderBatches(train, sampler), LoaderBatches(val), 1000, 3
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+@dataclass
+class Data:
+    train: object  # TensorBatches | LoaderBatches
+    val: object
+    num_classes: int
+    in_chans: int
+
+
+def make(cfg, rank: int = 0, world: int = 1) -> Data:
+    """Train/validation batches of ``cfg.dataset`` for this rank (``batch_size`` is global)."""
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} ranks")
+    batch = cfg.batch_size // world
+    eval_batch = max(1, cfg.eval_batch_size // world)
+    if cfg.dataset == "imagenet":
+        tr, va, nc, ch = imagenet(cfg.data_root, cfg.resolution, batch, eval_batch, cfg.num_workers, rank,
+                                  world, cfg.seed, cfg.crop_min_scale, cfg.train_subset, cfg.val_subset)
+        return Data(tr, va, nc, ch)
+    if cfg.dataset == "fashion-mnist":
+        d = fashion_mnist(cfg.data_root)
+        tx, ty, vx, vy = d["train_x"], d["train_y"], d["test_x"], d["test_y"]
+        mean, std, nc = FMNIST_MEAN, FMNIST_STD, 10
+    elif cfg.dataset == "synthetic":
+        tx, ty = synthetic(cfg.train_subset or 1024, size=cfg.resolution, seed=cfg.seed)
+        vx, vy = synthetic(cfg.val_subset or 512, size=cfg.resolution, seed=cfg.seed + 1)
+        mean, std, nc = (0.5,), (0.25,), 10
+    else:
+        raise ValueError(f"unknown dataset {cfg.dataset!r}")
+    if cfg.train_subset and cfg.train_subset < len(ty):
+        keep = torch.randperm(len(ty), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.train_subset]
+        tx, ty = tx[keep], ty[keep]
+    if cfg.val_subset and cfg.val_subset < len(vy):
+        vx, vy = vx[:cfg.val_subset], vy[:cfg.val_subset]
+    kw = dict(resolution=cfg.resolution, mean=mean, std=std, rank=rank, world=world, seed=cfg.seed,
+              min_scale=cfg.crop_min_scale)
+    if len(ty) // world < batch:
+        raise ValueError(f"{len(ty)} training images cannot fill one batch of {batch} per rank")
+    return Data(TensorBatches(tx, ty, batch, True, **kw), TensorBatches(vx, vy, eval_batch, False, **kw),
+                nc, tx.shape[1])

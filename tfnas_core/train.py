@@ -1,0 +1,304 @@
+"""Retraining a derived architecture from scratch (paper Appendix B) on one process or many.
+
+``run(spec, cfg, out)`` trains ``model.build(spec, proxy)`` with the recipe in ``cfg``
+(``profiles.TrainConfig``): SGD + momentum, linear warm-up then cosine to 0 (stepped every
+iteration), label smoothing, dropout before the classifier, drop-connect scaled with block
+index, gradient clipping, mixed precision on CUDA.  It writes, on rank 0 only:
+
+* ``OUT/config.json`` - the resolved config (every derived value filled in);
+* ``OUT/checkpoint.pt`` - after every epoch, atomically: model, optimizer, scheduler, scaler,
+  epoch, every rank's RNG state, the records so far.  Rerunning the same command resumes;
+* ``OUT/records.csv`` - one row per epoch; ``OUT/result.json`` - top-1/top-5, FLOPs, params, wall.
+
+Distributed: launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment)
+it runs DDP, NCCL on CUDA and Gloo on CPU; the batch in ``cfg`` is global.  A non-finite loss on
+any rank stops every rank with ``TrainingDiverged``, leaving the last good checkpoint in place.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as data_mod
+from . import flops, model, profiles
+from .arch import Spec, atomic_write_text
+from .profiles import TrainConfig
+from .space import Proxy
+from .timing import cpu_threads
+
+RECORD_FIELDS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "epoch_s")
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_from_env() -> Dist:
+    """Rank, world size and local rank as ``torchrun`` sets them (one process otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return Dist(rank, world, int(os.environ.get("LOCAL_RANK", str(rank))))
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to 0 at ``total`` (Appendix B)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def make_criterion(cfg: TrainConfig) -> nn.Module:
+    return nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+
+def _all_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    if d.world > 1:
+        dist.all_reduce(t)
+    return t
+
+
+def _any_rank(flag: bool, device: torch.device, d: Dist) -> bool:
+    if d.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _progress(it, cfg: TrainConfig, d: Dist, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, leave=False, disable=not (cfg.progress and d.main and sys.stderr.isatty()))
+
+
+def train_epoch(net, batches, opt, sched, scaler, criterion, cfg, device, d: Dist, epoch: int,
+                on_diverged: Callable[[str], str]) -> dict:
+    net.train()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
+    for step, (x, y) in enumerate(_progress(batches, cfg, d, f"epoch {epoch + 1}")):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=cfg.amp):
+            logits = net(x)
+            loss = criterion(logits.float(), y)
+        if _any_rank(not bool(torch.isfinite(loss)), device, d):
+            raise TrainingDiverged(on_diverged(f"loss is {loss.item()} at epoch {epoch + 1} step {step + 1}"))
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        n = y.numel()
+        sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
+                             torch.tensor(float(n), dtype=torch.float64, device=device)])
+    loss_sum, correct, n = _all_sum(sums, d).tolist()
+    return {"train_loss": loss_sum / n, "train_top1": 100 * correct / n}
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, batches, cfg: TrainConfig, device, d: Dist) -> dict:
+    """Cross-entropy (no smoothing), top-1 and top-5 (%) over this rank's shard, summed over ranks."""
+    net.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top1, top5, n
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=cfg.amp):
+            logits = net(x).float()
+        hit = logits.topk(min(5, logits.shape[1]), dim=1).indices == y[:, None]
+        sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(), hit[:, 0].sum().double(),
+                             hit.any(1).sum().double(), torch.tensor(float(y.numel()), dtype=torch.float64, device=device)])
+    loss, top1, top5, n = _all_sum(sums, d).tolist()
+    return {"val_loss": loss / n, "val_top1": 100 * top1 / n, "val_top5": 100 * top5 / n}
+
+
+# ----------------------------------------------------------------------------- state on disk
+
+
+def _rng_state() -> dict:
+    st = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["cpu"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _gather(obj, d: Dist) -> list:
+    if d.world == 1:
+        return [obj]
+    out = [None] * d.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_records(records: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def weights_digest(net: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, in state-dict order (equal iff bitwise equal)."""
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_config(out: Path, cfg_dict: dict) -> None:
+    path = out / "config.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = profiles.differences(old, cfg_dict)
+        if diff:
+            raise ValueError(f"{out} holds a run with a different config (differs in: {', '.join(diff)}); "
+                             "use another --out or delete that folder")
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str], None] | None = None) -> dict | None:
+    """Train ``spec`` with ``cfg`` into ``out``; return the result dict, or ``None`` when the run
+    stopped early on purpose (``stop_after_epoch``).  Resumes from ``out/checkpoint.pt``."""
+    d = dist_from_env()
+    cfg = profiles.resolve(cfg, spec, torch.cuda.is_available())
+    say = (log or (lambda m: print(m, file=sys.stderr))) if d.main else (lambda m: None)
+    out = Path(out)
+    device = torch.device("cuda", d.local_rank) if cfg.device == "cuda" else torch.device("cpu")
+    if cfg.device == "cuda":
+        torch.cuda.set_device(device)
+    own_group = d.world > 1 and not dist.is_initialized()
+    if own_group:
+        dist.init_process_group("nccl" if cfg.device == "cuda" else "gloo", rank=d.rank, world_size=d.world)
+    try:
+        with cpu_threads(cfg.threads):
+            return _run(spec, cfg, out, device, d, say)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict | None:
+    session_t0 = time.perf_counter()
+    cfg_dict = profiles.to_dict(cfg)
+    ckpt_path = out / "checkpoint.pt"
+    _check_config(out, cfg_dict)  # every rank reads; the folder is assumed shared
+    if d.world > 1:
+        dist.barrier()
+    data = data_mod.make(cfg, d.rank, d.world)  # before writing anything: a missing dataset leaves no trace
+    if d.main:
+        atomic_write_text(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
+
+    torch.manual_seed(cfg.seed)
+    proxy = Proxy(cfg.resolution, cfg.width_mult, cfg.stem_stride, data.num_classes, data.in_chans)
+    net = model.build(spec, proxy, dropout=cfg.dropout, drop_connect=cfg.drop_connect).to(device)
+    core = net
+    if d.world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.wd)
+    iters = len(data.train)
+    total, warm = iters * cfg.epochs, round(cfg.warmup_epochs * iters)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm))
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp)
+    criterion = make_criterion(cfg)
+
+    start, records, wall_before = 0, [], 0.0
+    if ckpt_path.is_file():
+        st = torch.load(ckpt_path, map_location=device, weights_only=True)
+        core.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        scaler.load_state_dict(st["scaler"])
+        start, records, wall_before = st["epoch"], st["records"], st["wall_s"]
+        if len(st["rng"]) == d.world:
+            _set_rng_state(st["rng"][d.rank])
+        say(f"resuming {out} after epoch {start}/{cfg.epochs}")
+    if start >= cfg.epochs and (out / "result.json").is_file():
+        say(f"{out}: already complete")
+        return json.loads((out / "result.json").read_text())
+
+    def diverged(what: str) -> str:
+        kept = f"the last good checkpoint (epoch {len(records)}) is kept at {ckpt_path}" if ckpt_path.is_file() \
+            else "no checkpoint was written yet"
+        return f"{what}; training stopped, {kept} (try a lower lr, or amp=false)"
+
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        data.train.set_epoch(epoch)
+        tr = train_epoch(net, data.train, opt, sched, scaler, criterion, cfg, device, d, epoch, diverged)
+        if d.world > 1:  # the model rank 0 saves is the one every rank evaluates
+            for b in core.buffers():
+                dist.broadcast(b, 0)
+        va = evaluate(core, data.val, cfg, device, d)
+        rec = {"epoch": epoch + 1, **tr, **va, "lr": opt.param_groups[0]["lr"], "epoch_s": time.perf_counter() - t0}
+        records.append(rec)
+        rngs = _gather(_rng_state(), d)
+        if d.main:
+            _atomic_torch_save({
+                "model": core.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict(), "epoch": epoch + 1, "rng": rngs, "records": records,
+                "wall_s": wall_before + time.perf_counter() - session_t0,
+            }, ckpt_path)
+            write_records(records, out / "records.csv")
+        say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {tr['train_loss']:.4f} top-1 {tr['train_top1']:.2f} | "
+            f"val loss {va['val_loss']:.4f} top-1 {va['val_top1']:.2f} top-5 {va['val_top5']:.2f} | {rec['epoch_s']:.1f} s")
+        if d.world > 1:
+            dist.barrier()
+        if cfg.stop_after_epoch and epoch + 1 >= cfg.stop_after_epoch and epoch + 1 < cfg.epochs:
+            say(f"stopped after epoch {epoch + 1} (stop_after_epoch); rerun the same command to resume")
+            return None
+
+    last = records[-1]
+    result = {
+        "name": spec.name, "profile": cfg.profile, "dataset": cfg.dataset, "epochs": cfg.epochs,
+        "top1": round(last["val_top1"], 4), "top5": round(last["val_top5"], 4), "val_loss": round(last["val_loss"], 6),
+        "flops_m": round(flops.count_flops(spec), 3), "proxy_flops_m": round(flops.count_flops(spec, proxy), 4),
+        "params_m": round(sum(p.numel() for p in core.parameters()) / 1e6, 5),
+        "wall_s": round(wall_before + time.perf_counter() - session_t0, 2),
+        "world_size": d.world, "device": cfg.device,
+        "rank_digests": _gather(weights_digest(core), d),
+    }
+    if d.main:
+        atomic_write_text(out / "result.json", json.dumps(result, indent=1) + "\n")
+    return result
