@@ -177,9 +177,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"])
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_lut_show)
+    from .cli_search import add_search_parser
     from .cli_train import add_train_measure_parsers
 
     add_train_measure_parsers(sub)
+    add_search_parser(sub)
     return p
 
 

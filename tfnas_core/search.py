@@ -1,0 +1,406 @@
+"""The TF-NAS search loop (paper Sec. 3.3 "Overall Algorithm", Eq. 7-9, Alg. 1; Appendix B).
+
+``run(cfg, out)`` searches with the settings of ``search_config.SearchConfig`` and writes to
+``out``: ``config.json`` (resolved config), ``records.jsonl`` (one JSON object per epoch),
+``checkpoint.pt`` (after every epoch), and at the end ``spec.json`` (``arch.save``) and
+``summary.json``.  One epoch, as the released code (OFFICIAL_IMPLEMENTATION_FACTS "Search loop"):
+
+* **Weight step** on every batch of the 80 % split (Eq. 8): the first path is Gumbel-sampled
+  (``samplers.gumbel_path``: log_softmax(α) + Gumbel noise, argmax); after warm-up a second
+  path is drawn from the *other* ops by ``second_path`` (``random`` default, Tab. 3; ``none`` is
+  plain one-path Gumbel search).  Depths are mixed with softmax(β), detached.  The two
+  cross-entropies are summed and back-propagated once; SGD (lr 0.025, momentum 0.9, wd 1e-5,
+  cosine over all epochs, grad-clip 5).  Warm-up epochs: weights only, one path.
+* **Architecture step** after every ``arch_every``-th (2nd) weight step, one batch of the 20 %
+  split: ``relaxed`` (default, the released code) runs every op mixed with soft Gumbel-softmax
+  weights at temperature T (Eq. 3) and depths with softmax(β) (Eq. 5); ``hard`` samples one op
+  per layer and runs only it, its output multiplied by the straight-through one-hot weight
+  (``hard - soft.detach() + soft``, value 1) so every α still gets a gradient (GDAS).  Loss =
+  CE + C(LAT) (Eq. 7) with LAT the expected latency under the same weights (Eq. 4/6) and C one
+  of ``objectives.OBJECTIVES`` (``abs`` default, ``eq9`` = Eq. 9, ``c1``/``c2`` = Tab. 5).  Adam
+  (lr 0.01, betas (0.5, 0.999), wd 5e-4, grad-clip 5); then α, β are re-normalised to
+  log-probabilities (``Supernet.renormalize_arch``).
+* **Supernet validation** for the records: the arch split, Gumbel-sampled paths, training mode.
+* **Elasticity scaling** (Alg. 1, Appendix C) after every post-warm-up epoch: derive, scale
+  the derived widths toward the target with ``scaling.scale``, write them back.
+
+Temperature T: ``exponential`` (T0 = 5, x0.96 per epoch after warm-up; released code) or
+``linear`` (5 -> 0.2 over the arch epochs; Fig. 2).
+
+Optimisers are built once (the released code rebuilds both every epoch, losing momentum and Adam
+state; that is not part of the method).  Consequently, when elasticity scaling re-ranks an op's
+middle channels (``ElasticMBInvRes.reorder_channels`` permutes the weights in place), the SGD
+momentum buffers of the permuted tensors are permuted the same way, so every buffer stays with
+its channel.  (Adam state belongs to α/β, which are never permuted.)
+
+Resuming: the checkpoint holds the weights, α, β, widths (supernet extra state) and channel order
+(the weights themselves), both optimisers, the scheduler, T, the torch / numpy / python RNGs and
+the Gumbel generator, and the data position (the next epoch: each epoch's batches are a function
+of the seed and the epoch alone).  Rerunning the same command resumes after the last finished
+epoch and ends with the same spec and records as an uninterrupted run; a different config is
+refused.  A NaN/inf loss stops the run (``SearchDiverged``) and keeps the last good checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import arch, flops, samplers, scaling, search_config
+from . import latency as latency_mod
+from . import search_data
+from .objectives import latency_loss
+from .search_config import SearchConfig
+from .space import Proxy
+from .supernet import Supernet
+from .timing import cpu_threads
+
+cross_entropy = F.cross_entropy  # module-level so tests can make a loss non-finite
+TIME_FIELDS = ("epoch_s",)
+
+
+class SearchDiverged(ValueError):
+    """A search loss became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def build_supernet(cfg: SearchConfig, num_classes: int, in_chans: int, device: torch.device) -> Supernet:
+    torch.manual_seed(cfg.seed)
+    proxy = Proxy(cfg.resolution, cfg.width_mult, cfg.stem_stride, num_classes, in_chans)
+    return Supernet(cfg.space, proxy, cfg.depth_space).to(device)
+
+
+def build_optimizers(net: Supernet, cfg: SearchConfig):
+    """SGD + cosine (per epoch, over all epochs) for ω; Adam for α, β (Appendix B)."""
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_wd)
+    w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=0.0)
+    a_opt = torch.optim.Adam(net.arch_parameters(), lr=cfg.a_lr, betas=(cfg.a_beta1, cfg.a_beta2),
+                             weight_decay=cfg.a_wd)
+    return w_opt, w_sched, a_opt
+
+
+def temperature(cfg: SearchConfig, epoch: int) -> float:
+    """T of (0-based) ``epoch`` under ``cfg.t_schedule``."""
+    kw = {"decay": cfg.t_decay} if cfg.t_schedule == "exponential" else {"t1": cfg.t_final}
+    return samplers.temperature(cfg.t_schedule, epoch, cfg.epochs, t0=cfg.t0, warmup=cfg.warmup_epochs, **kw)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def _finite(loss: torch.Tensor, where: Callable[[], str]) -> None:
+    if not bool(torch.isfinite(loss)):
+        raise SearchDiverged(f"loss is {loss.item()} {where()}")
+
+
+def weight_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, cfg: SearchConfig,
+                gen: torch.Generator, bi: bool, where: Callable[[], str] = lambda: "") -> dict:
+    """One ω update (Eq. 8): Gumbel path (+ second path when ``bi``), summed losses, one backward."""
+    net.train()
+    first, second = samplers.bi_sample(list(net.alphas), cfg.second_path if bi else "none", gen)
+    depths = [w.detach() for w in net.depth_weights()]
+    logits = net(x, first, depths)
+    loss = cross_entropy(logits, y)
+    if second is not None:
+        loss = loss + cross_entropy(net(x, second, depths), y)
+    _finite(loss, where)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], cfg.w_grad_clip)
+    opt.step()
+    return {"loss": loss.item(), "correct": int((logits.argmax(1) == y).sum()), "n": int(y.numel())}
+
+
+@contextmanager
+def _weighted_outputs(net: Supernet, weights: Sequence[torch.Tensor], choices: Sequence[int]):
+    """Multiply each layer's output by its straight-through weight of the chosen op (GDAS)."""
+    handles = [layer.register_forward_hook(lambda m, args, out, w=w[c]: out * w)
+               for layer, w, c in zip(net.layers, weights, choices)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, lut, cfg: SearchConfig,
+              temp: float, gen: torch.Generator, where: Callable[[], str] = lambda: "") -> dict:
+    """One α/β update: CE + C(LAT) (Eq. 7) under Gumbel-softmax weights (Eq. 3-6)."""
+    net.train()
+    hard = cfg.arch_step == "hard"
+    ops = samplers.relaxed_weights(list(net.alphas), temp, gen, hard=hard)
+    depths = net.depth_weights()
+    if hard:
+        choices = [int(w.detach().argmax()) for w in ops]
+        with _weighted_outputs(net, ops, choices):
+            logits = net(x, choices, depths)
+    else:
+        logits = net(x, ops, depths)
+    ce = cross_entropy(logits, y)
+    lat = net.expected_latency(lut, ops, depths)
+    kw = {"lam2": cfg.lam2} if cfg.objective == "c1" else {}
+    lat_loss = latency_loss(lat, cfg.target_ms, cfg.objective, cfg.lam, **kw)
+    loss = ce + lat_loss
+    _finite(loss, where)
+    params = net.arch_parameters()
+    opt.zero_grad(set_to_none=True)
+    loss.backward(inputs=params)  # no weight gradients: ω is not updated here
+    nn.utils.clip_grad_norm_(params, cfg.a_grad_clip)
+    opt.step()
+    net.renormalize_arch()
+    return {"loss": loss.item(), "ce": ce.item(), "lat_loss": lat_loss.item(), "lat_ms": lat.item(),
+            "correct": int((logits.argmax(1) == y).sum()), "n": int(y.numel())}
+
+
+@torch.no_grad()
+def validate(net: Supernet, batches, gen: torch.Generator, device, max_batches: int | None) -> dict:
+    """Supernet accuracy on the arch split: Gumbel-sampled path per batch, training mode (released code)."""
+    net.train()
+    loss = correct = n = 0.0
+    depths = [w.detach() for w in net.depth_weights()]
+    for b, (x, y) in enumerate(batches):
+        if max_batches is not None and b >= max_batches:
+            break
+        x, y = x.to(device), y.to(device)
+        logits = net(x, samplers.gumbel_path(list(net.alphas), gen), depths)
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(1) == y).sum())
+        n += y.numel()
+    return {"val_loss": loss / max(n, 1), "val_acc": 100 * correct / max(n, 1)}
+
+
+def elasticity(net: Supernet, lut, target: float, opt: torch.optim.SGD | None, enabled: bool) -> dict:
+    """Alg. 1 on the derived net; write the widths back, permuting SGD momentum with the channels."""
+    spec = net.derive()
+    before = lut.predict(spec)
+    if not enabled:
+        return {"lut_ms_before": before, "lut_ms_after": before, "es_changed": 0}
+    res = scaling.scale(spec, lut, target)
+    changed = net.set_widths(res.spec, reorder=False)
+    for l, i in changed:
+        block = net.layers[l].candidates[i]
+        perm = block.reorder_channels()  # the released code's re-selection, for the ops that changed
+        if opt is not None:
+            for p, dim in block._coupled():  # the tensors reorder_channels permuted, with their dim
+                buf = opt.state.get(p, {}).get("momentum_buffer")
+                if buf is not None:
+                    buf.copy_(buf.index_select(dim, perm))
+    return {"lut_ms_before": before, "lut_ms_after": res.lut_ms_after, "es_changed": len(changed)}
+
+
+@torch.no_grad()
+def arch_state(net: Supernet, lut) -> dict:
+    """What the figures are made of: α / β softmax, derived ops and depths, expected latency."""
+    alphas = [F.softmax(a, -1) for a in net.alphas]
+    depths = net.depth_weights()
+    spec = net.derive()
+    return {
+        "derived_ops": [net.choice_names(l)[int(a.argmax())] for l, a in enumerate(alphas)],
+        "alpha_softmax": [[round(v, 6) for v in a.tolist()] for a in alphas],
+        "beta_softmax": [[round(v, 6) for v in d.tolist()] for d in depths],
+        "derived_depths": list(spec.depths),
+        "expected_ms": float(net.expected_latency(lut, alphas, depths)),
+        "mids": list(spec.mids),
+    }
+
+
+# ----------------------------------------------------------------------------- state on disk
+
+
+def _rng_state(gen: torch.Generator) -> dict:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    st = {"torch": torch.get_rng_state(), "gumbel": gen.get_state(), "python": random.getstate(),
+          "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(st["torch"])
+    gen.set_state(st["gumbel"])
+    version, internal, gauss_next = st["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, pos, has_gauss, gauss = st["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_records(records: list[dict], path: Path) -> None:
+    arch.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def read_records(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _check_config(out: Path, cfg_dict: dict) -> None:
+    path = out / "config.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = search_config.differences(old, cfg_dict)
+        if diff:
+            raise ValueError(f"{out} holds a search with a different config (differs in: {', '.join(diff)}); "
+                             "use another --out or delete that folder")
+
+
+def _progress(it, cfg: SearchConfig, **kw):
+    from tqdm.auto import tqdm
+
+    return tqdm(it, disable=not (cfg.progress and sys.stderr.isatty()), dynamic_ncols=True, **kw)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run(cfg: SearchConfig, out: str | os.PathLike, log: Callable[[str], None] | None = None) -> dict | None:
+    """Search with ``cfg`` into ``out``; return the summary, or ``None`` after ``stop_after_epoch``.
+
+    Resumes from ``out/checkpoint.pt`` when it exists (same config required)."""
+    say = log or (lambda m: print(m, file=sys.stderr))
+    cfg = search_config.resolve(cfg, torch.cuda.is_available())
+    with cpu_threads(cfg.threads):
+        return _run(cfg, Path(out), say)
+
+
+def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
+    session_t0 = time.perf_counter()
+    cfg_dict = search_config.to_dict(cfg)
+    ckpt_path = out / "checkpoint.pt"
+    _check_config(out, cfg_dict)
+    lut = latency_mod.load(search_config.resolve_path(cfg.lut))
+    data = search_data.make(cfg)  # before writing anything: a missing dataset leaves no trace
+    device = torch.device(cfg.device)
+    net = build_supernet(cfg, data.num_classes, data.in_chans, device)
+    missing = lut.check_covers(net.space)
+    if missing:
+        raise latency_mod.LUTError(f"LUT {cfg.lut} does not cover space {cfg.space!r}: lacks {missing[0]}"
+                                   + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    w_opt, w_sched, a_opt = build_optimizers(net, cfg)
+    gen = samplers.make_generator(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    atomic = arch.atomic_write_text
+    atomic(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
+
+    start, records, wall_before = 0, [], 0.0
+    if ckpt_path.is_file():
+        st = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if st["split_sha256"] != data.split.sha256:
+            raise ValueError(f"{ckpt_path} was made with another data split ({st['split_sha256'][:12]}); "
+                             f"{data.split.path} is {data.split.sha256[:12]}")
+        net.load_state_dict(st["net"])
+        w_opt.load_state_dict(st["w_opt"])
+        w_sched.load_state_dict(st["w_sched"])
+        a_opt.load_state_dict(st["a_opt"])
+        _set_rng_state(st["rng"], gen)
+        start, records, wall_before = st["data_position"]["epoch"], st["records"], st["wall_s"]
+        say(f"resuming {out} after epoch {start}/{cfg.epochs}")
+    if start >= cfg.epochs and (out / "summary.json").is_file():
+        say(f"{out}: already complete")
+        return json.loads((out / "summary.json").read_text())
+
+    steps = len(data.weights) if cfg.steps_per_epoch is None else min(cfg.steps_per_epoch, len(data.weights))
+    if steps < 1:
+        raise ValueError(f"the weights split ({data.n_weights} images) cannot fill one batch of {cfg.batch_size}")
+
+    def kept() -> str:
+        return (f"the last good checkpoint (epoch {len(records)}) is kept at {ckpt_path}" if ckpt_path.is_file()
+                else "no checkpoint was written yet")
+
+    overall = _progress(range(start, cfg.epochs), cfg, desc="search", initial=start, total=cfg.epochs)
+    for epoch in overall:
+        t0 = time.perf_counter()
+        searching = epoch >= cfg.warmup_epochs
+        temp = temperature(cfg, epoch)
+        lr = w_sched.get_last_lr()[0]
+        data.weights.set_epoch(epoch)
+        arch_batches = data.arch_stream(epoch) if searching else None
+        sums = {"w_loss": 0.0, "w_correct": 0, "w_n": 0, "a_loss": 0.0, "a_ce": 0.0, "a_lat_loss": 0.0,
+                "a_lat_ms": 0.0, "a_steps": 0}
+        bar = _progress(zip(range(steps), data.weights), cfg, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                        total=steps, leave=False)
+        for step, (x, y) in bar:
+            where = lambda: (f"at epoch {epoch + 1} step {step + 1}; search stopped, {kept()}")  # noqa: E731
+            r = weight_step(net, x.to(device), y.to(device), w_opt, cfg, gen, bi=searching, where=where)
+            sums["w_loss"] += r["loss"] * r["n"]
+            sums["w_correct"] += r["correct"]
+            sums["w_n"] += r["n"]
+            if searching and (step + 1) % cfg.arch_every == 0:
+                xa, ya = next(arch_batches)
+                a = arch_step(net, xa.to(device), ya.to(device), a_opt, lut, cfg, temp, gen, where=where)
+                for k in ("loss", "ce", "lat_loss", "lat_ms"):
+                    sums[f"a_{k}"] += a[k]
+                sums["a_steps"] += 1
+        w_sched.step()
+        va = validate(net, data.val, gen, device, cfg.val_batches)
+        es = elasticity(net, lut, cfg.target_ms, w_opt, enabled=searching and cfg.elasticity)
+        na = max(sums["a_steps"], 1)
+        rec = {
+            "epoch": epoch + 1, "phase": "search" if searching else "warmup", "temperature": temp, "lr": lr,
+            "train_loss": sums["w_loss"] / sums["w_n"], "train_acc": 100 * sums["w_correct"] / sums["w_n"],
+            **va, "arch_steps": sums["a_steps"],
+            "arch_loss": sums["a_loss"] / na if sums["a_steps"] else None,
+            "arch_ce": sums["a_ce"] / na if sums["a_steps"] else None,
+            "lat_loss": sums["a_lat_loss"] / na if sums["a_steps"] else None,
+            "arch_expected_ms": sums["a_lat_ms"] / na if sums["a_steps"] else None,
+            **arch_state(net, lut), **es, "es_applied": searching and cfg.elasticity,
+            "target_ms": cfg.target_ms, "epoch_s": time.perf_counter() - t0,
+        }
+        records.append(rec)
+        _atomic_torch_save({
+            "net": net.state_dict(), "w_opt": w_opt.state_dict(), "w_sched": w_sched.state_dict(),
+            "a_opt": a_opt.state_dict(), "temperature": temp, "rng": _rng_state(gen), "records": records,
+            "data_position": {"epoch": epoch + 1, "step": 0}, "split_sha256": data.split.sha256,
+            "wall_s": wall_before + time.perf_counter() - session_t0,
+        }, ckpt_path)
+        write_records(records, out / "records.jsonl")
+        say(f"epoch {epoch + 1}/{cfg.epochs} [{rec['phase']}] T {temp:.3f} lr {lr:.4f} | train loss "
+            f"{rec['train_loss']:.3f} acc {rec['train_acc']:.1f} | val acc {rec['val_acc']:.1f} | LUT "
+            f"{rec['lut_ms_before']:.3f} -> {rec['lut_ms_after']:.3f} ms (target {cfg.target_ms:.3f}) | "
+            f"depths {rec['derived_depths']} | {rec['epoch_s']:.1f} s")
+        if cfg.stop_after_epoch and epoch + 1 >= cfg.stop_after_epoch and epoch + 1 < cfg.epochs:
+            say(f"stopped after epoch {epoch + 1} (stop_after_epoch); rerun the same command to resume")
+            return None
+
+    spec = net.derive(f"search-{cfg.profile}-seed{cfg.seed}")
+    lut_ms = lut.predict(spec)
+    spec = arch.Spec(spec.name, spec.space, spec.stages,
+                     {**spec.meta, "profile": cfg.profile, "seed": cfg.seed, "lut": cfg.lut,
+                      "lut_ms": round(lut_ms, 6), "target_ms": cfg.target_ms})
+    arch.save(spec, out / "spec.json")
+    last = records[-1]
+    summary = {
+        "name": spec.name, "profile": cfg.profile, "dataset": cfg.dataset, "epochs": cfg.epochs,
+        "spec": spec.to_dict(), "depths": list(spec.depths), "lut_ms": lut_ms, "target_ms": cfg.target_ms,
+        "met": lut_ms <= cfg.target_ms, "flops_m": round(flops.count_flops(spec), 3),
+        "final_train_acc": last["train_acc"], "final_val_acc": last["val_acc"],
+        "search_wall_s": round(wall_before + time.perf_counter() - session_t0, 2),
+        "split": str(data.split.path), "split_sha256": data.split.sha256, "device": cfg.device,
+        "threads": torch.get_num_threads(),
+    }
+    atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+__all__ = ["SearchDiverged", "arch_state", "arch_step", "build_optimizers", "build_supernet", "elasticity",
+           "read_records", "run", "temperature", "validate", "weight_step", "write_records"]

@@ -1,0 +1,277 @@
+"""Search settings: ``SearchConfig``, the profiles ``paper`` / ``mini`` / ``smoke`` and ``--set``.
+
+Every knob of an architecture search (paper Sec. 3.3 "Overall Algorithm", Sec. 4, Appendix B;
+OFFICIAL_IMPLEMENTATION_FACTS "Search loop") is a field of ``SearchConfig``; a profile is a
+function returning one.  ``apply_overrides(cfg, ["key=value", ...])`` coerces each value to its
+field's type and refuses unknown keys (``SearchConfigError``, a ``ValueError``, so the CLI exits
+2 with one line).  ``resolve`` fills the derived fields (``target_ms`` when it is ``None``,
+``device``) so that ``OUT/config.json`` holds the values the run actually used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+OFFICIAL_DIR = "../shared/reference/official"
+CPU_LUT = "tfnas_core/luts/cpu_local.json"
+
+DATASETS = ("imagenet-100", "fashion-mnist", "cifar10", "cifar100", "synthetic")
+ARCH_STEPS = ("relaxed", "hard")
+
+
+class SearchConfigError(ValueError):
+    """A bad search setting; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every setting of one search.  Defaults are the paper's (Appendix B) where it has one."""
+
+    profile: str = "custom"
+    # -- data (search_data.py) -------------------------------------------------------------
+    dataset: str = "imagenet-100"  # imagenet-100 | fashion-mnist | cifar10 | cifar100 | synthetic
+    data_root: str | None = None  # imagenet-100: ImageFolder-style train root (one folder per wnid)
+    train_list: str = f"{OFFICIAL_DIR}/ImageNet-100-effb0_train_cls_ratio0.8.txt"  # imagenet-100: weights split
+    val_list: str = f"{OFFICIAL_DIR}/ImageNet-100-effb0_val_cls_ratio0.8.txt"  # imagenet-100: arch split
+    download: bool = False  # cifar: let torchvision download into data_root
+    split_dir: str = "data_splits"  # where <dataset>-<seed>.json is written
+    split_ratio: float = 0.8  # fraction of the training set for the weights (Appendix B: 80 %)
+    subset: int | None = None  # use this many training images (seeded, from both parts of the split); None: all
+    synthetic_n: int = 512  # synthetic: images in the pool
+    crop_min_scale: float = 0.08  # random-resized crop area range [crop_min_scale, 1]
+    num_workers: int = 8  # imagenet-100 loader workers
+    # -- proxy (space.Proxy) ---------------------------------------------------------------
+    space: str = "tfnas"  # tfnas | tfnas-wose | mbv2
+    depth_space: str = "sink"  # sink (Sec. 3.3, Eq. 5/6) | skip-in (Fig. 3a) | skip-out (Fig. 3b)
+    resolution: int = 224
+    width_mult: float = 1.0
+    stem_stride: int = 2
+    # -- schedule ---------------------------------------------------------------------------
+    epochs: int = 90  # Appendix B
+    warmup_epochs: int = 10  # Appendix B: weights only, one path
+    batch_size: int = 32  # Appendix B
+    steps_per_epoch: int | None = None  # cap on weight steps per epoch; None: the whole weights split
+    arch_every: int = 2  # an arch step after every 2nd weight step (released code)
+    val_batches: int | None = None  # cap on arch-split batches of the per-epoch supernet validation
+    # -- weights: SGD, cosine over all epochs ----------------------------------------------
+    w_lr: float = 0.025
+    w_momentum: float = 0.9
+    w_wd: float = 1e-5
+    w_grad_clip: float = 5.0
+    # -- architecture: Adam ----------------------------------------------------------------
+    a_lr: float = 0.01
+    a_beta1: float = 0.5
+    a_beta2: float = 0.999
+    a_wd: float = 5e-4
+    a_grad_clip: float = 5.0
+    # -- method variants -------------------------------------------------------------------
+    second_path: str = "random"  # none | gumbel | min_alpha | max_alpha | random (Sec. 3.3, Tab. 3)
+    arch_step: str = "relaxed"  # relaxed (soft Gumbel-softmax, every op) | hard (straight-through, one op)
+    objective: str = "abs"  # abs (released code) | eq9 (paper Eq. 9) | c1 | c2 (Tab. 5)
+    lam: float = 0.1  # λ (Appendix B); λ1 for c1/c2
+    lam2: float = 0.6  # λ2 of c1 only
+    lut: str = f"{OFFICIAL_DIR}/latency_gpu.pkl"
+    target_ms: float | None = 15.0  # None: TF-NAS-B's latency under ``lut`` (resolved at start)
+    elasticity: bool = True  # elasticity scaling after every post-warm-up epoch (Alg. 1)
+    t_schedule: str = "exponential"  # exponential (x t_decay per epoch after warm-up) | linear (t0 -> t_final)
+    t0: float = 5.0
+    t_decay: float = 0.96
+    t_final: float = 0.2
+    # -- run ----------------------------------------------------------------------------------
+    seed: int = 2  # released code
+    device: str | None = None  # cpu | cuda; None: cuda when available
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    stop_after_epoch: int | None = None  # stop cleanly after this epoch (rerun the command to resume)
+    progress: bool = True  # tqdm bars (on a TTY)
+
+
+# Keys that may differ between an interrupted run and its resumption.
+RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "progress", "num_workers", "threads"})
+
+
+def paper() -> SearchConfig:
+    """Appendix B: ImageNet-100 (the official 80/20 lists), 224 px, batch 32, 90 epochs with 10
+    warm-up, the official GPU LUT and a 15 ms target (TF-NAS-B's setting)."""
+    return SearchConfig(profile="paper")
+
+
+def mini() -> SearchConfig:
+    """The search on real Fashion-MNIST, one whole search in <= 10 minutes on 2 busy CPU cores.
+
+    Measured on this machine (2 cores shared with colleagues, load 1.2-1.8; 1 thread, batch 64,
+    per step): a bi-sampled weight step at 28 px / width 0.25 / stem stride 1 costs ~0.3 s, a
+    relaxed arch step (all 8 ops of all 22 layers) ~1.1 s (~0.7 s with weight gradients skipped);
+    a search epoch of 60 weight + 30 arch steps took 39 s, a warm-up epoch 10 s.  With 2 threads
+    steps were ~1.5x faster when the second core was free but up to 4x slower when a colleague
+    held it.  Choices:
+
+    * ``resolution=28, stem_stride=1``: the native 28 px; stage maps 28-14-7-4-4-2-2 keep some
+      spatial extent to the end (a stride-2 stem leaves 1x1 maps in stages 7-8, where k3 and k5
+      compute the same function).  Upsampling would add compute, not information.
+    * ``width_mult=0.25``: the knob that buys the time; relative widths, kernels, SE and depths
+      (what the search chooses between) are kept.
+    * ``subset=6400`` (-> 5120 weights / 1280 arch images, per-class 80/20), ``batch_size=64``
+      -> 80 weight steps and 40 arch steps per epoch.
+    * ``epochs=8, warmup_epochs=3``: a supernet trained on random single paths learns slowly
+      (measured: 19 % after 120 steps, where one fixed path reaches 50 % after 60), so the
+      warm-up is 3/8 of the epochs instead of the paper's 1/9 - warm-up steps are the cheap ones
+      - and 5 epochs update α/β with elasticity scaling after each.  Measured (CLI, load 1.3-2.2):
+      warm-up epochs 13.5 s, search epochs 49-53 s, whole search 296 s (4 min 58 s process wall).
+    * ``w_lr`` stays the paper's 0.025 (0.1 was measured worse: chance level after 120 steps).
+    * ``crop_min_scale=0.35``: 8 % of a 28 px image is too little to classify.
+    * ``threads=1``: predictable under contention; benchmarks/bench_search.py records both.
+    * LUT: this machine's CPU table (tfnas_core/luts/cpu_local.json); target ``None`` = TF-NAS-B's
+      latency under it, computed at start and written to config.json.
+    The temperature keeps the paper's per-epoch constants (T0 5, x0.96), so T only falls to ~4.2.
+    """
+    return SearchConfig(
+        profile="mini", dataset="fashion-mnist", subset=6400, resolution=28, width_mult=0.25, stem_stride=1,
+        crop_min_scale=0.35, epochs=8, warmup_epochs=3, batch_size=64, lut=CPU_LUT,
+        target_ms=None, device="cpu", threads=1, num_workers=0,
+    )
+
+
+def smoke() -> SearchConfig:
+    """Seconds: 128 synthetic 16 px images, a tiny proxy, 2 epochs (1 warm-up), 4 steps each."""
+    return SearchConfig(
+        profile="smoke", dataset="synthetic", synthetic_n=160, resolution=16, width_mult=0.25, stem_stride=1,
+        crop_min_scale=0.5, epochs=2, warmup_epochs=1, batch_size=16, steps_per_epoch=4, val_batches=2,
+        lut=CPU_LUT, target_ms=None, device="cpu", threads=1, num_workers=0, progress=False,
+    )
+
+
+PROFILES: dict[str, Callable[[], SearchConfig]] = {"paper": paper, "mini": mini, "smoke": smoke}
+
+
+def get_profile(name: str) -> SearchConfig:
+    try:
+        return PROFILES[name]()
+    except KeyError:
+        raise SearchConfigError(f"unknown search profile {name!r}; known: {', '.join(PROFILES)}") from None
+
+
+# ----------------------------------------------------------------------------- overrides
+
+_TRUE, _FALSE, _NONE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}, {"none", "null"}
+
+
+def _coerce(key: str, hint: Any, text: str) -> Any:
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    t = text.strip()
+    if optional and t.lower() in _NONE:
+        return None
+    try:
+        if base is bool:
+            if t.lower() in _TRUE | _FALSE:
+                return t.lower() in _TRUE
+            raise ValueError
+        if base is int:
+            return int(t)
+        if base is float:
+            return float(t)
+    except ValueError:
+        raise SearchConfigError(f"--set {key}={text}: expected {base.__name__}"
+                                + (" or none" if optional else "")) from None
+    return t
+
+
+def apply_overrides(cfg: SearchConfig, pairs: list[str] | None) -> SearchConfig:
+    """Apply ``key=value`` strings, each coerced to its field's type; unknown keys are refused."""
+    hints = typing.get_type_hints(SearchConfig)
+    changes: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep:
+            raise SearchConfigError(f"--set {pair!r}: expected key=value")
+        if key not in hints or key == "profile":
+            known = ", ".join(f.name for f in fields(SearchConfig) if f.name != "profile")
+            raise SearchConfigError(f"--set: unknown search setting {key!r}; known: {known}")
+        changes[key] = _coerce(key, hints[key], value)
+    return check(replace(cfg, **changes))
+
+
+def check(cfg: SearchConfig) -> SearchConfig:
+    """Validate the values (names of variants, ranges); raise ``SearchConfigError`` naming the field."""
+    from .objectives import OBJECTIVES
+    from .samplers import SECOND_PATH_STRATEGIES, TEMPERATURE_SCHEDULES
+    from .space import SPACES
+    from .supernet import DEPTH_SPACES
+
+    choices = {
+        "dataset": DATASETS, "space": tuple(SPACES), "depth_space": DEPTH_SPACES, "arch_step": ARCH_STEPS,
+        "second_path": SECOND_PATH_STRATEGIES, "objective": tuple(OBJECTIVES),
+        "t_schedule": tuple(TEMPERATURE_SCHEDULES), "device": (None, "cpu", "cuda"),
+    }
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            shown = ", ".join(str(a) for a in allowed if a is not None)
+            raise SearchConfigError(f"{name}: unknown {getattr(cfg, name)!r}; known: {shown}")
+    positive = ("epochs", "batch_size", "arch_every", "synthetic_n", "resolution")
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise SearchConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
+    for name in ("subset", "steps_per_epoch", "val_batches", "threads", "stop_after_epoch"):
+        v = getattr(cfg, name)
+        if v is not None and v < 1:
+            raise SearchConfigError(f"{name} must be positive or none, got {v}")
+    if not 0 <= cfg.warmup_epochs <= cfg.epochs:
+        raise SearchConfigError(f"warmup_epochs must be in [0, epochs={cfg.epochs}], got {cfg.warmup_epochs}")
+    if not 0 < cfg.split_ratio < 1:
+        raise SearchConfigError(f"split_ratio must be in (0, 1), got {cfg.split_ratio}")
+    if not 0 < cfg.crop_min_scale <= 1:
+        raise SearchConfigError(f"crop_min_scale must be in (0, 1], got {cfg.crop_min_scale}")
+    if cfg.target_ms is not None and not cfg.target_ms > 0:
+        raise SearchConfigError(f"target_ms must be positive or none, got {cfg.target_ms}")
+    for name in ("t0", "t_final", "t_decay", "w_lr", "a_lr"):
+        if not getattr(cfg, name) > 0:
+            raise SearchConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
+    return cfg
+
+
+def resolve_path(path: str) -> Path:
+    """A relative path as given (from the working directory), else from the repository root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    alt = PACKAGE_DIR.parent / p
+    return alt if alt.exists() else p
+
+
+def resolve(cfg: SearchConfig, cuda_available: bool) -> SearchConfig:
+    """Fill the derived fields: ``target_ms`` (TF-NAS-B under the LUT) and ``device``."""
+    target = cfg.target_ms
+    if target is None:
+        from . import latency, zoo
+
+        target = round(latency.load(resolve_path(cfg.lut)).predict(zoo.load("TF-NAS-B")), 6)
+    device = cfg.device or ("cuda" if cuda_available else "cpu")
+    return check(replace(cfg, target_ms=float(target), device=device))
+
+
+def to_dict(cfg: SearchConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict[str, Any]) -> SearchConfig:
+    names = {f.name for f in fields(SearchConfig)}
+    unknown = set(d) - names
+    if unknown:
+        raise SearchConfigError(f"config: unknown search setting(s) {sorted(unknown)}")
+    return check(SearchConfig(**d))
+
+
+def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -> list[str]:
+    keys = (set(a) | set(b)) - set(ignore)
+    return sorted(k for k in keys if a.get(k) != b.get(k))
+
+
+__all__ = ["ARCH_STEPS", "DATASETS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",
+           "apply_overrides", "check", "differences", "from_dict", "get_profile", "mini", "paper", "resolve",
+           "resolve_path", "smoke", "to_dict"]
