@@ -6,7 +6,19 @@ PIP := $(VENV)/bin/pip
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 LUT_CPU ?= tfnas_core/luts/cpu_local.json
 
-.PHONY: setup venv deps fashion-mnist test lab lut bench zoo clean-venv
+PROFILE ?= mini
+RUNS ?= runs
+IMAGENET ?=
+LUT ?=
+SEEDS ?=
+NB_OUT := outputs/notebooks
+PAPERMILL := $(VENV)/bin/papermill
+NB_ARGS = -p profile $(PROFILE) -p runs_root $(RUNS) $(if $(IMAGENET),-p imagenet_root $(IMAGENET)) \
+          $(if $(LUT),-p lut $(LUT)) $(if $(SEEDS),-y "seeds: $(SEEDS)")
+
+.PHONY: setup venv deps fashion-mnist test lab lut bench zoo clean-venv smoke reproduce-all \
+        reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
+        reproduce-fig2 reproduce-fig4 reproduce-fig5
 
 setup: deps fashion-mnist  ## create .venv, install everything, get Fashion-MNIST where possible
 	@echo "setup done: $(PYTHON) ($$($(PYTHON) -c 'import torch; print("torch", torch.__version__)'))"
@@ -46,8 +58,40 @@ zoo: venv  ## the published architectures beside the paper's numbers
 lut: venv  ## measure this machine's CPU LUT (batch 1, one thread); resumable
 	$(PYTHON) -m tfnas_core lut build --device cpu --out $(LUT_CPU)
 
-bench: venv  ## benchmarks: LUT build time and fidelity (writes results/bench/)
+bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search and retraining throughput
 	$(PYTHON) -m benchmarks.bench_lut --out results/bench
+	$(PYTHON) -m benchmarks.bench_search
+	$(PYTHON) -m benchmarks.bench_train
+
+# --- notebooks: executed copies go to $(NB_OUT), never over the sources --------------------
+define notebook
+	@mkdir -p $(NB_OUT)
+	@echo "== $(1) (PROFILE=$(PROFILE)) =="
+	@start=$$(date +%s); $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1)-$(PROFILE).ipynb $(NB_ARGS) --log-level WARNING \
+	  && echo "$(1): done in $$(( $$(date +%s) - start )) s"
+endef
+
+reproduce-zoo: venv     ## Tables 2/6/8/9/11: the published architectures
+	$(call notebook,model-zoo)
+reproduce-table3: venv  ## Table 3: second-path sampling
+	$(call notebook,table3-sampling)
+reproduce-table4: venv  ## Table 4: depth spaces
+	$(call notebook,table4-depth-space)
+reproduce-table5: venv  ## Table 5: latency objectives w/wo elasticity scaling
+	$(call notebook,table5-latency-objectives)
+reproduce-table13: venv ## Table 13: lambda
+	$(call notebook,table13-lambda)
+reproduce-fig2: venv    ## Fig. 2: operation collapse
+	$(call notebook,fig2-operation-collapse)
+reproduce-fig4: venv    ## Fig. 4: searched depth and latency
+	$(call notebook,fig4-depth-and-latency)
+reproduce-fig5: venv    ## Fig. 5: C1/C2 latency w/wo elasticity scaling
+	$(call notebook,fig5-latency-objectives)
+reproduce-all: reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
+               reproduce-fig2 reproduce-fig4 reproduce-fig5
+
+smoke: venv  ## every notebook at the smoke profile (seconds per run; runs in outputs/smoke-runs)
+	$(MAKE) reproduce-all PROFILE=smoke RUNS=outputs/smoke-runs SEEDS=[2]
 
 clean-venv:
 	rm -rf $(VENV)

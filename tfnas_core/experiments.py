@@ -1,0 +1,289 @@
+"""The experiments behind each table and figure, as library calls the notebooks make.
+
+A notebook builds a ``Context`` (profile, run store, overrides) and asks for what it needs:
+
+* ``search(ctx, seed, **variant)`` — a search run, reused when finished, resumed when
+  interrupted, started when missing (``runs.RunStore``, keyed by the resolved config);
+* ``retrain(ctx, spec, seed)`` — the retraining of a derived spec, the same way;
+* ``ablation(ctx, variants, seeds)`` — for each variant: search → retrain → measure, one row per
+  (variant, seed) with top-1, LUT and measured latency, FLOPs, search and retrain time;
+* ``table3/table4/table5/table13`` — ``ablation`` with the paper's rows beside ours;
+* ``fig2/fig4/fig5`` — the records of the searches each figure is drawn from.
+
+Runs are shared between experiments whenever their configs agree: Table 3's Gumbel+Random run
+is Table 4's sink-connecting run, Table 5's "Ours (|.|) with ES" run and Table 13's λ = 0.1 run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import pandas as pd
+
+from . import arch, flops, measure, paper_tables, plots, profiles, search_config, zoo
+from .runs import RunStore
+from .space import Proxy
+
+PROFILES = ("paper", "mini", "smoke")
+
+
+@dataclass
+class Context:
+    """Where runs live and how every search/retraining of a notebook is configured."""
+
+    profile: str = "mini"
+    runs_root: str = "runs"
+    search_overrides: dict[str, Any] = field(default_factory=dict)  # applied to every search
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # applied to every retraining
+    measure_device: str = "cpu"  # measured latency of derived nets at paper scale
+    measure_repeats: int | None = None  # None: 20 timed runs (3 at the smoke profile)
+    measure_min_s: float | None = None  # None: time at least 1 s (0 at the smoke profile)
+    log: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        smoke = self.profile == "smoke"
+        if self.measure_repeats is None:
+            self.measure_repeats = 3 if smoke else 20
+        if self.measure_min_s is None:
+            self.measure_min_s = 0.0 if smoke else 1.0
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.runs_root)
+
+    def say(self, msg: str) -> None:
+        (self.log or (lambda m: print(m, file=sys.stderr)))(msg)
+
+
+# ----------------------------------------------------------------------------- single runs
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    path: Path
+    config: search_config.SearchConfig
+    summary: dict
+
+    @property
+    def spec(self) -> arch.Spec:
+        return arch.load(self.path / "spec.json")
+
+    @property
+    def records(self) -> pd.DataFrame:
+        return plots.load_records(self.path)
+
+
+def search_cfg(ctx: Context, seed: int, **variant: Any) -> search_config.SearchConfig:
+    base = search_config.get_profile(ctx.profile)
+    cfg = dataclasses.replace(base, **{**ctx.search_overrides, **variant, "seed": seed, "progress": False})
+    return search_config.check(cfg)
+
+
+def search(ctx: Context, seed: int, **variant: Any) -> SearchRun:
+    """The search for ``variant`` (SearchConfig fields) at ``seed``: reused, resumed or run."""
+    from . import search as search_mod
+
+    cfg = search_cfg(ctx, seed, **variant)
+    cfg_dict = search_config.to_dict(cfg)
+    desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
+    run = ctx.store.get_or_run(
+        "search", cfg_dict, lambda p: (ctx.say(f"search [{desc}] seed {seed} -> {p}"),
+                                       search_mod.run(cfg, p, log=ctx.log or (lambda m: None))),
+        "summary.json", ignore=search_config.RESUME_FREE_KEYS)
+    return SearchRun(run.path, cfg, json.loads((run.path / "summary.json").read_text()))
+
+
+def train_cfg(ctx: Context, seed: int) -> profiles.TrainConfig:
+    base = profiles.get_profile(ctx.profile)
+    cfg = dataclasses.replace(base, **{**ctx.train_overrides, "seed": seed, "progress": False})
+    return profiles.check(cfg)
+
+
+def retrain(ctx: Context, spec: arch.Spec, seed: int = 0) -> dict:
+    """Train ``spec`` from scratch with the profile's recipe: reused, resumed or run."""
+    from . import train
+
+    cfg = train_cfg(ctx, seed)
+    key = {"spec": {"name": spec.name, "space": spec.space, "stages": spec.to_dict()["stages"]},
+           **profiles.to_dict(cfg)}
+    run = ctx.store.get_or_run(
+        "train", key, lambda p: (ctx.say(f"retrain {spec.name} seed {seed} -> {p}"),
+                                 arch.save(spec, p / "spec.json"),
+                                 train.run(spec, cfg, p, log=ctx.log or (lambda m: None))),
+        "result.json", ignore=profiles.RESUME_FREE_KEYS)
+    return json.loads((run.path / "result.json").read_text())
+
+
+# ----------------------------------------------------------------------------- ablations
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    overrides: dict[str, Any]
+    paper: dict[str, Any]  # the paper's numbers for this row (column -> value)
+
+
+def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) -> pd.DataFrame:
+    """Search, retrain and measure every variant at every seed: one row per (variant, seed)."""
+    rows = []
+    for v in variants:
+        for seed in seeds:
+            s = search(ctx, seed, **v.overrides)
+            spec = s.spec
+            r = retrain(ctx, spec, seed)
+            m = measure.measure(spec, device=ctx.measure_device, repeats=ctx.measure_repeats,
+                                min_time_s=ctx.measure_min_s)
+            rows.append({
+                "variant": v.label, "seed": seed,
+                "top1": r["top1"], "top5": r["top5"],
+                "lut_ms": s.summary["lut_ms"], "target_ms": s.summary["target_ms"],
+                "measured_ms": m["median_ms"],
+                "flops_m": flops.count_flops(spec), "proxy_flops_m": r.get("proxy_flops_m"),
+                "depths": "-".join(map(str, spec.depths)),
+                "search_min": s.summary["search_wall_s"] / 60, "retrain_min": r["wall_s"] / 60,
+                **{f"paper_{k}": val for k, val in v.paper.items()},
+            })
+    return pd.DataFrame(rows)
+
+
+def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per variant (in the variants' order), with differences to the paper."""
+    order = list(dict.fromkeys(per_seed["variant"]))
+    num = [c for c in per_seed.columns if c not in ("variant", "seed", "depths")]
+    g = per_seed.groupby("variant", sort=False)
+    out = g[num].mean().reindex(order).reset_index()
+    out.insert(1, "seeds", g.size().reindex(order).to_numpy())
+    if "paper_top1" in out:
+        out["top1_minus_paper"] = out["top1"] - out["paper_top1"]
+    if "paper_flops_m" in out:
+        out["flops_minus_paper"] = out["flops_m"] - out["paper_flops_m"]
+    # ours, the paper's and the difference side by side
+    first = ["variant", "seeds", "top1", "paper_top1", "top1_minus_paper", "top5", "lut_ms", "target_ms",
+             "measured_ms", "paper_gpu_ms", "flops_m", "paper_flops_m", "flops_minus_paper", "proxy_flops_m",
+             "search_min", "paper_search_gpu_days", "retrain_min"]
+    cols = [c for c in first if c in out] + [c for c in out if c not in first]
+    return out[cols]
+
+
+def table3_variants() -> list[Variant]:
+    """Table 3: the second path of bi-sampling."""
+    return [Variant(name, {"second_path": sampler},
+                    {"top1": top1, "gpu_ms": ms, "flops_m": fl, "search_gpu_days": days})
+            for sampler, name, top1, ms, fl, days in paper_tables.TABLE3]
+
+
+def table4_variants() -> list[Variant]:
+    """Table 4: depth-level search spaces."""
+    return [Variant(name, {"depth_space": ds}, {"top1": top1, "gpu_ms": ms, "flops_m": fl})
+            for ds, name, top1, ms, fl in paper_tables.TABLE4]
+
+
+def table5_variants() -> list[Variant]:
+    """Table 5: latency objectives without / with elasticity scaling (Ours in both forms)."""
+    return [Variant(f"{paper_tables.TABLE5_NAMES[obj]} {'w/' if es else 'w/o'} ES",
+                    {"objective": obj, "elasticity": es}, {"top1": top1, "gpu_ms": ms})
+            for obj, es, top1, ms in paper_tables.TABLE5]
+
+
+def table13_variants() -> list[Variant]:
+    """Table 13: the trade-off λ (with elasticity scaling)."""
+    return [Variant(f"λ = {lam}", {"lam": lam}, {"top1": top1, "gpu_ms": ms, "flops_m": fl})
+            for lam, top1, ms, fl in paper_tables.TABLE13]
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def fig2(ctx: Context, seeds: Iterable[int]) -> dict[str, list[SearchRun]]:
+    """Fig. 2: Gumbel-only vs bi-sampling (random second path), T linear 5.0 -> 0.2."""
+    return {label: [search(ctx, seed, second_path=sp, t_schedule="linear") for seed in seeds]
+            for label, sp in (("Gumbel", "none"), ("bi-sampling", "random"))}
+
+
+def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
+    """Fig. 4: (a) the three depth spaces; (b) the sink space with / without elasticity scaling."""
+    seeds = list(seeds)
+    depth = {name: [search(ctx, s, depth_space=ds) for s in seeds]
+             for ds, name, *_ in paper_tables.TABLE4}
+    es = {label: [search(ctx, s, elasticity=on) for s in seeds]
+          for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
+    return {"depth": depth, "latency": es}
+
+
+def fig5(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
+    """Fig. 5: the searched latency of C1 and C2 with / without elasticity scaling."""
+    seeds = list(seeds)
+    return {obj: {label: [search(ctx, s, objective=obj, elasticity=on) for s in seeds]
+                  for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
+            for obj in ("c1", "c2")}
+
+
+def searched_latency(runs: Sequence[SearchRun]) -> pd.DataFrame:
+    """Band (mean, min, max over seeds) of the derived net's LUT latency after each epoch."""
+    return plots.band([r.records["lut_ms_after"].tolist() for r in runs])
+
+
+def searched_depth(runs: Sequence[SearchRun]) -> pd.DataFrame:
+    """Band of the derived net's total depth (layers in stages 3-8) after each epoch."""
+    return plots.band([[sum(d) for d in r.records["derived_depths"]] for r in runs])
+
+
+# ----------------------------------------------------------------------------- the zoo
+
+
+def zoo_table(lut_path: str | None, device: str = "cpu", repeats: int = 20, min_time_s: float = 1.0,
+              measure_on: bool = True) -> pd.DataFrame:
+    """Tables 2/6/8/9/11 for the published architectures: our FLOPs and LUT latency beside the
+    paper's, and the latency measured here with the LUT's error."""
+    from . import latency
+
+    lut = latency.load(lut_path) if lut_path else None
+    rows = []
+    for name, spec in zoo.load_all().items():
+        p = zoo.PAPER[name]
+        row = {"architecture": name, "space": spec.space, "flops_m": flops.count_flops(spec),
+               "paper_flops_m": p.flops_m, "params_m": flops.count_params(spec),
+               "proxy_flops_m": flops.count_flops(spec, Proxy(28, 0.25, 1, 10, 1)),
+               "paper_top1": p.top1, "paper_gpu_ms": p.gpu_ms, "paper_gpu_lut_ms": p.gpu_lut_ms,
+               "paper_cpu_ms": p.cpu_ms, "lut_ms": None, "measured_ms": None, "lut_error_pct": None}
+        if lut is not None:
+            try:
+                row["lut_ms"] = lut.predict(spec)
+            except ValueError:
+                row["lut_ms"] = None
+        if measure_on:
+            row["measured_ms"] = measure.measure(spec, device=device, repeats=repeats, min_time_s=min_time_s)["median_ms"]
+            if row["lut_ms"] is not None:
+                row["lut_error_pct"] = 100 * (row["lut_ms"] - row["measured_ms"]) / row["measured_ms"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- reading results
+
+
+def ranking(summary: pd.DataFrame, col: str = "top1", paper_col: str = "paper_top1") -> str:
+    """Plain words: how our variants rank by ``col`` against the paper's ranking, and Spearman's ρ."""
+    ours = summary.sort_values(col, ascending=False)["variant"].tolist()
+    paper = summary.sort_values(paper_col, ascending=False)["variant"].tolist()
+    rho = summary[col].rank().corr(summary[paper_col].rank(), method="pearson") if len(summary) > 1 else float("nan")
+    best_ours, best_paper = ours[0], paper[0]
+    same = "the same" if best_ours == best_paper else "a different"
+    return (f"ours by {col}: {' > '.join(ours)}\n"
+            f"paper:        {' > '.join(paper)}\n"
+            f"Spearman rank correlation {rho:+.2f}; {same} best variant ({best_ours} vs the paper's {best_paper}).")
+
+
+def candidate_ops(ctx: Context, **variant: Any) -> list[str]:
+    """Candidate op names (α order) of the space a search of ``ctx`` runs in."""
+    from .space import get_space
+
+    cfg = search_cfg(ctx, 0, **variant)
+    return list(get_space(cfg.space).ops)
