@@ -1,0 +1,95 @@
+"""The notebook suite: clean sources, and every notebook executed headlessly at the smoke profile."""
+import ast
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+TABLE_NOTEBOOKS = {
+    "table3-sampling": 5, "table4-depth-space": 3, "table5-latency-objectives": 8, "table13-lambda": 6,
+}
+EXPECTED_FIGURES = {nb.stem for nb in NOTEBOOKS}
+
+
+def _cells(nb_path):
+    return json.loads(nb_path.read_text())["cells"]
+
+
+def test_the_suite_is_complete():
+    assert {p.stem for p in NOTEBOOKS} == {
+        "model-zoo", "fig2-operation-collapse", "fig4-depth-and-latency", "fig5-latency-objectives",
+        "table3-sampling", "table4-depth-space", "table5-latency-objectives", "table13-lambda"}
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_source_is_clean_and_parameterised(nb):
+    cells = _cells(nb)
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "outputs in the source"
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    for line in "".join(tagged[0]["source"]).splitlines():
+        if line.strip():
+            assert "  # " in line, f"parameter without a comment: {line}"
+    for c in code:
+        tree = ast.parse("".join(c["source"]))
+        defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
+        assert not defs, "notebooks call the library; no def/class/lambda in cells"
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Run every notebook once at smoke, sharing one run store (as `make smoke` does)."""
+    import papermill as pm
+
+    base = tmp_path_factory.mktemp("nb")
+    out = {}
+    for nb in NOTEBOOKS:
+        res, figs = base / "results" / nb.stem, base / "figures"
+        pm.execute_notebook(str(nb), str(base / f"{nb.stem}.ipynb"), cwd=str(ROOT), progress_bar=False,
+                            parameters={"profile": "smoke", "seeds": [2], "runs_root": str(base / "runs"),
+                                        "results_dir": str(res), "figures_dir": str(figs)})
+        out[nb.stem] = (res, figs)
+    return out
+
+
+@pytest.mark.parametrize("name, rows", TABLE_NOTEBOOKS.items())
+def test_table_notebooks_write_tables_and_figures(executed, name, rows):
+    res, figs = executed[name]
+    summary = pd.read_csv(res / "summary-smoke.csv")
+    assert len(summary) == rows
+    for col in ("variant", "top1", "paper_top1", "top1_minus_paper", "lut_ms", "measured_ms", "flops_m",
+                "search_min"):
+        assert col in summary.columns
+    assert summary["top1"].between(0, 100).all() and (summary["lut_ms"] > 0).all()
+    assert (res / "summary-smoke.md").read_text().startswith("| variant |")
+    assert len(pd.read_csv(res / "per_seed-smoke.csv")) == rows
+    assert (figs / f"{name}-smoke.png").stat().st_size > 0 and (figs / f"{name}-smoke.pdf").is_file()
+
+
+def test_fig2_collapse_table(executed):
+    res, figs = executed["fig2-operation-collapse"]
+    c = pd.read_csv(res / "collapse-smoke.csv")
+    assert set(c["sampling"]) == {"Gumbel", "bi-sampling"} and set(c["layer"]) == {12, 17}
+    assert c["top_share"].between(0, 100).all()
+    assert (figs / "fig2-operation-collapse-smoke.png").is_file()
+
+
+@pytest.mark.parametrize("name, groups", [("fig4-depth-and-latency", {"a", "b"}), ("fig5-latency-objectives", {"c1", "c2"})])
+def test_curve_figures(executed, name, groups):
+    res, figs = executed[name]
+    c = pd.read_csv(res / "curves-smoke.csv")
+    assert set(c.iloc[:, 0]) == groups
+    assert {"epoch", "mean", "min", "max"} <= set(c.columns)
+    assert (c["min"] <= c["mean"]).all() and (c["mean"] <= c["max"]).all()
+    assert (figs / f"{name}-smoke.pdf").is_file()
+
+
+def test_model_zoo_table(executed):
+    res, _ = executed["model-zoo"]
+    z = pd.read_csv(res / "zoo-smoke.csv")
+    assert len(z) == 12 and (z["measured_ms"] > 0).all()
+    assert (z["flops_m"] - z["paper_flops_m"]).abs().max() < 9
