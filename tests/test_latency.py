@@ -1,5 +1,4 @@
 """Latency lookup tables: formats, the restricted unpickler, prediction, building and resuming."""
-import io
 import json
 import pickle
 from collections import OrderedDict

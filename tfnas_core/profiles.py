@@ -14,9 +14,10 @@ drop-connect 0.2 scaled with block index, gradient clipping 5, random-resized cr
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable
+
+from . import config as _config
 
 PAPER_LR, PAPER_BATCH = 0.2, 512  # Appendix B: lr 0.2 at batch 512, linear scaling rule
 DEFAULT_DROPOUT = 0.2  # Appendix B, for specs that are not a published model
@@ -117,46 +118,9 @@ def get_profile(name: str) -> TrainConfig:
 
 # ----------------------------------------------------------------------------- overrides
 
-_TRUE, _FALSE, _NONE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}, {"none", "null"}
-
-
-def _coerce(key: str, hint: Any, text: str) -> Any:
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    if optional and text.strip().lower() in _NONE:
-        return None
-    t = text.strip()
-    try:
-        if base is bool:
-            if t.lower() in _TRUE:
-                return True
-            if t.lower() in _FALSE:
-                return False
-            raise ValueError
-        if base is int:
-            return int(t)
-        if base is float:
-            return float(t)
-    except ValueError:
-        raise ValueError(f"--set {key}={text}: expected {getattr(base, '__name__', base)}") from None
-    return text
-
-
 def apply_overrides(cfg: TrainConfig, pairs: list[str] | None) -> TrainConfig:
-    """Apply ``key=value`` strings, coercing each value to its field's type."""
-    hints = typing.get_type_hints(TrainConfig)
-    changes: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep:
-            raise ValueError(f"--set {pair!r}: expected key=value")
-        if key not in hints or key == "profile":
-            known = ", ".join(f.name for f in fields(TrainConfig) if f.name != "profile")
-            raise ValueError(f"--set: unknown config key {key!r}; known: {known}")
-        changes[key] = _coerce(key, hints[key], value)
-    return check(replace(cfg, **changes))
+    """Apply ``key=value`` strings, each coerced to its field's type; unknown keys are refused."""
+    return check(_config.apply_overrides(cfg, pairs, ValueError, "config key"))
 
 
 def check(cfg: TrainConfig) -> TrainConfig:
@@ -194,5 +158,4 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -> list[str]:
-    keys = (set(a) | set(b)) - set(ignore)
-    return sorted(k for k in keys if a.get(k) != b.get(k))
+    return _config.differences(a, b, ignore)

@@ -20,11 +20,14 @@ are *not* taken, exactly as the original.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .arch import Spec
 from .latency import LUT
 from .space import SEARCHABLE_STAGES
+
+if TYPE_CHECKING:
+    import torch
 
 Bounds = Callable[[int], tuple[int, int]]
 
@@ -135,7 +138,7 @@ def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_boun
     return ScaleResult(spec.with_mids(mids), before, after, float(target_ms), met, msg)
 
 
-def rank_channels(depthwise_weight) -> "torch.Tensor":  # noqa: F821
+def rank_channels(depthwise_weight) -> torch.Tensor:
     """Channel order by importance: L1 norm of each depthwise filter, descending (Appendix C).
 
     ``depthwise_weight`` has shape ``(mid, 1, k, k)``; keep the first ``mid'`` indices of the

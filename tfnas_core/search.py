@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import arch, flops, samplers, scaling, search_config
+from . import arch, config, flops, samplers, scaling, search_config
 from . import latency as latency_mod
 from . import search_data
 from .objectives import latency_loss
@@ -254,13 +254,7 @@ def read_records(path: str | Path) -> list[dict]:
 
 
 def _check_config(out: Path, cfg_dict: dict) -> None:
-    path = out / "config.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = search_config.differences(old, cfg_dict)
-        if diff:
-            raise ValueError(f"{out} holds a search with a different config (differs in: {', '.join(diff)}); "
-                             "use another --out or delete that folder")
+    config.check_resumable(out, cfg_dict, search_config.RESUME_FREE_KEYS, "search")
 
 
 def _progress(it, cfg: SearchConfig, **kw):

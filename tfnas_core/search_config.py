@@ -10,10 +10,11 @@ field's type and refuses unknown keys (``SearchConfigError``, a ``ValueError``, 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
+
+from . import config as _config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 OFFICIAL_DIR = "../shared/reference/official"
@@ -156,45 +157,9 @@ def get_profile(name: str) -> SearchConfig:
 
 # ----------------------------------------------------------------------------- overrides
 
-_TRUE, _FALSE, _NONE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}, {"none", "null"}
-
-
-def _coerce(key: str, hint: Any, text: str) -> Any:
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    t = text.strip()
-    if optional and t.lower() in _NONE:
-        return None
-    try:
-        if base is bool:
-            if t.lower() in _TRUE | _FALSE:
-                return t.lower() in _TRUE
-            raise ValueError
-        if base is int:
-            return int(t)
-        if base is float:
-            return float(t)
-    except ValueError:
-        raise SearchConfigError(f"--set {key}={text}: expected {base.__name__}"
-                                + (" or none" if optional else "")) from None
-    return t
-
-
 def apply_overrides(cfg: SearchConfig, pairs: list[str] | None) -> SearchConfig:
     """Apply ``key=value`` strings, each coerced to its field's type; unknown keys are refused."""
-    hints = typing.get_type_hints(SearchConfig)
-    changes: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep:
-            raise SearchConfigError(f"--set {pair!r}: expected key=value")
-        if key not in hints or key == "profile":
-            known = ", ".join(f.name for f in fields(SearchConfig) if f.name != "profile")
-            raise SearchConfigError(f"--set: unknown search setting {key!r}; known: {known}")
-        changes[key] = _coerce(key, hints[key], value)
-    return check(replace(cfg, **changes))
+    return check(_config.apply_overrides(cfg, pairs, SearchConfigError, "search setting"))
 
 
 def check(cfg: SearchConfig) -> SearchConfig:
@@ -268,8 +233,7 @@ def from_dict(d: dict[str, Any]) -> SearchConfig:
 
 
 def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -> list[str]:
-    keys = (set(a) | set(b)) - set(ignore)
-    return sorted(k for k in keys if a.get(k) != b.get(k))
+    return _config.differences(a, b, ignore)
 
 
 __all__ = ["ARCH_STEPS", "DATASETS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",

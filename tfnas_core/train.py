@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_mod
-from . import flops, model, profiles
+from . import config, flops, model, profiles
 from .arch import Spec, atomic_write_text
 from .profiles import TrainConfig
 from .space import Proxy
@@ -186,13 +186,7 @@ def weights_digest(net: nn.Module) -> str:
 
 
 def _check_config(out: Path, cfg_dict: dict) -> None:
-    path = out / "config.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = profiles.differences(old, cfg_dict)
-        if diff:
-            raise ValueError(f"{out} holds a run with a different config (differs in: {', '.join(diff)}); "
-                             "use another --out or delete that folder")
+    config.check_resumable(out, cfg_dict, profiles.RESUME_FREE_KEYS, "run")
 
 
 # ----------------------------------------------------------------------------- the run

@@ -1,0 +1,78 @@
+"""What search and retraining configs share: ``--set key=value`` overrides and resume checks.
+
+Both configs are frozen dataclasses whose field annotations say how a text value is read
+(``int``, ``float``, ``bool``, ``str``, each possibly ``| None``).
+"""
+from __future__ import annotations
+
+import typing
+from dataclasses import fields, replace
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+_TRUE, _FALSE, _NONE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}, {"none", "null"}
+
+
+def coerce(key: str, hint: Any, text: str, error: type[Exception] = ValueError) -> Any:
+    """Read ``text`` as the annotated type ``hint`` of field ``key``; ``none`` where optional."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    t = text.strip()
+    if optional and t.lower() in _NONE:
+        return None
+    try:
+        if base is bool:
+            if t.lower() in _TRUE | _FALSE:
+                return t.lower() in _TRUE
+            raise ValueError
+        if base is int:
+            return int(t)
+        if base is float:
+            return float(t)
+    except ValueError:
+        raise error(f"--set {key}={text}: expected {getattr(base, '__name__', base)}"
+                    + (" or none" if optional else "")) from None
+    return t
+
+
+def apply_overrides(cfg: C, pairs: list[str] | None, error: type[Exception] = ValueError,
+                    what: str = "config key") -> C:
+    """``cfg`` with ``key=value`` strings applied, each coerced to its field's type.
+
+    Unknown keys (and ``profile``, which names where the defaults came from) are refused with
+    the list of known ones.  The caller validates the result.
+    """
+    cls = type(cfg)
+    hints = typing.get_type_hints(cls)
+    changes: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep:
+            raise error(f"--set {pair!r}: expected key=value")
+        if key not in hints or key == "profile":
+            known = ", ".join(f.name for f in fields(cls) if f.name != "profile")
+            raise error(f"--set: unknown {what} {key!r}; known: {known}")
+        changes[key] = coerce(key, hints[key], value, error)
+    return replace(cfg, **changes)
+
+
+def differences(a: dict[str, Any], b: dict[str, Any], ignore: typing.Iterable[str] = ()) -> list[str]:
+    """Keys whose values differ between two config dicts, leaving out ``ignore``."""
+    keys = (set(a) | set(b)) - set(ignore)
+    return sorted(k for k in keys if a.get(k) != b.get(k))
+
+
+def check_resumable(out, cfg_dict: dict[str, Any], ignore: typing.Iterable[str], what: str = "run") -> None:
+    """Refuse to resume into ``out`` when its ``config.json`` was written with another config."""
+    import json
+    from pathlib import Path
+
+    path = Path(out) / "config.json"
+    if path.is_file():
+        diff = differences(json.loads(path.read_text()), cfg_dict, ignore)
+        if diff:
+            raise ValueError(f"{out} holds a {what} with a different config (differs in: {', '.join(diff)}); "
+                             "use another --out or delete that folder")
