@@ -208,7 +208,7 @@ def test_elasticity_permutes_momentum_with_the_channels():
         block = net.layers[l].candidates[i]
         snap[(l, i)] = (rank_channels(block.dw_conv.weight),
                         [(p, dim, p.detach().clone(), w_opt.state[p]["momentum_buffer"].clone())
-                         for p, dim in block._coupled() if p in w_opt.state])
+                         for p, dim in block.coupled_tensors() if p in w_opt.state])
     es = search.elasticity(net, lut, 0.8 * lut.predict(net.derive()), w_opt, enabled=True)
     assert es["es_changed"] > 0 and es["lut_ms_after"] < es["lut_ms_before"]
     permuted = 0

@@ -105,11 +105,11 @@ class ElasticMBInvRes(nn.Module):
         ``perm[j]``) so a caller can permute optimiser state the same way if it keeps any.
         """
         perm = rank_channels(self.dw_conv.weight).to(self.dw_conv.weight.device)
-        for p, dim in self._coupled():
+        for p, dim in self.coupled_tensors():
             p.copy_(p.index_select(dim, perm))
         return perm
 
-    def _coupled(self) -> list[tuple[torch.Tensor, int]]:
+    def coupled_tensors(self) -> list[tuple[torch.Tensor, int]]:
         """Each tensor indexed by the middle channels, with the dimension that indexes them."""
         out = [(self.expand_conv.weight, 0), (self.dw_conv.weight, 0), (self.project_conv.weight, 1)]
         if self.se_reduce is not None:

@@ -193,7 +193,7 @@ def elasticity(net: Supernet, lut, target: float, opt: torch.optim.SGD | None, e
         block = net.layers[l].candidates[i]
         perm = block.reorder_channels()  # the released code's re-selection, for the ops that changed
         if opt is not None:
-            for p, dim in block._coupled():  # the tensors reorder_channels permuted, with their dim
+            for p, dim in block.coupled_tensors():  # the tensors reorder_channels permuted, with their dim
                 buf = opt.state.get(p, {}).get("momentum_buffer")
                 if buf is not None:
                     buf.copy_(buf.index_select(dim, perm))
