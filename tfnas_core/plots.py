@@ -71,6 +71,7 @@ def stacked_shares(ax, shares: pd.DataFrame, title: str) -> None:
     ax.set_xlabel("search epoch")
     ax.set_ylabel("counting percentage (%)")
     ax.set_ylim(0, 100)
+    _integer_epochs(ax)
 
 
 def curves(ax, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, ylabel: str) -> None:
@@ -81,6 +82,7 @@ def curves(ax, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], ti
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend()
+    _integer_epochs(ax)
 
 
 def banded(ax, bands: Mapping[str, pd.DataFrame], title: str, ylabel: str, target: float | None = None) -> None:
@@ -94,6 +96,7 @@ def banded(ax, bands: Mapping[str, pd.DataFrame], title: str, ylabel: str, targe
     ax.set_xlabel("search epoch")
     ax.set_ylabel(ylabel)
     ax.legend()
+    _integer_epochs(ax)
 
 
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
@@ -113,6 +116,12 @@ def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
                 os.unlink(tmp)
         out.append(stem.with_suffix(f".{ext}"))
     return out
+
+
+def _integer_epochs(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _palette(n: int):
