@@ -35,7 +35,7 @@ class SearchConfig:
     profile: str = "custom"
     # -- data (search_data.py) -------------------------------------------------------------
     dataset: str = "imagenet-100"  # imagenet-100 | fashion-mnist | cifar10 | cifar100 | synthetic
-    data_root: str | None = None  # imagenet-100: ImageFolder-style train root (one folder per wnid)
+    data_root: str | None = None  # imagenet-100: ImageNet root with train/ (or the train/ folder itself)
     train_list: str = f"{OFFICIAL_DIR}/ImageNet-100-effb0_train_cls_ratio0.8.txt"  # imagenet-100: weights split
     val_list: str = f"{OFFICIAL_DIR}/ImageNet-100-effb0_val_cls_ratio0.8.txt"  # imagenet-100: arch split
     download: bool = False  # cifar: let torchvision download into data_root

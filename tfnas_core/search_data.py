@@ -11,7 +11,7 @@ Datasets:
 
 * ``imagenet-100`` - the paper's 100 classes through the official list files (``wnid/file.JPEG
   label`` per line; train list = weights split, val list = arch split) with images under
-  ``data_root`` (an ImageFolder-style ImageNet train root, one folder per wnid).  The split file
+  ``data_root`` (an ImageNet root holding ``train/``, or that ImageFolder-style train folder itself).  The split file
   records the two lists' SHA-256 and sizes instead of indices.
 * ``fashion-mnist`` (``data.fashion_mnist``), ``cifar10`` / ``cifar100`` (torchvision,
   ``download=False`` unless ``download=true``), ``synthetic`` (``data.synthetic``, tests).
@@ -273,11 +273,13 @@ def _imagenet100(cfg: SearchConfig) -> SearchData:
     from torchvision import transforms as T
 
     train, val = read_list(cfg.train_list), read_list(cfg.val_list)
-    root = Path(cfg.data_root or "data/imagenet/train")
+    root = Path(cfg.data_root or "data/imagenet")
+    if (root / "train").is_dir():  # an ImageNet root with train/ (and val/), as retraining takes
+        root = root / "train"
     first = root / train[0][0]
     if not first.is_file():
         raise DataError(f"ImageNet-100 images not found: looked for {first}; data_root must be an ImageFolder-style "
-                        "ImageNet train root (one folder per wnid) - get ILSVRC2012 from https://image-net.org and "
+                        "ImageNet train root (one folder per wnid), or its parent holding train/ - get ILSVRC2012 from https://image-net.org and "
                         "pass --set data_root=DIR")
     content = {"format": SPLIT_FORMAT, "dataset": "imagenet-100", "seed": int(cfg.seed),
                "train_list": Path(cfg.train_list).name, "val_list": Path(cfg.val_list).name,
