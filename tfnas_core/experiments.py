@@ -85,12 +85,22 @@ def search_cfg(ctx: Context, seed: int, **variant: Any) -> search_config.SearchC
     return search_config.check(cfg)
 
 
+def search_key(cfg: search_config.SearchConfig) -> dict[str, Any]:
+    """The config a search is keyed by: its fields plus the SHA-256 of the LUT file it reads, so
+    a rebuilt LUT under the same path never reuses runs made with the old one."""
+    import hashlib
+
+    lut_path = search_config.resolve_path(cfg.lut)
+    digest = hashlib.sha256(lut_path.read_bytes()).hexdigest() if lut_path.is_file() else None
+    return {**search_config.to_dict(cfg), "lut_sha256": digest}
+
+
 def search(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     """The search for ``variant`` (SearchConfig fields) at ``seed``: reused, resumed or run."""
     from . import search as search_mod
 
     cfg = search_cfg(ctx, seed, **variant)
-    cfg_dict = search_config.to_dict(cfg)
+    cfg_dict = search_key(cfg)
     desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
     run = ctx.store.get_or_run(
         "search", cfg_dict, lambda p: (ctx.say(f"search [{desc}] seed {seed} -> {p}"),
