@@ -53,3 +53,15 @@ def test_figures_are_written_as_png_and_pdf(tmp_path):
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
     with pytest.raises(FileNotFoundError, match="no search records"):
         plots.load_records(tmp_path)
+
+
+def test_table_panels(tmp_path):
+    s = pd.DataFrame({"variant": ["a", "b"], "top1": [80.0, 82.0], "paper_top1": [76.0, 75.0],
+                      "lut_ms": [10.0, 11.0], "measured_ms": [12.0, 9.0], "target_ms": [11.0, 11.0]})
+    fig, axes = plt.subplots(1, 2)
+    plots.ours_vs_paper(axes[0], s)
+    plots.latency_bars(axes[1], s)
+    assert [t.get_text() for t in axes[1].get_yticklabels()] == ["a", "b"]
+    assert len(axes[0].texts) == 2
+    assert plots.save_figure(fig, tmp_path / "t")[0].stat().st_size > 1000
+    plt.close(fig)

@@ -99,6 +99,31 @@ def banded(ax, bands: Mapping[str, pd.DataFrame], title: str, ylabel: str, targe
     _integer_epochs(ax)
 
 
+def ours_vs_paper(ax, summary: pd.DataFrame, col: str = "top1", paper_col: str = "paper_top1",
+                  title: str = "top-1: ours vs paper") -> None:
+    """One point per variant (ours against the paper's), labelled: shows whether rankings agree."""
+    ax.scatter(summary[paper_col], summary[col])
+    for _, r in summary.iterrows():
+        ax.annotate(str(r["variant"]), (r[paper_col], r[col]), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    ax.set_title(title)
+    ax.set_xlabel(f"paper ({paper_col})")
+    ax.set_ylabel(f"ours ({col})")
+    ax.margins(0.25)
+
+
+def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs target") -> None:
+    """The derived nets' LUT latency per variant with the target as a dashed line."""
+    y = np.arange(len(summary))
+    ax.barh(y, summary["lut_ms"], color="tab:blue", label="LUT latency of the derived net")
+    if "measured_ms" in summary:
+        ax.scatter(summary["measured_ms"], y, color="k", marker="x", zorder=3, label="measured (this machine)")
+    ax.axvline(float(summary["target_ms"].iloc[0]), color="k", linestyle="--", linewidth=1, label="target")
+    ax.set_yticks(y, summary["variant"])
+    ax.set_xlabel("latency (ms)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
     """Write ``stem.png`` and ``stem.pdf``, each atomically (temp file + rename)."""
     stem = Path(stem)
