@@ -473,12 +473,14 @@ def _time_base(space: SearchSpace, dev, batch: int, warmup: int, repeats: int) -
         def forward(self, x):
             return self.fc(self.conv(x).mean((2, 3)))
 
-    # The first module a process times can run slow for all of its runs, warm-up included
-    # (measured on this machine: the base stem at 4.5 ms in a fresh process, 1.2 ms for a second
-    # instance right after).  So the stem is timed twice, on two instances, and the first discarded.
+    # A fresh process can time slow until it has run the whole base once (measured on this
+    # machine: 4.5-6.1 ms for the first base of a process, 2.0-2.1 ms for every one after, a
+    # new instance or not): so the base is timed twice and the first result dropped.
     x = torch.randn(batch, 3, 224, 224, device=dev)
-    time_module(Stem().to(dev), x, warmup, repeats, warmup_s=1.0)
-    stem = time_module(Stem().to(dev), x, warmup, repeats, warmup_s=1.0).median_ms
-    head = time_module(Head().to(dev), torch.randn(batch, s8.out_chs, s9.in_hw, s9.in_hw, device=dev),
-                       warmup, repeats).median_ms
-    return stem + head
+    feats = torch.randn(batch, s8.out_chs, s9.in_hw, s9.in_hw, device=dev)
+    results = []
+    for _ in range(2):
+        stem = time_module(Stem().to(dev), x, warmup, repeats).median_ms
+        head = time_module(Head().to(dev), feats, warmup, repeats).median_ms
+        results.append(stem + head)
+    return results[-1]
