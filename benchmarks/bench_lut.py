@@ -90,6 +90,8 @@ def main() -> None:
         lut = latency.build("tfnas", lut_path, device="cpu")
         build_s = time.perf_counter() - t0
     luts = {"linear": lut.refit("linear"), "interp": lut.refit("interp")}
+    with cpu_threads(1):  # a fresh process times slow until it has run a whole base once: do that first
+        latency._time_base(get_space("tfnas"), torch.device("cpu"), 1, 5, 30)
     interp = interpolation_error(luts, a.probe_keys, a.probes)
     nets = whole_network(luts, a.net_repeats)
 
