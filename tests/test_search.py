@@ -24,14 +24,6 @@ QUIET = lambda m: None  # noqa: E731
 CPU_LUT = ROOT / "tfnas_core" / "luts" / "cpu_local.json"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def tiny(tmp_path: Path, **kw) -> SearchConfig:
     """Smoke, smaller still: 2 epochs (1 warm-up) of 2 weight steps, one arch step."""
     base = dict(steps_per_epoch=2, val_batches=1, split_dir=str(tmp_path / "splits"))

@@ -14,15 +14,6 @@ from tfnas_core.supernet import DEPTH_SPACES, Supernet
 PROXY = Proxy(resolution=32, width_mult=0.25, num_classes=10, stem_stride=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core machine can be 100x slower than one.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
