@@ -204,6 +204,16 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
+def atomic_torch_save(obj: Any, path: Path) -> Path:
+    """``torch.save`` to a temp file, then rename: a checkpoint is either the old one or the new."""
+    import torch
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def infer_op(space: SearchSpace, kernel: int, cin: int, mid: int, se: int) -> str:
     """Name the candidate op of a published table row (kernel, ``mid``, SE width).
 
@@ -236,8 +246,8 @@ def plan(spec: Spec, proxy: Proxy = PAPER_SCALE) -> NetPlan:
     s1, s2 = space.stage(1), space.stage(2)
     hw = conv_out(proxy.resolution, proxy.stem_stride)
     stem = ch(s1.out_chs)
-    blocks = [BlockArgs(stem, proxy.width(space.stage2.mid) if space.stage2.mid != s1.out_chs else stem,
-                        ch(s2.out_chs), space.stage2.kernel, 1, proxy.width(space.stage2.se), s2.act, hw)]
+    # stage 2 is k3_e1 (mid == stem channels, no expansion conv) at every proxy
+    blocks = [BlockArgs(stem, stem, ch(s2.out_chs), space.stage2.kernel, 1, proxy.width(space.stage2.se), s2.act, hw)]
     stages = [2]
     hws = [hw]
     for geom, layer in spec.layers():

@@ -32,9 +32,7 @@ def plan_flops(p: NetPlan, convention: str = "official") -> int:
         raise ValueError(f"unknown FLOPs convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     total = plan_macs(p)
     if convention == "official":
-        hw = conv_out(p.resolution, p.stem_stride)
-        for b in p.blocks:
-            hw = conv_out(b.in_hw, b.stride)
+        hw = p.blocks_hw_out[-1]
         total += sum(b.se_chs + b.mid_chs for b in p.blocks if b.se_chs)  # SE conv biases
         total += hw * hw * p.head_chs  # global average pool over the head's output
         total += p.num_classes  # classifier bias

@@ -239,12 +239,6 @@ def _set_rng_state(st: dict, gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def write_records(records: list[dict], path: Path) -> None:
     arch.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
@@ -361,7 +355,7 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
             "target_ms": cfg.target_ms, "epoch_s": time.perf_counter() - t0,
         }
         records.append(rec)
-        _atomic_torch_save({
+        arch.atomic_torch_save({
             "net": net.state_dict(), "w_opt": w_opt.state_dict(), "w_sched": w_sched.state_dict(),
             "a_opt": a_opt.state_dict(), "temperature": temp, "rng": _rng_state(gen), "records": records,
             "data_position": {"epoch": epoch + 1, "step": 0}, "split_sha256": data.split.sha256,

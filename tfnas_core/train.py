@@ -35,7 +35,7 @@ from torch import nn
 
 from . import data as data_mod
 from . import config, flops, model, profiles
-from .arch import Spec, atomic_write_text
+from .arch import Spec, atomic_torch_save, atomic_write_text
 from .profiles import TrainConfig
 from .space import Proxy
 from .timing import cpu_threads
@@ -161,12 +161,6 @@ def _gather(obj, d: Dist) -> list:
     return out
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def write_records(records: list[dict], path: Path) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, lineterminator="\n")
@@ -269,7 +263,7 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
         records.append(rec)
         rngs = _gather(_rng_state(), d)
         if d.main:
-            _atomic_torch_save({
+            atomic_torch_save({
                 "model": core.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "scaler": scaler.state_dict(), "epoch": epoch + 1, "rng": rngs, "records": records,
                 "wall_s": wall_before + time.perf_counter() - session_t0,
