@@ -157,6 +157,26 @@ def test_objective_is_used_in_the_arch_step():
     assert out["c2"]["lat_loss"] == pytest.approx(0.1 * out["c2"]["lat_ms"], rel=1e-5)
 
 
+def test_c1_lambdas_reach_the_loss_and_config():
+    """The C1 λ bug: c1's λ1 default (0.2) and a non-default λ1/λ2 must reach the arch loss, and
+    the values used must be in the resolved config (config.json, run key)."""
+    cfg, net, x, y = _net_and_batch()
+    lut = latency.load(CPU_LUT)
+    resolved = search_config.resolve(replace(smoke(), objective="c1"), False)
+    assert (resolved.lam, resolved.lam2) == (0.2, 0.6)  # c1's defaults, not abs's λ = 0.1
+    assert search_config.resolve(smoke(), False).lam == 0.1 and search_config.resolve(smoke(), False).lam2 is None
+    assert search_config.resolve(replace(smoke(), objective="c1", lam=0.7), False).lam == 0.7
+    with pytest.raises(search_config.SearchConfigError, match="lam2"):
+        search_config.fill_objective_defaults(replace(smoke(), objective="abs", lam2=0.5))
+    for lam, lam2 in ((None, None), (0.5, None), (0.5, 1.3)):
+        c = search_config.fill_objective_defaults(replace(cfg, objective="c1", lam=lam, lam2=lam2))
+        _, _, a_opt = search.build_optimizers(net, c)
+        r = search.arch_step(net, x, y, a_opt, lut, c, 5.0, samplers.make_generator(0))
+        import math
+        want = (lam or 0.2) * math.log(r["lat_ms"]) ** (lam2 or 0.6)
+        assert r["lat_loss"] == pytest.approx(want, rel=1e-5)
+
+
 def test_temperature_schedules():
     cfg = replace(smoke(), epochs=6, warmup_epochs=2)
     exp = [search.temperature(cfg, e) for e in range(6)]

@@ -82,7 +82,7 @@ class SearchRun:
 def search_cfg(ctx: Context, seed: int, **variant: Any) -> search_config.SearchConfig:
     base = search_config.get_profile(ctx.profile)
     cfg = dataclasses.replace(base, **{**ctx.search_overrides, **variant, "seed": seed, "progress": False})
-    return search_config.check(cfg)
+    return search_config.check(search_config.fill_objective_defaults(cfg))
 
 
 def search_key(cfg: search_config.SearchConfig) -> dict[str, Any]:

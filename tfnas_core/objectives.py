@@ -15,8 +15,11 @@ in ``lat``):
 * ``'c2'`` - ProxylessNAS-style (Table 5 "C2"): ``λ1 · LAT``; no target.
 
 λ = 0.1 is the paper's choice for its own objective (Appendix, Tab. 13).  The paper tuned the
-C1/C2 hyper-parameters per target and does not list them; the defaults below (λ1 = 0.2,
-λ2 = 0.6 for C1, λ1 = 0.1 for C2) are starting points, not the paper's values.
+C1/C2 hyper-parameters per target and does not list them; the defaults in ``DEFAULTS`` (λ1 = 0.2,
+λ2 = 0.6 for C1, λ1 = 0.1 for C2) are starting points, not the paper's values.  ``DEFAULTS`` is
+the one place these numbers live: the functions' keyword defaults, ``latency_loss`` and the
+search config (``search_config.fill_objective_defaults``, which writes the values used into
+``config.json``) all read it.
 """
 from __future__ import annotations
 
@@ -25,6 +28,13 @@ from typing import Callable
 import torch
 
 DEFAULT_LAMBDA = 0.1
+# The hyper-parameters of each objective when a caller gives none (see the module docstring).
+DEFAULTS: dict[str, dict[str, float]] = {
+    "abs": {"lam": DEFAULT_LAMBDA},
+    "eq9": {"lam": DEFAULT_LAMBDA},
+    "c1": {"lam": 0.2, "lam2": 0.6},
+    "c2": {"lam": 0.1},
+}
 
 
 def _t(lat) -> torch.Tensor:
@@ -47,12 +57,13 @@ def eq9(lat, target: float, lam: float = DEFAULT_LAMBDA) -> torch.Tensor:
     return lam * torch.clamp(_t(lat) / _check_target(target) - 1.0, min=0.0)
 
 
-def c1(lat, target: float | None = None, lam: float = 0.2, lam2: float = 0.6) -> torch.Tensor:
+def c1(lat, target: float | None = None, lam: float = DEFAULTS["c1"]["lam"],
+       lam2: float = DEFAULTS["c1"]["lam2"]) -> torch.Tensor:
     """FBNet-style ``λ1 · (log LAT)^λ2`` (Table 5 "C1"); ``target`` is ignored."""
     return lam * torch.log(_t(lat)).pow(lam2)
 
 
-def c2(lat, target: float | None = None, lam: float = 0.1) -> torch.Tensor:
+def c2(lat, target: float | None = None, lam: float = DEFAULTS["c2"]["lam"]) -> torch.Tensor:
     """ProxylessNAS-style ``λ1 · LAT`` (Table 5 "C2"); ``target`` is ignored."""
     return lam * _t(lat)
 
@@ -74,13 +85,18 @@ def get_objective(name: str) -> Callable[..., torch.Tensor]:
 
 
 def latency_loss(lat, target: float | None, name: str = DEFAULT_OBJECTIVE, lam: float | None = None,
-                 **kw) -> torch.Tensor:
-    """``C(LAT)`` under the named objective; ``lam=None`` keeps the objective's default λ."""
+                 lam2: float | None = None) -> torch.Tensor:
+    """``C(LAT)`` under the named objective; ``lam``/``lam2`` ``None`` take ``DEFAULTS[name]``.
+
+    ``lam2`` belongs to ``c1`` only; giving it to another objective is an error."""
     fn = get_objective(name)
-    if lam is not None:
-        kw["lam"] = lam
+    kw = {"lam": DEFAULTS[name]["lam"] if lam is None else lam}
+    if name == "c1":
+        kw["lam2"] = DEFAULTS["c1"]["lam2"] if lam2 is None else lam2
+    elif lam2 is not None:
+        raise ValueError(f"lam2 is a hyper-parameter of c1 only, not of {name!r}")
     return fn(lat, target, **kw)
 
 
-__all__ = ["DEFAULT_LAMBDA", "DEFAULT_OBJECTIVE", "OBJECTIVES", "abs_objective", "c1", "c2", "eq9",
+__all__ = ["DEFAULTS", "DEFAULT_LAMBDA", "DEFAULT_OBJECTIVE", "OBJECTIVES", "abs_objective", "c1", "c2", "eq9",
            "get_objective", "latency_loss"]

@@ -150,8 +150,7 @@ def arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.
         logits = net(x, ops, depths)
     ce = cross_entropy(logits, y)
     lat = net.expected_latency(lut, ops, depths)
-    kw = {"lam2": cfg.lam2} if cfg.objective == "c1" else {}
-    lat_loss = latency_loss(lat, cfg.target_ms, cfg.objective, cfg.lam, **kw)
+    lat_loss = latency_loss(lat, cfg.target_ms, cfg.objective, cfg.lam, cfg.lam2)
     loss = ce + lat_loss
     _finite(loss, where)
     params = net.arch_parameters()

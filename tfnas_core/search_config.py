@@ -73,8 +73,8 @@ class SearchConfig:
     second_path: str = "random"  # none | gumbel | min_alpha | max_alpha | random (Sec. 3.3, Tab. 3)
     arch_step: str = "relaxed"  # relaxed (soft Gumbel-softmax, every op) | hard (straight-through, one op)
     objective: str = "abs"  # abs (released code) | eq9 (paper Eq. 9) | c1 | c2 (Tab. 5)
-    lam: float = 0.1  # λ (Appendix B); λ1 for c1/c2
-    lam2: float = 0.6  # λ2 of c1 only
+    lam: float | None = None  # λ (Appendix B); λ1 for c1/c2; None: the objective's (objectives.DEFAULTS)
+    lam2: float | None = None  # λ2 of c1 only; None: c1's default (objectives.DEFAULTS), unused otherwise
     lut: str = f"{OFFICIAL_DIR}/latency_gpu.pkl"
     target_ms: float | None = 15.0  # None: TF-NAS-B's latency under ``lut`` (resolved at start)
     elasticity: bool = True  # elasticity scaling after every post-warm-up epoch (Alg. 1)
@@ -209,8 +209,31 @@ def resolve_path(path: str) -> Path:
     return alt if alt.exists() else p
 
 
+def fill_objective_defaults(cfg: SearchConfig) -> SearchConfig:
+    """``lam`` / ``lam2`` left ``None`` take the objective's defaults (``objectives.DEFAULTS``).
+
+    Filled from the *final* objective, so ``replace(profile, objective="c1")`` gets c1's λ1, and
+    written into the config (hence ``config.json`` and the run key) as used.  ``lam2`` is kept
+    only for ``c1``, the one objective that reads it."""
+    from .objectives import DEFAULTS
+
+    if cfg.objective not in DEFAULTS:
+        return cfg  # check() names the unknown objective
+    d = DEFAULTS[cfg.objective]
+    lam = d["lam"] if cfg.lam is None else cfg.lam
+    if cfg.objective == "c1":
+        lam2 = d["lam2"] if cfg.lam2 is None else cfg.lam2
+    elif cfg.lam2 is not None:
+        raise SearchConfigError(f"lam2: a hyper-parameter of objective c1 only, not of {cfg.objective!r}")
+    else:
+        lam2 = None
+    return replace(cfg, lam=float(lam), lam2=None if lam2 is None else float(lam2))
+
+
 def resolve(cfg: SearchConfig, cuda_available: bool) -> SearchConfig:
-    """Fill the derived fields: ``target_ms`` (TF-NAS-B under the LUT) and ``device``."""
+    """Fill the derived fields: ``target_ms`` (TF-NAS-B under the LUT), ``device`` and the
+    objective's ``lam``/``lam2`` (``fill_objective_defaults``)."""
+    cfg = fill_objective_defaults(cfg)
     target = cfg.target_ms
     if target is None:
         from . import latency, zoo
@@ -237,5 +260,5 @@ def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -
 
 
 __all__ = ["ARCH_STEPS", "DATASETS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",
-           "apply_overrides", "check", "differences", "from_dict", "get_profile", "mini", "paper", "resolve",
+           "apply_overrides", "check", "differences", "fill_objective_defaults", "from_dict", "get_profile", "mini", "paper", "resolve",
            "resolve_path", "smoke", "to_dict"]
