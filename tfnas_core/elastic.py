@@ -15,6 +15,10 @@ tensor: expand conv (output dim), depthwise conv, SE reduce conv (input dim), SE
 (output dim and bias) and project conv (input dim).  Then the first ``active_mid`` channels are
 exactly the top-``active_mid`` channels the released code keeps.
 
+Speed: ``fast = True`` (set by ``supernet.Supernet.set_fast``) runs the same function through
+``fast_ops.block_forward`` (channels_last, 1x1 convolutions as GEMMs); ``forward`` below is the
+plain reference.
+
 BatchNorm: the supernet's BNs are ``affine=False`` without running statistics, as the released
 code (OFFICIAL_IMPLEMENTATION_FACTS, "Supernet BatchNorms").  Such a BN has no state at all, so
 "slicing its statistics" is normalising the active channels with their own batch statistics:
@@ -30,16 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import MBInvRes, drop_connect, make_act
+from . import fast_ops
+from .ops import BN_EPS, MBInvRes, drop_connect, make_act, search_bn
 from .scaling import rank_channels
 from .space import BlockArgs
-
-BN_EPS = 1e-5  # nn.BatchNorm2d's default, so the static network normalises identically
-
-
-def search_bn(x: torch.Tensor) -> torch.Tensor:
-    """The supernet's BatchNorm: ``affine=False``, no running statistics (batch statistics always)."""
-    return F.batch_norm(x, None, None, None, None, training=True, momentum=0.0, eps=BN_EPS)
 
 
 class ElasticMBInvRes(nn.Module):
@@ -74,12 +72,15 @@ class ElasticMBInvRes(nn.Module):
         self.project_conv = nn.Conv2d(a.mid_chs, a.out_chs, 1, bias=False)
         self.act = make_act(a.act)
         self.active_mid = int(init_mid)  # plain attribute: set from outside before forward
+        self.fast = False  # plain attribute: True runs fast_ops.block_forward (same function, channels_last)
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.active_mid
         if not 1 <= m <= self.max_mid:
             raise ValueError(f"active_mid {m} outside [1, {self.max_mid}]")
+        if self.fast:
+            return fast_ops.block_forward(self, x)
         h = x
         if m != self.in_chs:
             h = self.act(search_bn(F.conv2d(h, self.expand_conv.weight[:m])))

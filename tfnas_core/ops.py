@@ -8,9 +8,17 @@ keeps its shape.  Optional parts are ``nn.Identity`` so ``forward`` is straight-
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .space import BlockArgs
+
+BN_EPS = 1e-5  # nn.BatchNorm2d's default, so the static network and the supernet normalise identically
+
+
+def search_bn(x: torch.Tensor) -> torch.Tensor:
+    """The supernet's BatchNorm: ``affine=False``, no running statistics (batch statistics always)."""
+    return F.batch_norm(x, None, None, None, None, training=True, momentum=0.0, eps=BN_EPS)
 
 
 def make_act(name: str) -> nn.Module:

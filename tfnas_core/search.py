@@ -79,7 +79,7 @@ class SearchDiverged(ValueError):
 def build_supernet(cfg: SearchConfig, num_classes: int, in_chans: int, device: torch.device) -> Supernet:
     torch.manual_seed(cfg.seed)
     proxy = Proxy(cfg.resolution, cfg.width_mult, cfg.stem_stride, num_classes, in_chans)
-    return Supernet(cfg.space, proxy, cfg.depth_space).to(device)
+    return Supernet(cfg.space, proxy, cfg.depth_space).to(device).set_fast(cfg.fast)
 
 
 def build_optimizers(net: Supernet, cfg: SearchConfig):
@@ -111,10 +111,17 @@ def weight_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.opti
     net.train()
     first, second = samplers.bi_sample(list(net.alphas), cfg.second_path if bi else "none", gen)
     depths = [w.detach() for w in net.depth_weights()]
-    logits = net(x, first, depths)
-    loss = cross_entropy(logits, y)
-    if second is not None:
-        loss = loss + cross_entropy(net(x, second, depths), y)
+    if cfg.fast:  # the stem and stage-2 block do not depend on the path: run them once for both paths
+        h = net.features_in(x)
+        logits = net.forward_from(h, first, depths)
+        loss = cross_entropy(logits, y)
+        if second is not None:
+            loss = loss + cross_entropy(net.forward_from(h, second, depths), y)
+    else:
+        logits = net(x, first, depths)
+        loss = cross_entropy(logits, y)
+        if second is not None:
+            loss = loss + cross_entropy(net(x, second, depths), y)
     _finite(loss, where)
     opt.zero_grad(set_to_none=True)
     loss.backward()

@@ -88,6 +88,7 @@ class SearchConfig:
     threads: int | None = None  # torch intra-op threads; None: torch's default
     stop_after_epoch: int | None = None  # stop cleanly after this epoch (rerun the command to resume)
     progress: bool = True  # tqdm bars (on a TTY)
+    fast: bool = True  # fast_ops path (same losses/gradients up to float rounding); false: the plain reference path
 
 
 # Keys that may differ between an interrupted run and its resumption.

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fast_ops
 from . import latency as _lat
 from .arch import Layer, Spec, plan, validate
 from .elastic import ElasticMBInvRes
@@ -94,6 +95,7 @@ class MixedOp(nn.Module):
         super().__init__()
         self.candidates = nn.ModuleList(candidates)
         self.has_skip = has_skip
+        self.fast = False  # plain attribute: relaxed forward through fast_ops.relaxed_layer (Supernet.set_fast)
 
     @property
     def num_choices(self) -> int:
@@ -104,6 +106,8 @@ class MixedOp(nn.Module):
         if _is_weights(choice):
             if choice.shape != (self.num_choices,):
                 raise ValueError(f"op weights of shape {tuple(choice.shape)} for a layer of {self.num_choices} choices")
+            if self.fast:
+                return fast_ops.relaxed_layer(self.candidates, x, choice, self.has_skip)
             out = sum(choice[i] * op(x) for i, op in enumerate(self.candidates))
             return out + choice[n] * x if self.has_skip else out
         i = int(choice)
@@ -160,6 +164,7 @@ class Supernet(nn.Module):
         self.betas = nn.ParameterList()
         self.gates = nn.ParameterList()
         self.gated_layers: tuple[int, ...] = ()
+        self.fast = False
         if depth_space == "sink":
             for s in range(len(self.stage_sizes)):
                 self.betas.append(nn.Parameter(torch.zeros(len(self.allowed_depths(s)))))
@@ -219,6 +224,17 @@ class Supernet(nn.Module):
         for p in params:
             p.copy_(F.log_softmax(p, dim=-1))
 
+    # -- speed -------------------------------------------------------------------------------
+    def set_fast(self, fast: bool = True) -> "Supernet":
+        """Run the searchable layers through ``fast_ops`` (same function, fused and channels_last) or
+        the plain reference path.  A plain attribute per block: no parameter or state changes."""
+        for layer in self.layers:
+            layer.fast = bool(fast)
+            for op in layer.candidates:
+                op.fast = bool(fast)
+        self.fast = bool(fast)
+        return self
+
     # -- widths ------------------------------------------------------------------------------
     def set_mid(self, layer: int, op: int, mid: int) -> None:
         """Set the paper-scale width of candidate ``op`` of ``layer`` (inside the op's range)."""
@@ -259,13 +275,21 @@ class Supernet(nn.Module):
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, ops: Sequence[Choice], depths: Sequence[Choice] | None = None) -> torch.Tensor:
+        return self.forward_from(self.features_in(x), ops, depths)
+
+    def features_in(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem and the fixed stage-2 block: the part of ``forward`` no choice affects."""
+        x = self.stage2(self.stem(x))
+        return fast_ops.to_cl(x) if self.fast else x
+
+    def forward_from(self, x: torch.Tensor, ops: Sequence[Choice], depths: Sequence[Choice] | None = None) -> torch.Tensor:
+        """``forward`` after ``features_in`` (the weight step shares that part between its two paths)."""
         if len(ops) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} op choices, got {len(ops)}")
         depths = list(depths) if depths is not None else []
         if len(depths) != len(self.depth_parameters()):
             raise ValueError(f"expected {len(self.depth_parameters())} depth choices for "
                              f"{self.depth_space!r}, got {len(depths)}")
-        x = self.stage2(self.stem(x))
         if self.depth_space == "sink":
             for s in range(len(self.stage_sizes)):
                 x = self._sink_stage(x, s, ops, depths[s])
