@@ -68,6 +68,45 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def out_lock(path: str | os.PathLike, on_wait: Callable[[], None] | None = None):
+    """Hold an exclusive lock on the run folder ``path`` itself (``flock`` on the directory).
+
+    Searches and retraining runs take it for their ``--out``, so two processes never write one
+    folder at once: the second waits (``on_wait`` is called once) and then resumes or finds the
+    run complete.  It leaves no lock file; a folder it had to create is removed again if the run
+    wrote nothing into it (bad input leaves no trace).  The run store's ``.lock`` file is another
+    lock, so a store run that takes both does not wait on itself.
+    """
+    path = Path(path)
+    while True:
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+                on_wait = None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            st = os.stat(path)
+            same = (st.st_ino, st.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev)
+        except FileNotFoundError:
+            same = False
+        if same:  # the folder was not removed (and recreated) while we waited
+            break
+        os.close(fd)
+    try:
+        yield path
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds while empty
+        os.close(fd)
+
+
 class RunStore:
     """Runs under ``root`` (default ``runs/``, or ``$TFNAS_RUNS``)."""
 
