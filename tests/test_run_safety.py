@@ -252,6 +252,15 @@ def test_out_lock_waits_and_removes_a_folder_it_created_for_nothing(tmp_path):
     assert (out / "x").exists()
 
 
+def test_out_lock_removes_temp_files_of_a_killed_writer(tmp_path):
+    (tmp_path / ".checkpoint.pt.k2j3l4.tmp").write_bytes(b"\0" * 100)
+    (tmp_path / "checkpoint.pt").write_bytes(b"kept")
+    (tmp_path / "notes.tmp").write_text("not ours: no leading dot")
+    with runs.out_lock(tmp_path):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "notes.tmp"]
+
+
 def _enter_and_leave(out: Path, log: list) -> None:
     with runs.out_lock(out, on_wait=lambda: log.append("waiting")):
         log.append("entered")
@@ -263,3 +272,13 @@ def test_store_run_does_not_wait_on_its_own_lock(tmp_path):
     run = store.get_or_run("search", search_config.to_dict(cfg), lambda p: search.run(cfg, p, log=QUIET),
                            "summary.json")
     assert run.done
+
+
+@pytest.mark.parametrize("raw, needle", [(b"\x8b\x08", "not UTF-8"), (b"[1]", "expected a JSON object"),
+                                         (b'{"kind": ', "not valid JSON")])
+def test_broken_store_record_is_named(tmp_path, raw, needle):
+    (tmp_path / "abc123").mkdir()
+    (tmp_path / "abc123" / "store.json").write_bytes(raw)
+    with pytest.raises(ValueError, match=needle) as e:
+        runs.RunStore(tmp_path).index()
+    assert str(tmp_path / "abc123" / "store.json") in str(e.value)

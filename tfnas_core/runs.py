@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .arch import atomic_write_text
+from .checks import read_json
 
 DEFAULT_ROOT = Path(os.environ.get("TFNAS_RUNS", "runs"))
 
@@ -74,7 +75,8 @@ def out_lock(path: str | os.PathLike, on_wait: Callable[[], None] | None = None)
 
     Searches and retraining runs take it for their ``--out``, so two processes never write one
     folder at once: the second waits (``on_wait`` is called once) and then resumes or finds the
-    run complete.  It leaves no lock file; a folder it had to create is removed again if the run
+    run complete.  Holding the lock, it deletes the ``.*.tmp`` files a killed writer left (no one
+    else can be writing them).  It leaves no lock file; a folder it had to create is removed again if the run
     wrote nothing into it (bad input leaves no trace).  The run store's ``.lock`` file is another
     lock, so a store run that takes both does not wait on itself.
     """
@@ -98,6 +100,9 @@ def out_lock(path: str | os.PathLike, on_wait: Callable[[], None] | None = None)
         if same:  # the folder was not removed (and recreated) while we waited
             break
         os.close(fd)
+    for debris in path.glob(".*.tmp"):  # temp files of a killed writer (atomic_write_text, atomic_torch_save)
+        with contextlib.suppress(OSError):
+            debris.unlink()
     try:
         yield path
     finally:
@@ -152,7 +157,9 @@ class RunStore:
             meta_path = d / "store.json"
             if not meta_path.is_file():
                 continue
-            meta = json.loads(meta_path.read_text())
+            meta = read_json(meta_path, ValueError, "run-store record")
+            if not isinstance(meta, dict):
+                raise ValueError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
             rows.append({"key": d.name, "kind": meta.get("kind"), "path": str(d), "config": meta.get("config", {})})
         return rows
 
