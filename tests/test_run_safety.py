@@ -72,7 +72,7 @@ def test_checkpoint_hash_refuses_another_config_without_config_json(stopped_sear
     msgs = []
     search.run(cfg, out, log=msgs.append)  # the same config resumes, config.json or not
     assert any("resuming" in m and "after epoch 1/3" in m for m in msgs)
-    assert json.loads((out / "config.json").read_text())["lam"] == cfg.lam
+    assert json.loads((out / "config.json").read_text())["lam"] == search_config.resolve(cfg, False).lam
 
 
 def test_resume_free_keys_do_not_change_the_hash(stopped_search, tmp_path):
