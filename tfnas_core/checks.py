@@ -125,8 +125,9 @@ def parse_json(text: str | bytes, source: str, error: type[Exception] = ValueErr
         raise error(f"{source}: not valid JSON ({e})") from None
     except RecursionError:
         raise error(f"{source}: JSON nested too deeply") from None
-    except ValueError as e:  # e.g. an integer longer than Python's digit limit
-        raise error(f"{source}: unreadable JSON value ({str(e).splitlines()[0][:80]})") from None
+    except ValueError as e:  # an integer longer than Python's digit limit (sys.get_int_max_str_digits)
+        why = "a number with too many digits" if "digits" in str(e) else str(e).splitlines()[0][:80]
+        raise error(f"{source}: unreadable JSON value ({why})") from None
 
 
 def read_json(path: str | os.PathLike, error: type[Exception] = ValueError, what: str = "file") -> Any:
