@@ -172,6 +172,13 @@ def test_pickle_lut_of_every_protocol_loads_and_prints_strict_json(tmp_path, cap
     assert json.loads(out, parse_constant=no_constants)["lut_ms"] > 0
 
 
+def test_lut_not_covering_the_space_is_refused_before_the_split_is_written(tmp_path, capsys):
+    splits = tmp_path / "splits"
+    refused(cli(["search", "--profile", "smoke", "--out", tmp_path / "s", "--set", f"split_dir={splits}",
+                 "--set", "space=mbv2"], capsys), "does not cover space 'mbv2'")
+    assert not splits.exists() and not (tmp_path / "s").exists()
+
+
 def test_official_tables_dip_below_zero_only_at_narrow_widths(official_lut):
     """Why negative entries are allowed at all: the official per-key linear fits go below 0 ms."""
     negative = [(k, w) for k, t in official_lut.entries.items() for w, v in t.items() if v < 0]

@@ -63,7 +63,7 @@ from . import latency as latency_mod
 from . import search_data
 from .objectives import latency_loss
 from .search_config import SearchConfig
-from .space import Proxy
+from .space import Proxy, get_space
 from .supernet import Supernet
 from .timing import cpu_threads
 
@@ -293,13 +293,13 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
     _check_config(out, cfg_dict)
     config_json_seen = (out / "config.json").is_file()
     lut = latency_mod.load(search_config.resolve_path(cfg.lut))
-    data = search_data.make(cfg)  # before writing anything: a missing dataset leaves no trace
-    device = torch.device(cfg.device)
-    net = build_supernet(cfg, data.num_classes, data.in_chans, device)
-    missing = lut.check_covers(net.space)
+    missing = lut.check_covers(get_space(cfg.space))  # before the split file is written
     if missing:
         raise latency_mod.LUTError(f"LUT {cfg.lut} does not cover space {cfg.space!r}: lacks {missing[0]}"
                                    + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    data = search_data.make(cfg)  # before writing anything: a missing dataset leaves no trace
+    device = torch.device(cfg.device)
+    net = build_supernet(cfg, data.num_classes, data.in_chans, device)
     w_opt, w_sched, a_opt = build_optimizers(net, cfg)
     gen = samplers.make_generator(cfg.seed)
     random.seed(cfg.seed)
