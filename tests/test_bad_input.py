@@ -266,6 +266,18 @@ def test_broken_split_file_is_named(tmp_path, raw, needle):
     assert str(path) in str(e.value)
 
 
+@pytest.mark.parametrize("lines, needle", [(["n01/a.JPEG 0", "n02/b.JPEG 100"], "label outside 0..99"),
+                                           (["n01/a.JPEG -1"], "label outside 0..99"), ([], "empty ImageNet-100 list")])
+def test_imagenet100_list_labels_are_checked(tmp_path, lines, needle):
+    (tmp_path / "train.txt").write_text("".join(line + "\n" for line in lines))
+    (tmp_path / "val.txt").write_text("n01/c.JPEG 0\n")
+    cfg = replace(search_config.paper(), data_root=str(tmp_path), train_list=str(tmp_path / "train.txt"),
+                  val_list=str(tmp_path / "val.txt"), split_dir=str(tmp_path / "splits"))
+    with pytest.raises(data.DataError, match=needle) as e:
+        search_data.make(cfg)
+    assert str(tmp_path / "train.txt") in str(e.value) and not (tmp_path / "splits").exists()
+
+
 def test_bad_list_file_encoding_is_named(tmp_path):
     p = tmp_path / "list.txt"
     p.write_bytes(b"n01/a.JPEG 0\n\xff\xfe 1\n")

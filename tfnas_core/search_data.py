@@ -45,6 +45,7 @@ CIFAR_STATS = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 SYNTHETIC_STATS = ((0.5,), (0.25,))
+IMAGENET100_CLASSES = 100
 
 
 # ----------------------------------------------------------------------------- class selection
@@ -286,6 +287,12 @@ def _imagenet100(cfg: SearchConfig) -> SearchData:
     from torchvision import transforms as T
 
     train, val = read_list(cfg.train_list), read_list(cfg.val_list)
+    for path, entries in ((cfg.train_list, train), (cfg.val_list, val)):
+        if not entries:
+            raise DataError(f"{resolve_path(path)}: an empty ImageNet-100 list")
+        bad = next((f"{rel} {c}" for rel, c in entries if not 0 <= c < IMAGENET100_CLASSES), None)
+        if bad is not None:
+            raise DataError(f"{resolve_path(path)}: entry {bad!r} has a label outside 0..{IMAGENET100_CLASSES - 1}")
     root = Path(cfg.data_root or "data/imagenet")
     if (root / "train").is_dir():  # an ImageNet root with train/ (and val/), as retraining takes
         root = root / "train"
@@ -319,7 +326,7 @@ def _imagenet100(cfg: SearchConfig) -> SearchData:
         return LoaderBatches(DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=shuffle, **kw), sampler)
 
     return SearchData(loader(w_ds, cfg.seed, True), loader(a_ds, cfg.seed + 7, True), loader(v_ds, cfg.seed, False),
-                      100, 3, split, len(w_ds), len(a_ds))
+                      IMAGENET100_CLASSES, 3, split, len(w_ds), len(a_ds))
 
 
 __all__ = ["SPLIT_FORMAT", "SearchData", "Split", "content_hash", "make", "make_split", "memory_pool",
