@@ -329,6 +329,15 @@ def test_a_numeric_field_without_declared_limits_is_a_programming_error():
         checks.check_fields(Knobs(steps=2.0), {"rate": checks.POSITIVE, "steps": checks.AT_LEAST_1})
 
 
+def test_out_of_range_values_are_shown_without_failing_themselves():
+    with pytest.raises(ValueError, match="seed must be in .* got an integer of 16610 bits"):
+        checks.check_number("seed", 10**5000, checks.SEED)  # repr() of it would exceed the digit limit
+    with pytest.raises(ValueError, match="lr must be finite and > 0, got nan"):
+        checks.check_number("lr", float("nan"), checks.POSITIVE)
+    with pytest.raises(ValueError, match="lr must be a number, got True"):
+        checks.check_number("lr", True, checks.POSITIVE)
+
+
 # The probe's settings that were accepted (rc 0) or crashed late; each is refused up front.
 SETTING_CASES = [
     ("train", "grad_clip=-1", "grad_clip"), ("train", "stop_after_epoch=-1", "stop_after_epoch"),

@@ -65,7 +65,10 @@ def check_number(name: str, v: Any, allowed: Range, error: type[Exception] = Val
     if not is_number(v):
         raise error(f"{name} must be a number, got {v!r}")
     if v not in allowed:
-        shown = repr(v) if len(repr(v)) <= 24 else repr(v)[:20] + "..."
+        if isinstance(v, int) and v.bit_length() > 64:  # repr() of a huge int may itself fail
+            shown = f"an integer of {v.bit_length()} bits"
+        else:
+            shown = repr(v)
         raise error(f"{name} must be {'finite and ' if isinstance(v, float) else ''}{allowed.describe()}, got {shown}")
 
 
