@@ -123,8 +123,9 @@ def validate(d: Any) -> Spec:
     if not isinstance(name, str):
         raise SpecError(f"name: expected a string, got {name!r}")
     space_name = d.get("space")
-    if space_name is None:
-        raise SpecError("space: missing (one of tfnas, tfnas-wose, mbv2)")
+    if not isinstance(space_name, str):
+        raise SpecError(f"space: {'missing' if space_name is None else f'expected a string, got {space_name!r}'} "
+                        "(one of tfnas, tfnas-wose, mbv2)")
     try:
         space = get_space(space_name)
     except ValueError as e:
@@ -167,19 +168,25 @@ def validate(d: Any) -> Spec:
     return Spec(name, space.name, tuple(out), dict(meta))
 
 
-def loads(text: str, source: str = "spec") -> Spec:
+def loads(text: str | bytes, source: str = "spec") -> Spec:
+    from .checks import parse_json
+
+    d = parse_json(text, source, SpecError)
     try:
-        d = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{source}: not valid JSON ({e})") from None
-    return validate(d)
+        return validate(d)
+    except SpecError as e:
+        raise SpecError(f"{source}: {e}" if source != "spec" else str(e)) from None
 
 
 def load(path: str | os.PathLike) -> Spec:
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"{p}: no such spec file")
-    return loads(p.read_text(), str(p))
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise SpecError(f"{p}: cannot read ({e.strerror or e})") from None
+    return loads(raw, str(p))
 
 
 def save(spec: Spec, path: str | os.PathLike) -> Path:
@@ -187,9 +194,19 @@ def save(spec: Spec, path: str | os.PathLike) -> Path:
     return atomic_write_text(Path(path), spec.to_json())
 
 
+def _cannot_write(path: Path, e: BaseException) -> OSError:
+    why = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[-1]
+    return OSError(f"cannot write {path}: {why}")
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a uniquely named temp file beside ``path``, then rename; the temp file is removed
+    on any failure (a full disk leaves the old file and no debris), naming ``path`` in the error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _cannot_write(path, e) from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -197,20 +214,38 @@ def atomic_write_text(path: Path, text: str) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for everyone to read
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _cannot_write(path, e) from None
         raise
     return path
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temp file, then rename: a checkpoint is either the old one or the new."""
+    """``torch.save`` to a uniquely named temp file, then rename: a checkpoint is either the old
+    one or the new; two writers never share a temp file, and a failed write leaves none behind."""
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as e:
+        raise _cannot_write(path, e) from None
+    try:
+        torch.save(obj, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as a plain torch.save would leave it
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, (OSError, RuntimeError)):  # torch reports a full disk as a RuntimeError
+            raise _cannot_write(path, e) from None
+        raise
     return path
 
 

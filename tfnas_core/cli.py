@@ -10,11 +10,20 @@ import json
 import sys
 from typing import Any
 
+from .checks import non_negative_int, positive_float, positive_int
+
 EXIT_BAD_INPUT = 2
 
 
 class CLIError(Exception):
     pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see --help)\n")
 
 
 def _load_spec(path: str):
@@ -133,7 +142,7 @@ def cmd_lut_show(a: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tfnas_core", description="TF-NAS reproduction toolkit")
+    p = _Parser(prog="python -m tfnas_core", description="TF-NAS reproduction toolkit")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     sp = sub.add_parser("profile", help="FLOPs, parameters and LUT latency of a spec")
@@ -146,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("scale", help="elasticity scaling of a spec toward a target latency")
     sp.add_argument("spec")
     sp.add_argument("--lut", required=True)
-    sp.add_argument("--target-ms", type=float, required=True)
+    sp.add_argument("--target-ms", type=positive_float, required=True)
     sp.add_argument("--out", help="also write the scaled spec here")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_scale)
@@ -163,11 +172,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True)
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"])
-    b.add_argument("--batch", type=int, help="default: 1 on cpu, 32 on cuda")
-    b.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as the paper)")
-    b.add_argument("--step", type=int, default=8, help="measure every STEP-th width, interpolate the rest")
-    b.add_argument("--warmup", type=int, default=5)
-    b.add_argument("--repeats", type=int, default=30, help="timed runs per width (median kept)")
+    b.add_argument("--batch", type=positive_int, help="default: 1 on cpu, 32 on cuda")
+    b.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1, as the paper)")
+    b.add_argument("--step", type=positive_int, default=8, help="measure every STEP-th width, interpolate the rest")
+    b.add_argument("--warmup", type=non_negative_int, default=5)
+    b.add_argument("--repeats", type=positive_int, default=30, help="timed runs per width (median kept)")
     b.add_argument("--fit", default="linear", choices=["linear", "interp"],
                    help="fill unmeasured widths by a robust per-key line (default) or piecewise-linear")
     b.add_argument("--quiet", action="store_true")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .checks import non_negative_float, non_negative_int, positive_int
 from .cli import _load_lut, _load_spec, _print
 
 
@@ -54,11 +55,11 @@ def cmd_fidelity(a: argparse.Namespace) -> None:
 
 def _timing_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    sp.add_argument("--batch", type=int, help="default: 1 on cpu, 32 on cuda (the paper's)")
-    sp.add_argument("--threads", type=int, help="CPU threads (default 1, as the paper)")
-    sp.add_argument("--warmup", type=int, default=5)
-    sp.add_argument("--repeats", type=int, default=20, help="at least this many timed runs")
-    sp.add_argument("--min-time", type=float, default=1.0, help="and at least this many seconds of them")
+    sp.add_argument("--batch", type=positive_int, help="default: 1 on cpu, 32 on cuda (the paper's)")
+    sp.add_argument("--threads", type=positive_int, help="CPU threads (default 1, as the paper)")
+    sp.add_argument("--warmup", type=non_negative_int, default=5)
+    sp.add_argument("--repeats", type=positive_int, default=20, help="at least this many timed runs")
+    sp.add_argument("--min-time", type=non_negative_float, default=1.0, help="and at least this many seconds of them")
     sp.add_argument("--json", action="store_true")
 
 

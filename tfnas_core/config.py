@@ -67,12 +67,17 @@ def differences(a: dict[str, Any], b: dict[str, Any], ignore: typing.Iterable[st
 
 def check_resumable(out, cfg_dict: dict[str, Any], ignore: typing.Iterable[str], what: str = "run") -> None:
     """Refuse to resume into ``out`` when its ``config.json`` was written with another config."""
-    import json
     from pathlib import Path
+
+    from .checks import read_json
 
     path = Path(out) / "config.json"
     if path.is_file():
-        diff = differences(json.loads(path.read_text()), cfg_dict, ignore)
+        stored = read_json(path, ValueError, "config")
+        if not isinstance(stored, dict):
+            raise ValueError(f"{path}: expected a JSON object of settings, got {type(stored).__name__}; "
+                             "use another --out or delete that folder")
+        diff = differences(stored, cfg_dict, ignore)
         if diff:
             raise ValueError(f"{out} holds a {what} with a different config (differs in: {', '.join(diff)}); "
                              "use another --out or delete that folder")

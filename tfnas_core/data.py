@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -24,6 +25,7 @@ from torch.utils.data import DistributedSampler
 
 FMNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian dataset-fashion-mnist
 FMNIST_MEAN, FMNIST_STD = (0.2860,), (0.3530,)
+FMNIST_CLASSES = 10
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _FMNIST_FILES = {
     "train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
@@ -41,10 +43,18 @@ class DataError(ValueError):
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (``.gz`` or plain): the big-endian format of (Fashion-)MNIST."""
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        why = "truncated gzip" if isinstance(e, EOFError) else (getattr(e, "strerror", None) or str(e))
+        raise DataError(f"{path}: cannot read ({why})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise DataError(f"{path}: not an unsigned-byte IDX file")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).copy()  # writable, owns its memory
     if data.size != math.prod(dims):
@@ -59,18 +69,43 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def check_fmnist(arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> None:
+    """Images ``[N, 28, 28]`` beside ``N`` labels in ``0..9``, for train and test alike."""
+    for part in ("train", "test"):
+        x, y = arrays[f"{part}_x"], arrays[f"{part}_y"]
+        px, py = paths[f"{part}_x"], paths[f"{part}_y"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise DataError(f"{px}: expected images of 28x28, got shape {x.shape}")
+        if y.ndim != 1:
+            raise DataError(f"{py}: expected a vector of labels, got shape {y.shape}")
+        if len(x) != len(y):
+            raise DataError(f"{py}: {len(y)} labels beside {len(x)} images in {px.name}")
+        if len(y) and int(y.max()) >= FMNIST_CLASSES:
+            raise DataError(f"{py}: label {int(y.max())} outside 0..{FMNIST_CLASSES - 1}")
+
+
 def fashion_mnist(root: str | Path | None = None, download_to: str | Path = "data") -> dict[str, torch.Tensor]:
     """Fashion-MNIST as uint8 tensors ``train_x [60000,1,28,28]``, ``train_y``, ``test_x``, ``test_y``.
 
-    Looks in ``root`` (if given), the Debian package's folder and ``download_to/FashionMNIST/raw``;
-    otherwise torchvision downloads it into ``download_to``.
+    With ``root`` given, only there (a folder lacking a file is an error, never a fallback).
+    Otherwise the Debian package's folder, then ``download_to/FashionMNIST/raw``, then
+    torchvision downloads it into ``download_to``.  Lengths and label range are checked.
     """
-    looked = [Path(root)] if root else []
-    looked += [FMNIST_SYSTEM_DIR, Path(download_to) / "FashionMNIST" / "raw"]
+    if root is not None:
+        folder = Path(root)
+        paths = {k: _find_idx(folder, stem) for k, stem in _FMNIST_FILES.items()}
+        lacking = [stem for k, stem in _FMNIST_FILES.items() if paths[k] is None]
+        if lacking:
+            raise DataError(f"data_root {folder}: no Fashion-MNIST file {lacking[0]}[.gz]"
+                            + (f" (and {len(lacking) - 1} more)" if len(lacking) > 1 else ""))
+        looked = [folder]
+    else:
+        looked = [FMNIST_SYSTEM_DIR, Path(download_to) / "FashionMNIST" / "raw"]
     for folder in looked:
         paths = {k: _find_idx(folder, stem) for k, stem in _FMNIST_FILES.items()}
         if all(paths.values()):
             arrays = {k: read_idx(p) for k, p in paths.items()}
+            check_fmnist(arrays, paths)
             return _fmnist_tensors(arrays)
     try:
         from torchvision.datasets import FashionMNIST

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
+import math
 import os
 import pickle
 import platform
@@ -35,6 +36,7 @@ from .arch import Spec, atomic_write_text
 from .space import LayerGeom, SearchSpace, all_layer_geometries, get_space
 
 FORMAT = "tfnas-lut/1"
+MAX_WIDTH = 100_000  # far above any layer of the spaces (Table 1: at most 6 x 320 channels)
 
 
 class LUTError(ValueError):
@@ -109,8 +111,11 @@ class LUT:
         return out
 
     def predict(self, spec: Spec) -> float:
-        """LUT latency of a derived network: base + Σ entry[mid]."""
-        return self.base + sum(self.layer_ms(spec))
+        """LUT latency of a derived network: base + Σ entry[mid] (refused unless positive)."""
+        total = self.base + sum(self.layer_ms(spec))
+        if not total > 0:  # only a table of fits far below zero can get here
+            raise LUTError(f"LUT {self.source} predicts {total:.4g} ms for {spec.name}; a network must cost a positive time")
+        return total
 
     def check_covers(self, space: SearchSpace) -> list[str]:
         """Keys (or widths) of ``space`` this LUT lacks; empty when it covers the whole space."""
@@ -173,6 +178,30 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _ms(v: Any, source: str, where: str, minimum: float = -math.inf) -> float:
+    """A latency value: a finite number of milliseconds, at least ``minimum``."""
+    if not _is_number(v) or not math.isfinite(v) or v < minimum:
+        bound = "" if minimum == -math.inf else f" >= {minimum}"
+        raise LUTError(f"{source}: {where} is {v!r}; latencies must be finite milliseconds{bound}")
+    return float(v)
+
+
+def _checked_table(table: dict[int, float], source: str, key: str) -> dict[int, float]:
+    """A key's widths may dip below 0 ms at the narrowest end (the official tables' per-key
+    linear fits reach -0.24 ms there), but the widest block must cost time."""
+    hi = max(table)
+    if not table[hi] > 0:
+        raise LUTError(f"{source}: entry {key} gives {table[hi]!r} ms at its widest width {hi}; "
+                       "a block must cost a positive time")
+    return table
+
+
+def _width(w: Any, source: str, where: str) -> int:
+    if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH:
+        raise LUTError(f"{source}: {where} has width {w!r}; widths must be integers in 1..{MAX_WIDTH}")
+    return w
+
+
 def _from_mapping(obj: Any, source: str) -> LUT:
     if not isinstance(obj, dict):
         raise LUTError(f"{source}: expected a mapping at the top level, got {type(obj).__name__}")
@@ -184,10 +213,11 @@ def _from_mapping(obj: Any, source: str) -> LUT:
             continue
         if not isinstance(key, str) or not isinstance(table, dict):
             raise LUTError(f"{source}: entry {key!r} is not a string key with a width table")
-        if not all(isinstance(w, int) and _is_number(v) for w, v in table.items()):
+        if not table or not all(isinstance(w, int) and _is_number(v) for w, v in table.items()):
             raise LUTError(f"{source}: entry {key} must map integer widths to numbers")
-        entries[key] = {int(w): float(v) for w, v in table.items()}
-    return LUT(float(obj["base"]), entries, {"format": "official-pkl"}, source)
+        entries[key] = _checked_table({_width(w, source, f"entry {key}"): _ms(v, source, f"entry {key}[{w}]")
+                                       for w, v in table.items()}, source, key)
+    return LUT(_ms(obj["base"], source, "base", 0.0), entries, {"format": "official-pkl"}, source)
 
 
 def load_pickle(path: str | os.PathLike) -> LUT:
@@ -201,44 +231,66 @@ def load_pickle(path: str | os.PathLike) -> LUT:
     except LUTError as e:
         raise LUTError(f"{p}: {e}") from None
     except Exception as e:  # truncated or not a pickle at all
-        raise LUTError(f"{p}: not a readable latency pickle ({type(e).__name__}: {e})") from None
+        raise LUTError(f"{p}: not a readable latency pickle nor a {FORMAT} JSON table ({type(e).__name__}: {str(e)[:80]})") from None
     return _from_mapping(obj, str(p))
 
 
+def _json_entry(key: Any, e: Any, source: str) -> tuple[dict[int, float], dict[int, float] | None]:
+    if not isinstance(e, dict) or not isinstance(e.get("widths"), list) or not isinstance(e.get("ms"), list):
+        raise LUTError(f"{source}: entry {key} must be an object with lists 'widths' and 'ms'")
+    if len(e["widths"]) != 2:
+        raise LUTError(f"{source}: entry {key}: 'widths' must be [lowest, highest]")
+    lo, hi = (_width(w, source, f"entry {key}") for w in e["widths"])
+    ms = e["ms"]
+    if len(ms) != hi - lo + 1:
+        raise LUTError(f"{source}: entry {key} lists {len(ms)} values for widths {lo}..{hi}")
+    if hi < lo:
+        raise LUTError(f"{source}: entry {key}: widths [{lo}, {hi}] are out of order")
+    table = _checked_table({lo + i: _ms(v, source, f"entry {key}[{lo + i}]") for i, v in enumerate(ms)}, source, key)
+    if "measured" not in e:
+        return table, None
+    if not isinstance(e["measured"], dict):
+        raise LUTError(f"{source}: entry {key}: 'measured' must map widths to milliseconds")
+    measured = {}
+    for w, v in e["measured"].items():
+        if not w.isdigit():
+            raise LUTError(f"{source}: entry {key}: measured width {w!r} is not an integer")
+        measured[_width(int(w), source, f"entry {key} (measured)")] = _ms(v, source, f"entry {key} measured[{w}]")
+    return table, measured
+
+
 def load_json(path: str | os.PathLike) -> LUT:
+    from .checks import read_json
+
     p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except OSError as e:
-        raise LUTError(f"{p}: cannot read ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise LUTError(f"{p}: not valid JSON ({e})") from None
+    d = read_json(p, LUTError, "latency table")
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise LUTError(f"{p}: not a {FORMAT} latency table (missing or wrong 'format')")
-    try:
-        entries = {}
-        for key, e in d["entries"].items():
-            lo, hi = e["widths"]
-            ms = e["ms"]
-            if len(ms) != hi - lo + 1:
-                raise LUTError(f"{p}: entry {key} lists {len(ms)} values for widths {lo}..{hi}")
-            entries[key] = {lo + i: float(v) for i, v in enumerate(ms)}
-        measured = {k: {int(w): float(v) for w, v in e["measured"].items()}
-                    for k, e in d["entries"].items() if "measured" in e}
-        return LUT(float(d["base"]), entries, dict(d.get("provenance", {})), str(p), measured)
-    except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, LUTError):
-            raise
-        raise LUTError(f"{p}: malformed {FORMAT} table ({type(e).__name__}: {e})") from None
+    if not isinstance(d.get("entries"), dict):
+        raise LUTError(f"{p}: 'entries' must be an object mapping keys to width tables")
+    if not isinstance(d.get("provenance", {}), dict):
+        raise LUTError(f"{p}: 'provenance' must be an object")
+    if "base" not in d:
+        raise LUTError(f"{p}: no 'base' entry")
+    entries, measured = {}, {}
+    for key, e in d["entries"].items():
+        entries[key], m = _json_entry(key, e, str(p))
+        if m is not None:
+            measured[key] = m
+    return LUT(_ms(d["base"], str(p), "base", 0.0), entries, dict(d.get("provenance", {})), str(p), measured)
 
 
 def load(path: str | os.PathLike) -> LUT:
-    """Load an official ``.pkl`` or our JSON (decided by content, not by name)."""
+    """Load an official pickle (any protocol) or our JSON, decided by content, not by name:
+    text starting with ``{`` is JSON, anything else is read as a (restricted) pickle."""
     p = Path(path)
     if not p.is_file():
         raise LUTError(f"{p}: no such latency table")
-    head = p.read_bytes()[:1]
-    return load_pickle(p) if head == b"\x80" else load_json(p)
+    try:
+        head = p.read_bytes()[:64].lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+    except OSError as e:
+        raise LUTError(f"{p}: cannot read ({e.strerror})") from None
+    return load_json(p) if head == b"{" else load_pickle(p)
 
 
 # ----------------------------------------------------------------------------- expected latency

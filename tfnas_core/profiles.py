@@ -17,7 +17,9 @@ import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from . import checks as _checks
 from . import config as _config
+from .checks import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Range
 
 PAPER_LR, PAPER_BATCH = 0.2, 512  # Appendix B: lr 0.2 at batch 512, linear scaling rule
 DEFAULT_DROPOUT = 0.2  # Appendix B, for specs that are not a published model
@@ -55,6 +57,17 @@ class TrainConfig:
     stop_after_epoch: int | None = None  # stop cleanly after this epoch (resume later)
     progress: bool = True  # tqdm bars (only on a TTY, only on rank 0)
 
+
+# Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
+# a numeric field missing here is a TypeError, so every new field must be declared).
+LIMITS: dict[str, Range] = {
+    "train_subset": AT_LEAST_1, "val_subset": AT_LEAST_1,
+    "resolution": Range(8), "width_mult": Range(0, 4, lo_open=True), "stem_stride": Range(1, 2),  # as space.Proxy
+    "crop_min_scale": Range(0, 1, lo_open=True), "batch_size": AT_LEAST_1, "eval_batch_size": AT_LEAST_1,
+    "epochs": AT_LEAST_1, "warmup_epochs": NON_NEGATIVE, "lr": POSITIVE, "momentum": FRACTION, "wd": NON_NEGATIVE,
+    "label_smoothing": FRACTION, "dropout": FRACTION, "drop_connect": FRACTION, "grad_clip": POSITIVE,
+    "seed": SEED, "num_workers": NON_NEGATIVE, "threads": AT_LEAST_1, "stop_after_epoch": AT_LEAST_1,
+}
 
 # Keys that may differ between an interrupted run and its resumption.
 RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "num_workers", "threads", "progress"})
@@ -124,18 +137,14 @@ def apply_overrides(cfg: TrainConfig, pairs: list[str] | None) -> TrainConfig:
 
 
 def check(cfg: TrainConfig) -> TrainConfig:
+    """Validate the values (dataset, device, types, ``LIMITS``); raise ``ValueError`` naming the field."""
     if cfg.dataset not in ("imagenet", "fashion-mnist", "synthetic"):
         raise ValueError(f"dataset: unknown {cfg.dataset!r}; known: imagenet, fashion-mnist, synthetic")
-    if cfg.batch_size < 1 or cfg.eval_batch_size < 1 or cfg.epochs < 1:
-        raise ValueError("batch_size, eval_batch_size and epochs must be positive")
-    if not 0 < cfg.crop_min_scale <= 1:
-        raise ValueError(f"crop_min_scale must be in (0, 1], got {cfg.crop_min_scale}")
     if cfg.device not in (None, "cpu", "cuda"):
         raise ValueError(f"device must be cpu or cuda, got {cfg.device!r}")
-    for name in ("dropout", "drop_connect"):
-        v = getattr(cfg, name)
-        if v is not None and not 0 <= v < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {v}")
+    _checks.check_fields(cfg, LIMITS, ValueError)
+    if cfg.warmup_epochs > cfg.epochs:
+        raise ValueError(f"warmup_epochs must be in [0, epochs={cfg.epochs}], got {cfg.warmup_epochs}")
     return cfg
 
 
@@ -150,6 +159,8 @@ def resolve(cfg: TrainConfig, spec, cuda_available: bool) -> TrainConfig:
         if spec.name in zoo.PAPER and zoo.load(spec.name) == spec:
             dropout = zoo.PAPER[spec.name].dropout
     device = cfg.device or ("cuda" if cuda_available else "cpu")
+    if device == "cuda" and not cuda_available:
+        raise ValueError("device=cuda: torch sees no CUDA device here; use --set device=cpu")
     return check(replace(cfg, lr=lr, dropout=dropout, device=device, amp=cfg.amp and device == "cuda"))
 
 

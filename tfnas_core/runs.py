@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .arch import atomic_write_text
+from .checks import read_json
 
 DEFAULT_ROOT = Path(os.environ.get("TFNAS_RUNS", "runs"))
 
@@ -68,6 +69,49 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def out_lock(path: str | os.PathLike, on_wait: Callable[[], None] | None = None):
+    """Hold an exclusive lock on the run folder ``path`` itself (``flock`` on the directory).
+
+    Searches and retraining runs take it for their ``--out``, so two processes never write one
+    folder at once: the second waits (``on_wait`` is called once) and then resumes or finds the
+    run complete.  Holding the lock, it deletes the ``.*.tmp`` files a killed writer left (no one
+    else can be writing them).  It leaves no lock file; a folder it had to create is removed again if the run
+    wrote nothing into it (bad input leaves no trace).  The run store's ``.lock`` file is another
+    lock, so a store run that takes both does not wait on itself.
+    """
+    path = Path(path)
+    while True:
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+                on_wait = None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            st = os.stat(path)
+            same = (st.st_ino, st.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev)
+        except FileNotFoundError:
+            same = False
+        if same:  # the folder was not removed (and recreated) while we waited
+            break
+        os.close(fd)
+    for debris in path.glob(".*.tmp"):  # temp files of a killed writer (atomic_write_text, atomic_torch_save)
+        with contextlib.suppress(OSError):
+            debris.unlink()
+    try:
+        yield path
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds while empty
+        os.close(fd)
+
+
 class RunStore:
     """Runs under ``root`` (default ``runs/``, or ``$TFNAS_RUNS``)."""
 
@@ -113,7 +157,9 @@ class RunStore:
             meta_path = d / "store.json"
             if not meta_path.is_file():
                 continue
-            meta = json.loads(meta_path.read_text())
+            meta = read_json(meta_path, ValueError, "run-store record")
+            if not isinstance(meta, dict):
+                raise ValueError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
             rows.append({"key": d.name, "kind": meta.get("kind"), "path": str(d), "config": meta.get("config", {})})
         return rows
 

@@ -36,9 +36,11 @@ its channel.  (Adam state belongs to α/β, which are never permuted.)
 Resuming: the checkpoint holds the weights, α, β, widths (supernet extra state) and channel order
 (the weights themselves), both optimisers, the scheduler, T, the torch / numpy / python RNGs and
 the Gumbel generator, and the data position (the next epoch: each epoch's batches are a function
-of the seed and the epoch alone).  Rerunning the same command resumes after the last finished
-epoch and ends with the same spec and records as an uninterrupted run; a different config is
-refused.  A NaN/inf loss stops the run (``SearchDiverged``) and keeps the last good checkpoint.
+of the seed and the epoch alone), and the config hash (``checkpoint``).  Rerunning the same command
+resumes after the last finished epoch and ends with the same spec and records as an uninterrupted
+run; a different config is refused, by ``config.json`` and by the checkpoint's hash, before
+anything is written.  ``out`` is locked for the run (``runs.out_lock``): a second process waits.
+A NaN/inf loss stops the run (``SearchDiverged``) and keeps the last good checkpoint.
 """
 from __future__ import annotations
 
@@ -56,12 +58,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import arch, config, flops, samplers, scaling, search_config
+from . import arch, checkpoint, config, flops, runs, samplers, scaling, search_config
 from . import latency as latency_mod
 from . import search_data
 from .objectives import latency_loss
 from .search_config import SearchConfig
-from .space import Proxy
+from .space import Proxy, get_space
 from .supernet import Supernet
 from .timing import cpu_threads
 
@@ -245,6 +247,18 @@ def _set_rng_state(st: dict, gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+CHECKPOINT_KEYS = ("net", "w_opt", "w_sched", "a_opt", "rng", "records", "data_position", "split_sha256", "wall_s")
+
+
+def _load_state(st: dict, net: Supernet, w_opt, w_sched, a_opt, gen: torch.Generator) -> None:
+    net.load_state_dict(st["net"])
+    w_opt.load_state_dict(st["w_opt"])
+    w_sched.load_state_dict(st["w_sched"])
+    a_opt.load_state_dict(st["a_opt"])
+    _set_rng_state(st["rng"], gen)
+    int(st["data_position"]["epoch"]), float(st["wall_s"])  # readable, or a CheckpointError
+
+
 def write_records(records: list[dict], path: Path) -> None:
     arch.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
@@ -272,43 +286,42 @@ def run(cfg: SearchConfig, out: str | os.PathLike, log: Callable[[str], None] | 
     Resumes from ``out/checkpoint.pt`` when it exists (same config required)."""
     say = log or (lambda m: print(m, file=sys.stderr))
     cfg = search_config.resolve(cfg, torch.cuda.is_available())
-    with cpu_threads(cfg.threads):
-        return _run(cfg, Path(out), say)
+    out = Path(out)
+    with cpu_threads(cfg.threads), runs.out_lock(out, lambda: say(f"waiting: another process is writing {out}")):
+        return _run(cfg, out, say)
 
 
 def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
     session_t0 = time.perf_counter()
     cfg_dict = search_config.to_dict(cfg)
+    cfg_hash = runs.config_hash("search", cfg_dict, search_config.RESUME_FREE_KEYS)
     ckpt_path = out / "checkpoint.pt"
     _check_config(out, cfg_dict)
+    config_json_seen = (out / "config.json").is_file()
     lut = latency_mod.load(search_config.resolve_path(cfg.lut))
-    data = search_data.make(cfg)  # before writing anything: a missing dataset leaves no trace
-    device = torch.device(cfg.device)
-    net = build_supernet(cfg, data.num_classes, data.in_chans, device)
-    missing = lut.check_covers(net.space)
+    missing = lut.check_covers(get_space(cfg.space))  # before the split file is written
     if missing:
         raise latency_mod.LUTError(f"LUT {cfg.lut} does not cover space {cfg.space!r}: lacks {missing[0]}"
                                    + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    data = search_data.make(cfg)  # before writing anything: a missing dataset leaves no trace
+    device = torch.device(cfg.device)
+    net = build_supernet(cfg, data.num_classes, data.in_chans, device)
     w_opt, w_sched, a_opt = build_optimizers(net, cfg)
     gen = samplers.make_generator(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     atomic = arch.atomic_write_text
-    atomic(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
 
     start, records, wall_before = 0, [], 0.0
-    if ckpt_path.is_file():
-        st = torch.load(ckpt_path, map_location=device, weights_only=True)
+    if ckpt_path.is_file():  # checked and loaded before anything is written
+        st = checkpoint.load(ckpt_path, device, cfg_hash, CHECKPOINT_KEYS, config_json_seen, "search")
         if st["split_sha256"] != data.split.sha256:
-            raise ValueError(f"{ckpt_path} was made with another data split ({st['split_sha256'][:12]}); "
+            raise ValueError(f"{ckpt_path} was made with another data split ({str(st['split_sha256'])[:12]}); "
                              f"{data.split.path} is {data.split.sha256[:12]}")
-        net.load_state_dict(st["net"])
-        w_opt.load_state_dict(st["w_opt"])
-        w_sched.load_state_dict(st["w_sched"])
-        a_opt.load_state_dict(st["a_opt"])
-        _set_rng_state(st["rng"], gen)
+        checkpoint.apply(ckpt_path, _load_state, st, net, w_opt, w_sched, a_opt, gen)
         start, records, wall_before = st["data_position"]["epoch"], st["records"], st["wall_s"]
         say(f"resuming {out} after epoch {start}/{cfg.epochs}")
+    atomic(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
     if start >= cfg.epochs and (out / "summary.json").is_file():
         say(f"{out}: already complete")
         return json.loads((out / "summary.json").read_text())
@@ -361,12 +374,12 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
             "target_ms": cfg.target_ms, "epoch_s": time.perf_counter() - t0,
         }
         records.append(rec)
-        arch.atomic_torch_save({
+        checkpoint.save({
             "net": net.state_dict(), "w_opt": w_opt.state_dict(), "w_sched": w_sched.state_dict(),
             "a_opt": a_opt.state_dict(), "temperature": temp, "rng": _rng_state(gen), "records": records,
             "data_position": {"epoch": epoch + 1, "step": 0}, "split_sha256": data.split.sha256,
             "wall_s": wall_before + time.perf_counter() - session_t0,
-        }, ckpt_path)
+        }, ckpt_path, cfg_hash)
         write_records(records, out / "records.jsonl")
         say(f"epoch {epoch + 1}/{cfg.epochs} [{rec['phase']}] T {temp:.3f} lr {lr:.4f} | train loss "
             f"{rec['train_loss']:.3f} acc {rec['train_acc']:.1f} | val acc {rec['val_acc']:.1f} | LUT "

@@ -14,7 +14,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from . import checks as _checks
 from . import config as _config
+from .checks import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Range
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 OFFICIAL_DIR = "../shared/reference/official"
@@ -91,6 +93,21 @@ class SearchConfig:
     fast: bool = True  # fast_ops path (same losses/gradients up to float rounding); false: the plain reference path
 
 
+# Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
+# a numeric field missing here is a TypeError, so every new field must be declared).
+LIMITS: dict[str, Range] = {
+    "split_ratio": Range(0, 1, lo_open=True, hi_open=True), "subset": AT_LEAST_1, "synthetic_n": AT_LEAST_1,
+    "crop_min_scale": Range(0, 1, lo_open=True), "num_workers": NON_NEGATIVE,
+    "resolution": Range(8), "width_mult": Range(0, 4, lo_open=True), "stem_stride": Range(1, 2),  # as space.Proxy
+    "epochs": AT_LEAST_1, "warmup_epochs": NON_NEGATIVE, "batch_size": AT_LEAST_1, "steps_per_epoch": AT_LEAST_1,
+    "arch_every": AT_LEAST_1, "val_batches": AT_LEAST_1,
+    "w_lr": POSITIVE, "w_momentum": FRACTION, "w_wd": NON_NEGATIVE, "w_grad_clip": POSITIVE,
+    "a_lr": POSITIVE, "a_beta1": FRACTION, "a_beta2": FRACTION, "a_wd": NON_NEGATIVE, "a_grad_clip": POSITIVE,
+    "lam": NON_NEGATIVE, "lam2": NON_NEGATIVE, "target_ms": POSITIVE,
+    "t0": POSITIVE, "t_decay": Range(0, 1, lo_open=True), "t_final": POSITIVE,
+    "seed": SEED, "threads": AT_LEAST_1, "stop_after_epoch": AT_LEAST_1,
+}
+
 # Keys that may differ between an interrupted run and its resumption.
 RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "progress", "num_workers", "threads"})
 
@@ -164,7 +181,7 @@ def apply_overrides(cfg: SearchConfig, pairs: list[str] | None) -> SearchConfig:
 
 
 def check(cfg: SearchConfig) -> SearchConfig:
-    """Validate the values (names of variants, ranges); raise ``SearchConfigError`` naming the field."""
+    """Validate the values (names of variants, types, ``LIMITS``); raise ``SearchConfigError`` naming the field."""
     from .objectives import OBJECTIVES
     from .samplers import SECOND_PATH_STRATEGIES, TEMPERATURE_SCHEDULES
     from .space import SPACES
@@ -179,25 +196,9 @@ def check(cfg: SearchConfig) -> SearchConfig:
         if getattr(cfg, name) not in allowed:
             shown = ", ".join(str(a) for a in allowed if a is not None)
             raise SearchConfigError(f"{name}: unknown {getattr(cfg, name)!r}; known: {shown}")
-    positive = ("epochs", "batch_size", "arch_every", "synthetic_n", "resolution")
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise SearchConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
-    for name in ("subset", "steps_per_epoch", "val_batches", "threads", "stop_after_epoch"):
-        v = getattr(cfg, name)
-        if v is not None and v < 1:
-            raise SearchConfigError(f"{name} must be positive or none, got {v}")
-    if not 0 <= cfg.warmup_epochs <= cfg.epochs:
+    _checks.check_fields(cfg, LIMITS, SearchConfigError)
+    if cfg.warmup_epochs > cfg.epochs:
         raise SearchConfigError(f"warmup_epochs must be in [0, epochs={cfg.epochs}], got {cfg.warmup_epochs}")
-    if not 0 < cfg.split_ratio < 1:
-        raise SearchConfigError(f"split_ratio must be in (0, 1), got {cfg.split_ratio}")
-    if not 0 < cfg.crop_min_scale <= 1:
-        raise SearchConfigError(f"crop_min_scale must be in (0, 1], got {cfg.crop_min_scale}")
-    if cfg.target_ms is not None and not cfg.target_ms > 0:
-        raise SearchConfigError(f"target_ms must be positive or none, got {cfg.target_ms}")
-    for name in ("t0", "t_final", "t_decay", "w_lr", "a_lr"):
-        if not getattr(cfg, name) > 0:
-            raise SearchConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
     return cfg
 
 
@@ -241,6 +242,8 @@ def resolve(cfg: SearchConfig, cuda_available: bool) -> SearchConfig:
 
         target = round(latency.load(resolve_path(cfg.lut)).predict(zoo.load("TF-NAS-B")), 6)
     device = cfg.device or ("cuda" if cuda_available else "cpu")
+    if device == "cuda" and not cuda_available:
+        raise SearchConfigError("device=cuda: torch sees no CUDA device here; use --set device=cpu")
     return check(replace(cfg, target_ms=float(target), device=device))
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .arch import atomic_write_text
+from .checks import parse_json
 from .data import FMNIST_MEAN, FMNIST_STD, IMAGENET_MEAN, IMAGENET_STD, DataError, LoaderBatches, TensorBatches
 from .search_config import SearchConfig, resolve_path
 
@@ -44,6 +45,7 @@ CIFAR_STATS = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 SYNTHETIC_STATS = ((0.5,), (0.25,))
+IMAGENET100_CLASSES = 100
 
 
 # ----------------------------------------------------------------------------- class selection
@@ -105,10 +107,11 @@ def _write_or_check(path: Path, content: dict) -> str:
     digest = content_hash(content)
     if path.is_file():
         try:
-            stored = json.loads(path.read_text())
+            stored = parse_json(path.read_bytes(), str(path), DataError)
             body = {k: v for k, v in stored.items() if k != "sha256"}
-        except (json.JSONDecodeError, AttributeError):
-            raise DataError(f"{path}: not a split file; delete it to recreate") from None
+        except (DataError, AttributeError) as e:
+            why = f" ({str(e).removeprefix(f'{path}: ')})" if isinstance(e, DataError) else ""
+            raise DataError(f"{path}: not a split file{why}; delete it to recreate") from None
         if content_hash(body) != stored.get("sha256"):
             raise DataError(f"{path}: content does not match its sha256 (edited or corrupt); delete it to recreate")
         if stored["sha256"] != digest:
@@ -119,16 +122,22 @@ def _write_or_check(path: Path, content: dict) -> str:
     return digest
 
 
+def plan_split(name: str, labels: Sequence[int] | np.ndarray, ratio: float, seed: int,
+               split_dir: str | Path) -> tuple[Path, dict, list[int], list[int]]:
+    """The split of an in-memory pool, computed but not written: (path, content, weights, arch)."""
+    weights, arch = split_indices(labels, ratio, seed)
+    content = {"format": SPLIT_FORMAT, "dataset": name, "seed": int(seed), "ratio": float(ratio),
+               "n": int(len(labels)), "n_weights": len(weights), "n_arch": len(arch), "arch": arch,
+               "method": "per class: numpy default_rng(seed) permutation, first round(ratio*n_c) to weights"}
+    return Path(split_dir) / f"{name}-{seed}.json", content, weights, arch
+
+
 def make_split(name: str, labels: Sequence[int] | np.ndarray, ratio: float, seed: int, split_dir: str | Path) -> Split:
     """The split of an in-memory pool, written to / checked against ``split_dir/<name>-<seed>.json``.
 
     Only the arch indices are stored; the weights are the complement (``n`` is stored).
     """
-    weights, arch = split_indices(labels, ratio, seed)
-    content = {"format": SPLIT_FORMAT, "dataset": name, "seed": int(seed), "ratio": float(ratio),
-               "n": int(len(labels)), "n_weights": len(weights), "n_arch": len(arch), "arch": arch,
-               "method": "per class: numpy default_rng(seed) permutation, first round(ratio*n_c) to weights"}
-    path = Path(split_dir) / f"{name}-{seed}.json"
+    path, content, weights, arch = plan_split(name, labels, ratio, seed, split_dir)
     return Split(path, _write_or_check(path, content), tuple(weights), tuple(arch), content)
 
 
@@ -217,14 +226,15 @@ def make(cfg: SearchConfig) -> SearchData:
     if cfg.dataset == "imagenet-100":
         return _imagenet100(cfg)
     x, y, mean, std = memory_pool(cfg)
-    split = make_split(split_name(cfg), y.numpy(), cfg.split_ratio, cfg.seed, cfg.split_dir)
-    w_idx, a_idx = list(split.weights), list(split.arch)
+    path, content, w_all, a_all = plan_split(split_name(cfg), y.numpy(), cfg.split_ratio, cfg.seed, cfg.split_dir)
+    w_idx, a_idx = w_all, a_all
     if cfg.subset:
         k = int(round(cfg.subset * cfg.split_ratio))
         w_idx, a_idx = _subset(w_idx, k, cfg.seed + 1), _subset(a_idx, cfg.subset - k, cfg.seed + 2)
-    wi, ai = torch.tensor(w_idx), torch.tensor(a_idx)
-    if len(wi) < cfg.batch_size or len(ai) < cfg.batch_size:
+    wi, ai = torch.tensor(w_idx, dtype=torch.long), torch.tensor(a_idx, dtype=torch.long)
+    if len(wi) < cfg.batch_size or len(ai) < cfg.batch_size:  # checked before the split file is written
         raise DataError(f"split of {len(wi)} weights / {len(ai)} arch images cannot fill a batch of {cfg.batch_size}")
+    split = Split(path, _write_or_check(path, content), tuple(w_all), tuple(a_all), content)
     kw = dict(resolution=cfg.resolution, mean=mean, std=std, min_scale=cfg.crop_min_scale)
     weights = TensorBatches(x[wi], y[wi], cfg.batch_size, True, seed=cfg.seed, **kw)
     arch = TensorBatches(x[ai], y[ai], cfg.batch_size, True, seed=cfg.seed + 7, **kw)
@@ -240,8 +250,12 @@ def read_list(path: str | Path) -> list[tuple[str, int]]:
     p = resolve_path(str(path))
     if not p.is_file():
         raise DataError(f"ImageNet-100 list file not found: {p} (set train_list / val_list)")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{p}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
     out = []
-    for n, line in enumerate(p.read_text().splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -273,6 +287,12 @@ def _imagenet100(cfg: SearchConfig) -> SearchData:
     from torchvision import transforms as T
 
     train, val = read_list(cfg.train_list), read_list(cfg.val_list)
+    for path, entries in ((cfg.train_list, train), (cfg.val_list, val)):
+        if not entries:
+            raise DataError(f"{resolve_path(path)}: an empty ImageNet-100 list")
+        bad = next((f"{rel} {c}" for rel, c in entries if not 0 <= c < IMAGENET100_CLASSES), None)
+        if bad is not None:
+            raise DataError(f"{resolve_path(path)}: entry {bad!r} has a label outside 0..{IMAGENET100_CLASSES - 1}")
     root = Path(cfg.data_root or "data/imagenet")
     if (root / "train").is_dir():  # an ImageNet root with train/ (and val/), as retraining takes
         root = root / "train"
@@ -306,7 +326,7 @@ def _imagenet100(cfg: SearchConfig) -> SearchData:
         return LoaderBatches(DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=shuffle, **kw), sampler)
 
     return SearchData(loader(w_ds, cfg.seed, True), loader(a_ds, cfg.seed + 7, True), loader(v_ds, cfg.seed, False),
-                      100, 3, split, len(w_ds), len(a_ds))
+                      IMAGENET100_CLASSES, 3, split, len(w_ds), len(a_ds))
 
 
 __all__ = ["SPLIT_FORMAT", "SearchData", "Split", "content_hash", "make", "make_split", "memory_pool",

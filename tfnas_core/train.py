@@ -7,7 +7,8 @@ index, gradient clipping, mixed precision on CUDA.  It writes, on rank 0 only:
 
 * ``OUT/config.json`` - the resolved config (every derived value filled in);
 * ``OUT/checkpoint.pt`` - after every epoch, atomically: model, optimizer, scheduler, scaler,
-  epoch, every rank's RNG state, the records so far.  Rerunning the same command resumes;
+  epoch, every rank's RNG state, the records so far, the config hash (``checkpoint``).  Rerunning
+  the same command resumes; another config is refused (``OUT`` is locked while a run writes it);
 * ``OUT/records.csv`` - one row per epoch; ``OUT/result.json`` - top-1/top-5, FLOPs, params, wall.
 
 Distributed: launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment)
@@ -16,6 +17,7 @@ any rank stops every rank with ``TrainingDiverged``, leaving the last good check
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -34,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_mod
-from . import config, flops, model, profiles
-from .arch import Spec, atomic_torch_save, atomic_write_text
+from . import checkpoint, config, flops, model, profiles, runs
+from .arch import Spec, atomic_write_text
 from .profiles import TrainConfig
 from .space import Proxy
 from .timing import cpu_threads
@@ -179,6 +181,19 @@ def weights_digest(net: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "rng", "records", "wall_s")
+
+
+def _load_state(st: dict, core: nn.Module, opt, sched, scaler, d: Dist) -> None:
+    core.load_state_dict(st["model"])
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    scaler.load_state_dict(st["scaler"])
+    int(st["epoch"]), float(st["wall_s"])  # readable, or a CheckpointError
+    if len(st["rng"]) == d.world:
+        _set_rng_state(st["rng"][d.rank])
+
+
 def _check_config(out: Path, cfg_dict: dict) -> None:
     config.check_resumable(out, cfg_dict, profiles.RESUME_FREE_KEYS, "run")
 
@@ -199,8 +214,10 @@ def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str
     own_group = d.world > 1 and not dist.is_initialized()
     if own_group:
         dist.init_process_group("nccl" if cfg.device == "cuda" else "gloo", rank=d.rank, world_size=d.world)
+    lock = runs.out_lock(out, lambda: say(f"waiting: another process is writing {out}")) if d.main \
+        else contextlib.nullcontext()  # rank 0 writes; the other ranks only read
     try:
-        with cpu_threads(cfg.threads):
+        with cpu_threads(cfg.threads), lock:
             return _run(spec, cfg, out, device, d, say)
     finally:
         if own_group:
@@ -210,13 +227,13 @@ def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str
 def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict | None:
     session_t0 = time.perf_counter()
     cfg_dict = profiles.to_dict(cfg)
+    cfg_hash = runs.config_hash("train", cfg_dict, profiles.RESUME_FREE_KEYS)
     ckpt_path = out / "checkpoint.pt"
     _check_config(out, cfg_dict)  # every rank reads; the folder is assumed shared
+    config_json_seen = (out / "config.json").is_file()
     if d.world > 1:
         dist.barrier()
     data = data_mod.make(cfg, d.rank, d.world)  # before writing anything: a missing dataset leaves no trace
-    if d.main:
-        atomic_write_text(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
 
     torch.manual_seed(cfg.seed)
     proxy = Proxy(cfg.resolution, cfg.width_mult, cfg.stem_stride, data.num_classes, data.in_chans)
@@ -232,16 +249,13 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
     criterion = make_criterion(cfg)
 
     start, records, wall_before = 0, [], 0.0
-    if ckpt_path.is_file():
-        st = torch.load(ckpt_path, map_location=device, weights_only=True)
-        core.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        scaler.load_state_dict(st["scaler"])
+    if ckpt_path.is_file():  # checked and loaded before anything is written
+        st = checkpoint.load(ckpt_path, device, cfg_hash, CHECKPOINT_KEYS, config_json_seen, "retraining")
+        checkpoint.apply(ckpt_path, _load_state, st, core, opt, sched, scaler, d)
         start, records, wall_before = st["epoch"], st["records"], st["wall_s"]
-        if len(st["rng"]) == d.world:
-            _set_rng_state(st["rng"][d.rank])
         say(f"resuming {out} after epoch {start}/{cfg.epochs}")
+    if d.main:
+        atomic_write_text(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
     if start >= cfg.epochs and (out / "result.json").is_file():
         say(f"{out}: already complete")
         return json.loads((out / "result.json").read_text())
@@ -263,11 +277,11 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
         records.append(rec)
         rngs = _gather(_rng_state(), d)
         if d.main:
-            atomic_torch_save({
+            checkpoint.save({
                 "model": core.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "scaler": scaler.state_dict(), "epoch": epoch + 1, "rng": rngs, "records": records,
                 "wall_s": wall_before + time.perf_counter() - session_t0,
-            }, ckpt_path)
+            }, ckpt_path, cfg_hash)
             write_records(records, out / "records.csv")
         say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {tr['train_loss']:.4f} top-1 {tr['train_top1']:.2f} | "
             f"val loss {va['val_loss']:.4f} top-1 {va['val_top1']:.2f} top-5 {va['val_top5']:.2f} | {rec['epoch_s']:.1f} s")
