@@ -128,8 +128,11 @@ def ours_vs_paper(ax, summary: pd.DataFrame, col: str = "top1", paper_col: str =
                   ylabel: str = "ours: top-1 (%)") -> None:
     """One point per variant (ours against the paper's), labelled: shows whether rankings agree."""
     ax.scatter(summary[paper_col], summary[col])
+    mid = (summary[paper_col].min() + summary[paper_col].max()) / 2
     for _, r in summary.iterrows():
-        ax.annotate(str(r["variant"]), (r[paper_col], r[col]), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        right = r[paper_col] > mid  # labels of the right half go left of their point, inside the axes
+        ax.annotate(str(r["variant"]), (r[paper_col], r[col]), fontsize=8, xytext=(-3 if right else 3, 3),
+                    textcoords="offset points", ha="right" if right else "left")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
