@@ -43,6 +43,9 @@ def test_source_is_clean_and_parameterised(nb):
         assert not defs, "notebooks call the library; no def/class/lambda in cells"
     names = [t.target.id for t in ast.parse("".join(tagged[0]["source"])).body if isinstance(t, ast.AnnAssign)]
     assert len(names) == len(set(names)), f"a parameter set twice: {sorted(n for n in names if names.count(n) > 1)}"
+    papermill = pytest.importorskip("papermill")
+    listed = [p["name"] for p in papermill.inspect_notebook(str(nb)).values()]
+    assert sorted(listed) == sorted(names), "papermill --help-notebook must list every parameter"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
@@ -82,18 +85,31 @@ def clone(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def executed(clone, tmp_path_factory):
+def nb_out(tmp_path_factory):
+    return tmp_path_factory.mktemp("nb")
+
+
+@pytest.fixture(scope="module")
+def executed(clone, nb_out):
     """Run every notebook once at smoke as JupyterLab runs it: the kernel starts in notebooks/ and
     the paths keep their relative defaults (so all notebooks share the clone's run store)."""
     import papermill as pm
 
-    base = tmp_path_factory.mktemp("nb")
+    base = nb_out
     out = {}
     for nb in NOTEBOOKS:
         pm.execute_notebook(str(clone / "notebooks" / nb.name), str(base / nb.name), cwd=str(clone / "notebooks"),
                             progress_bar=False, parameters={"profile": "smoke", "seeds": [2]})
         out[nb.stem] = (clone / "results" / nb.stem, clone / "figures")
     return out
+
+
+def test_executed_notebooks_show_no_warnings(executed, nb_out):
+    for nb in NOTEBOOKS:
+        for c in json.loads((nb_out / nb.name).read_text())["cells"]:
+            for o in c.get("outputs", []):
+                text = "".join(o.get("text", ""))
+                assert "Warning" not in text, f"{nb.stem}: {text[:200]}"
 
 
 def test_notebooks_run_from_notebooks_dir_leave_the_checkout_clean(clone, executed):
