@@ -23,16 +23,19 @@ def test_epoch_lines_carry_time_per_epoch_and_eta():
     clock.t += 20
     p("epoch 2/8 [warmup] T 5.000 lr 0.0250 | train loss 2.1")
     p("something else")
-    clock.t += 30
+    clock.t += 60
+    p("epoch 3/8 [search] ...")
+    clock.t += 80
     p("epoch 8/8 [search] ...")
     lines = out.getvalue().splitlines()
     assert lines == [
         "[table3-sampling] search [second_path=gumbel] seed 2: running in runs/abc",
         "[table3-sampling] search [second_path=gumbel] seed 2: epoch 1/8 (40 s/epoch, ETA 4.7 min)",
         "[table3-sampling] search [second_path=gumbel] seed 2: epoch 2/8 (30 s/epoch, ETA 3.0 min)",
-        "[table3-sampling] search [second_path=gumbel] seed 2: epoch 8/8 (11 s/epoch, done)",
+        "[table3-sampling] search [second_path=gumbel] seed 2: epoch 3/8 (60 s/epoch, ETA 5.0 min)",
+        "[table3-sampling] search [second_path=gumbel] seed 2: epoch 8/8 (70 s/epoch, done)",
     ]
-    assert len(seen) == 4  # every message still reaches the caller's log
+    assert len(seen) == 5  # every message still reaches the caller's log
 
 
 def test_a_resumed_run_times_only_its_own_epochs():

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
-_EPOCH = re.compile(r"^epoch (\d+)/(\d+)")
+_EPOCH = re.compile(r"^epoch (\d+)/(\d+)(?: \[(\w+)\])?")
 _RESUMED = re.compile(r"^resuming .* after epoch (\d+)/(\d+)")
 
 
@@ -39,7 +39,8 @@ class RunProgress:
         self.stream = stream
         self.clock = clock
         self.t0 = clock()
-        self.first_epoch = 0  # epochs done before this process started (resume)
+        self.last = self.t0  # when the previous epoch ended
+        self.durations: list[tuple[str, float]] = []  # (phase, seconds) of each epoch run here
 
     def write(self, line: str) -> None:
         stream = self.stream or sys.__stderr__ or sys.stderr
@@ -50,7 +51,7 @@ class RunProgress:
             pass
 
     def start(self, note: str = "") -> None:
-        self.t0 = self.clock()
+        self.t0 = self.last = self.clock()
         self.write(f"{self.prefix}: {note or 'started'}")
 
     def __call__(self, msg: str) -> None:
@@ -58,15 +59,19 @@ class RunProgress:
             self.forward(msg)
         m = _RESUMED.match(msg)
         if m:
-            self.first_epoch = int(m.group(1))
-            self.t0 = self.clock()
+            self.last = self.clock()
             self.write(f"{self.prefix}: resumed after epoch {m.group(1)}/{m.group(2)}")
             return
         m = _EPOCH.match(msg)
         if not m:
             return
-        done, total = int(m.group(1)), int(m.group(2))
-        per_epoch = (self.clock() - self.t0) / max(done - self.first_epoch, 1)
+        done, total, phase = int(m.group(1)), int(m.group(2)), m.group(3) or ""
+        now = self.clock()
+        self.durations.append((phase, now - self.last))
+        self.last = now
+        # the mean epoch of the current phase (a search's epochs after warm-up take longer)
+        same = [d for p, d in self.durations if p == phase]
+        per_epoch = sum(same) / len(same)
         left = total - done
         eta = f"ETA {format_eta(per_epoch * left)}" if left else "done"
         self.write(f"{self.prefix}: epoch {done}/{total} ({per_epoch:.0f} s/epoch, {eta})")
