@@ -16,6 +16,19 @@ PAPERMILL := $(VENV)/bin/papermill
 NB_ARGS = -p profile $(PROFILE) -p runs_root $(RUNS) $(if $(IMAGENET),-p imagenet_root $(IMAGENET)) \
           $(if $(LUT),-p lut $(LUT)) $(if $(SEEDS),-y "seeds: $(SEEDS)")
 
+# Bad PROFILE / LUT / IMAGENET / SEEDS stop make here, while it reads this file: one line
+# (tfnas_core/preflight.py), exit 2, before papermill starts or anything is written.
+ifneq ($(filter reproduce-%,$(MAKECMDGOALS)),)
+ifeq ($(wildcard $(PAPERMILL)),)
+$(error $(PAPERMILL) not found: run `make setup` first)
+endif
+PREFLIGHT := $(shell $(PYTHON) -m tfnas_core.preflight --profile '$(PROFILE)' --lut '$(LUT)' \
+                       --imagenet '$(IMAGENET)' --seeds '$(SEEDS)' 2>&1)
+ifneq ($(PREFLIGHT),)
+$(error $(PREFLIGHT))
+endif
+endif
+
 .PHONY: setup venv deps fashion-mnist test lab lut bench zoo clean-venv smoke reproduce-all \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5
@@ -32,6 +45,7 @@ $(PYTHON):
 deps: venv
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[dev]'
+	install -D -m 644 config/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
 
 fashion-mnist:  ## Debian's dataset-fashion-mnist where apt is usable; otherwise torchvision downloads later
 	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ] || [ -f $(FMNIST_DIR)/train-images-idx3-ubyte ]; then \
@@ -49,8 +63,8 @@ fashion-mnist:  ## Debian's dataset-fashion-mnist where apt is usable; otherwise
 test: venv  ## run the test suite
 	$(PYTHON) -m pytest -q
 
-lab: venv  ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+lab: venv  ## JupyterLab at the repository root, opened on notebooks/ (kernels resolve paths from the root)
+	$(VENV)/bin/jupyter lab --LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 zoo: venv  ## the published architectures beside the paper's numbers
 	$(PYTHON) -m tfnas_core zoo $(if $(wildcard ../shared/reference/official/latency_gpu.pkl),--lut ../shared/reference/official/latency_gpu.pkl,)
@@ -64,11 +78,12 @@ bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search 
 	$(PYTHON) -m benchmarks.bench_train
 
 # --- notebooks: executed copies go to $(NB_OUT), never over the sources --------------------
+# Progress: one line per epoch of every search/retraining, with its ETA (tfnas_core/progress.py).
 define notebook
 	@mkdir -p $(NB_OUT)
 	@echo "== $(1) (PROFILE=$(PROFILE)) =="
-	@start=$$(date +%s); $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1)-$(PROFILE).ipynb $(NB_ARGS) --log-level WARNING \
-	  && echo "$(1): done in $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1)-$(PROFILE).ipynb $(NB_ARGS) \
+	  --log-level WARNING --no-progress-bar && echo "$(1): done in $$(( $$(date +%s) - start )) s"
 endef
 
 reproduce-zoo: venv     ## Tables 2/6/8/9/11: the published architectures

@@ -80,3 +80,56 @@ def test_scale_writes_nothing_on_bad_input(tmp_path):
     out = tmp_path / "never.json"
     r = run("scale", "zoo:TF-NAS-B", "--lut", str(tmp_path / "nope.pkl"), "--target-ms", "15", "--out", str(out))
     assert r.returncode == 2 and not out.exists()
+
+
+CPU_LUT = "tfnas_core/luts/cpu_local.json"
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+
+
+def test_no_lut_says_how_to_get_latency(capsys):
+    assert main(["profile", "zoo:TF-NAS-B"]) == 0
+    out = capsys.readouterr().out
+    assert "lut_ms    None" in out and "note: no --lut given: pass tfnas_core/luts/cpu_local.json" in out
+    assert main(["profile", "zoo:TF-NAS-B", "--json"]) == 0
+    assert "no --lut given" in json.loads(capsys.readouterr().out)["lut_note"]
+    assert main(["zoo"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("note: LUT ms is '-': no --lut given")
+
+
+def test_scaled_spec_is_named_and_sourced_as_scaled(tmp_path, capsys, in_root):
+    assert main(["profile", "zoo:TF-NAS-A", "--lut", CPU_LUT, "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)["lut_ms"]
+    target = round(0.9 * before, 2)
+    out = tmp_path / "s.json"
+    assert main(["scale", "zoo:TF-NAS-A", "--lut", CPU_LUT, "--target-ms", str(target), "--out", str(out)]) == 0
+    capsys.readouterr()
+    d = json.loads(out.read_text())
+    assert d["name"] == f"TF-NAS-A-scaled-{target:g}ms"
+    assert d["meta"]["source"].startswith("elasticity scaling (Alg. 1) of TF-NAS-A")
+    assert d["meta"]["scaled_from"]["name"] == "TF-NAS-A" and "Table" in d["meta"]["scaled_from"]["meta"]["source"]
+
+
+def test_scale_help_documents_every_argument():
+    r = run("scale", "--help")
+    for needle in ("spec JSON path, or zoo:NAME", "latency table the target is measured in", "target latency in ms"):
+        assert needle in r.stdout
+
+
+def test_lut_show_prints_text_unless_json(capsys, in_root):
+    assert main(["lut", "show", CPU_LUT]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("source    ") and "covers    tfnas: every block" in out
+    assert main(["lut", "show", CPU_LUT, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["covers_space"] == "tfnas"
+
+
+def test_unknown_set_key_suggests_the_close_one():
+    r = run("train", "zoo:TF-NAS-B", "--profile", "smoke", "--out", "/nonexistent/x", "--set", "epoch=3")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "unknown config key 'epoch'; did you mean epochs? known: " in r.stderr

@@ -1,6 +1,9 @@
 """The notebook suite: clean sources, and every notebook executed headlessly at the smoke profile."""
 import ast
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -38,22 +41,81 @@ def test_source_is_clean_and_parameterised(nb):
         tree = ast.parse("".join(c["source"]))
         defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
         assert not defs, "notebooks call the library; no def/class/lambda in cells"
+    names = [t.target.id for t in ast.parse("".join(tagged[0]["source"])).body if isinstance(t, ast.AnnAssign)]
+    assert len(names) == len(set(names)), f"a parameter set twice: {sorted(n for n in names if names.count(n) > 1)}"
+    papermill = pytest.importorskip("papermill")
+    listed = [p["name"] for p in papermill.inspect_notebook(str(nb)).values()]
+    assert sorted(listed) == sorted(names), "papermill --help-notebook must list every parameter"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_source_is_what_jupyterlab_saves(nb):
+    """Opening a notebook in the lab must not rewrite it: the kernelspec and language_info are
+    what the lab writes for the installed kernel, and the JSON is the server's serialisation."""
+    nbformat = pytest.importorskip("nbformat")
+    kernelspec = pytest.importorskip("jupyter_client.kernelspec")
+    text = nb.read_text()
+    assert text == nbformat.writes(nbformat.reads(text, as_version=nbformat.NO_CONVERT)) + "\n"
+    meta = json.loads(text)["metadata"]
+    spec = kernelspec.KernelSpecManager().get_kernel_spec("python3")
+    assert meta["kernelspec"] == {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
+    info = meta["language_info"]
+    assert info["name"] == "python" and info["pygments_lexer"] == "ipython3" and info["file_extension"] == ".py"
+    assert info["version"].startswith("%d.%d." % sys.version_info[:2])
+
+
+def _git(clone, *args):
+    return subprocess.run(["git", "-C", str(clone), *args], capture_output=True, text=True, check=True).stdout
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Run every notebook once at smoke, sharing one run store (as `make smoke` does)."""
+def clone(tmp_path_factory):
+    """A fresh checkout of the sources the notebooks need, committed in its own git repository."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    clone = tmp_path_factory.mktemp("clone")
+    for d in ("tfnas_core", "notebooks", "data_splits"):
+        shutil.copytree(ROOT / d, clone / d, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    for f in ("pyproject.toml", ".gitignore"):
+        shutil.copy(ROOT / f, clone / f)
+    _git(clone, "init", "-q")
+    _git(clone, "add", "-A")
+    _git(clone, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone")
+    return clone
+
+
+@pytest.fixture(scope="module")
+def nb_out(tmp_path_factory):
+    return tmp_path_factory.mktemp("nb")
+
+
+@pytest.fixture(scope="module")
+def executed(clone, nb_out):
+    """Run every notebook once at smoke as JupyterLab runs it: the kernel starts in notebooks/ and
+    the paths keep their relative defaults (so all notebooks share the clone's run store)."""
     import papermill as pm
 
-    base = tmp_path_factory.mktemp("nb")
+    base = nb_out
     out = {}
     for nb in NOTEBOOKS:
-        res, figs = base / "results" / nb.stem, base / "figures"
-        pm.execute_notebook(str(nb), str(base / f"{nb.stem}.ipynb"), cwd=str(ROOT), progress_bar=False,
-                            parameters={"profile": "smoke", "seeds": [2], "runs_root": str(base / "runs"),
-                                        "results_dir": str(res), "figures_dir": str(figs)})
-        out[nb.stem] = (res, figs)
+        pm.execute_notebook(str(clone / "notebooks" / nb.name), str(base / nb.name), cwd=str(clone / "notebooks"),
+                            progress_bar=False, parameters={"profile": "smoke", "seeds": [2]})
+        out[nb.stem] = (clone / "results" / nb.stem, clone / "figures")
     return out
+
+
+def test_executed_notebooks_show_no_warnings(executed, nb_out):
+    for nb in NOTEBOOKS:
+        for c in json.loads((nb_out / nb.name).read_text())["cells"]:
+            for o in c.get("outputs", []):
+                text = "".join(o.get("text", ""))
+                assert "Warning" not in text, f"{nb.stem}: {text[:200]}"
+
+
+def test_notebooks_run_from_notebooks_dir_leave_the_checkout_clean(clone, executed):
+    assert sorted(p.name for p in (clone / "notebooks").iterdir()) == sorted(nb.name for nb in NOTEBOOKS)
+    assert _git(clone, "status", "--porcelain") == ""
+    assert (clone / "runs").is_dir() and (clone / "figures" / "table3-sampling-smoke.png").is_file()
 
 
 @pytest.mark.parametrize("name, rows", TABLE_NOTEBOOKS.items())

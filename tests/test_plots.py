@@ -65,3 +65,33 @@ def test_table_panels(tmp_path):
     assert len(axes[0].texts) == 2
     assert plots.save_figure(fig, tmp_path / "t")[0].stat().st_size > 1000
     plt.close(fig)
+
+
+def test_table_panels_explain_themselves():
+    s = pd.DataFrame({"variant": ["a", "b"], "top1": [80.0, 82.0], "paper_top1": [76.0, 75.0],
+                      "lut_ms": [10.0, 11.0], "measured_ms": [14.0, 22.0], "target_ms": [11.0, 11.0]})
+    fig, axes = plt.subplots(1, 2)
+    plots.ours_vs_paper(axes[0], s, ylabel="ours: top-1 on fashion-mnist (%)")
+    plots.latency_bars(axes[1], s)
+    assert axes[0].get_xlabel() == "paper: top-1 on ImageNet (%)"
+    assert "paper_top1" not in axes[0].get_xlabel() + axes[0].get_ylabel()
+    labels = [t.get_text() for t in axes[1].get_legend().get_texts()]
+    assert "target 11.00 ms (LUT)" in labels
+    assert any("1.4-2.0x the LUT's" in t.get_text().replace("\n", " ") for t in axes[1].texts)
+    plt.close(fig)
+
+
+def test_epoch_axes_have_whole_ticks_and_a_shaded_warmup():
+    fig, axes = plt.subplots(1, 3)
+    plots.stacked_shares(axes[0], plots.op_shares(_records().iloc[:3], 0, OPS), "one search epoch")
+    assert axes[0].get_xticks().tolist() == [3.0]
+    plots.banded(axes[1], {"ES": plots.band([[1, 2, 3, 4], [2, 3, 4, 5]])}, "latency", "ms", target=1.5, warmup=2)
+    assert axes[1].get_xticks().tolist() == [1.0, 2.0, 3.0, 4.0] and axes[1].get_xlabel() == "epoch"
+    legend = [t.get_text() for t in axes[1].get_legend().get_texts()]
+    assert "warm-up (epochs 1-2, α fixed)" in legend and "target 1.50 ms" in legend
+    plots.banded(axes[2], {"ES": plots.band([[1, 2], [2, 3]])}, "latency", "ms", target=9.0, warmup=1)
+    assert axes[2].get_ylim()[1] > 9.0 and "warm-up (epoch 1, α fixed)" in [
+        t.get_text() for t in axes[2].get_legend().get_texts()]
+    plots.op_legend(fig, axes[0])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == OPS and axes[0].get_legend() is None
+    plt.close(fig)

@@ -13,6 +13,8 @@ from typing import Any
 from .checks import non_negative_int, positive_float, positive_int
 
 EXIT_BAD_INPUT = 2
+NO_LUT_HINT = ("no --lut given: pass tfnas_core/luts/cpu_local.json (this machine's CPU) or the official "
+               "../shared/reference/official/latency_gpu.pkl for latency")
 
 
 class CLIError(Exception):
@@ -58,15 +60,26 @@ def cmd_profile(a: argparse.Namespace) -> None:
         "lut_ms": round(lut.predict(spec), 4) if lut else None,
         "depths": list(spec.depths),
     }
-    _print(out, a.json, "\n".join(f"{k:9s} {v}" for k, v in out.items()))
+    if lut is None:
+        out["lut_note"] = NO_LUT_HINT
+    text = "\n".join(f"{k:9s} {v}" for k, v in out.items() if k != "lut_note")
+    _print(out, a.json, text + (f"\nnote: {NO_LUT_HINT}" if lut is None else ""))
 
 
 def cmd_scale(a: argparse.Namespace) -> None:
     from . import arch, scaling
 
+    import dataclasses
+
     spec = _load_spec(a.spec)
     lut = _load_lut(a.lut)
     res = scaling.scale(spec, lut, a.target_ms)
+    # the scaled net is a new architecture: its own name, and where it came from
+    scaled = dataclasses.replace(res.spec, name=f"{spec.name}-scaled-{a.target_ms:g}ms", meta={
+        "source": f"elasticity scaling (Alg. 1) of {spec.name} to {a.target_ms:g} ms under {a.lut}",
+        "scaled_from": {"name": spec.name, **({"meta": spec.meta} if spec.meta else {})},
+        "lut_ms_before": round(res.lut_ms_before, 4), "lut_ms_after": round(res.lut_ms_after, 4)})
+    res = dataclasses.replace(res, spec=scaled)
     if a.out:
         arch.save(res.spec, a.out)
     d = res.to_dict()
@@ -118,6 +131,8 @@ def cmd_zoo(a: argparse.Namespace) -> None:
     for r in rows:
         if "note" in r:
             print(f"note: {r['name']}: {r['note']}")
+    if lut is None:
+        print(f"note: LUT ms is '-': {NO_LUT_HINT}")
 
 
 def cmd_lut_build(a: argparse.Namespace) -> None:
@@ -138,7 +153,13 @@ def cmd_lut_show(a: argparse.Namespace) -> None:
     out = {"source": lut.source, "base_ms": lut.base, "keys": len(lut.entries),
            "provenance": lut.provenance,
            "covers_space": a.space if not missing else None, "missing": missing}
-    _print(out, a.json, json.dumps(out, indent=1))
+    n = sum(len(v) for v in lut.measured.values())
+    lines = [f"source    {lut.source}", f"base      {lut.base:.3f} ms (stem, stage-2 block, head, pool, fc)",
+             f"keys      {len(lut.entries)}" + (f", {n} widths measured, the rest fitted" if n else "")]
+    lines += [f"  {k:14s} {v}" for k, v in lut.provenance.items()]
+    lines.append(f"covers    {a.space}: " + ("every block" if not missing else
+                                            f"NO, {len(missing)} key(s) missing, e.g. {missing[0]}"))
+    _print(out, a.json, "\n".join(lines))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -147,23 +168,25 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("profile", help="FLOPs, parameters and LUT latency of a spec")
     sp.add_argument("spec", help="spec JSON path, or zoo:NAME (e.g. zoo:TF-NAS-B)")
-    sp.add_argument("--lut", help="latency table: official .pkl or our JSON")
+    sp.add_argument("--lut", help="latency table: official .pkl or our JSON (without it: no latency)")
     sp.add_argument("--flops", default="official", choices=["official", "macs"], help="FLOPs convention")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp.set_defaults(func=cmd_profile)
 
-    sp = sub.add_parser("scale", help="elasticity scaling of a spec toward a target latency")
-    sp.add_argument("spec")
-    sp.add_argument("--lut", required=True)
-    sp.add_argument("--target-ms", type=positive_float, required=True)
-    sp.add_argument("--out", help="also write the scaled spec here")
-    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("scale", help="elasticity scaling of a spec toward a target latency",
+                        description="Elasticity scaling (paper Alg. 1, Appendix C): shrink or grow the "
+                                    "widths of a spec until its LUT latency meets the target.")
+    sp.add_argument("spec", help="spec JSON path, or zoo:NAME (e.g. zoo:TF-NAS-A)")
+    sp.add_argument("--lut", required=True, help="latency table the target is measured in: official .pkl or our JSON")
+    sp.add_argument("--target-ms", type=positive_float, required=True, help="target latency in ms under --lut (paper: 15)")
+    sp.add_argument("--out", help="also write the scaled spec here (named NAME-scaled-Tms)")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp.set_defaults(func=cmd_scale)
 
     sp = sub.add_parser("zoo", help="the published architectures beside the paper's numbers")
-    sp.add_argument("--lut")
-    sp.add_argument("--flops", default="official", choices=["official", "macs"])
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--lut", help="latency table for the 'LUT ms' column: official .pkl or our JSON")
+    sp.add_argument("--flops", default="official", choices=["official", "macs"], help="FLOPs convention")
+    sp.add_argument("--json", action="store_true", help="print the rows as JSON")
     sp.set_defaults(func=cmd_zoo)
 
     sp = sub.add_parser("lut", help="latency lookup tables")
@@ -182,9 +205,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_lut_build)
     s = lsub.add_parser("show", help="provenance and coverage of a LUT")
-    s.add_argument("lut")
-    s.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"])
-    s.add_argument("--json", action="store_true")
+    s.add_argument("lut", help="official .pkl or our JSON")
+    s.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"],
+                   help="the space whose blocks must all have an entry")
+    s.add_argument("--json", action="store_true", help="print as JSON")
     s.set_defaults(func=cmd_lut_show)
     from .cli_search import add_search_parser
     from .cli_train import add_train_measure_parsers

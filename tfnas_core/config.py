@@ -53,8 +53,12 @@ def apply_overrides(cfg: C, pairs: list[str] | None, error: type[Exception] = Va
         if not sep:
             raise error(f"--set {pair!r}: expected key=value")
         if key not in hints or key == "profile":
-            known = ", ".join(f.name for f in fields(cls) if f.name != "profile")
-            raise error(f"--set: unknown {what} {key!r}; known: {known}")
+            import difflib
+
+            names = [f.name for f in fields(cls) if f.name != "profile"]
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise error(f"--set: unknown {what} {key!r}; {hint}known: {', '.join(names)}")
         changes[key] = coerce(key, hints[key], value, error)
     return replace(cfg, **changes)
 

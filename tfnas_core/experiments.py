@@ -42,7 +42,9 @@ class Context:
     measure_device: str = "cpu"  # measured latency of derived nets at paper scale
     measure_repeats: int | None = None  # None: 20 timed runs (3 at the smoke profile)
     measure_min_s: float | None = None  # None: time at least 1 s (0 at the smoke profile)
-    log: Callable[[str], None] | None = None
+    log: Callable[[str], None] | None = None  # every line a search/retraining logs (default: none)
+    name: str = ""  # the notebook's name, shown on the terminal's progress lines
+    progress: bool = True  # one line per epoch on the process's real stderr (progress.RunProgress)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -59,6 +61,18 @@ class Context:
 
     def say(self, msg: str) -> None:
         (self.log or (lambda m: print(m, file=sys.stderr)))(msg)
+
+    def run_log(self, what: str, path: Path) -> Callable[[str], None]:
+        """The ``log`` of one search/retraining: announces it in the cell and, with ``progress``,
+        on the terminal, then reports every epoch there with its ETA."""
+        self.say(f"{what} -> {path}")
+        if not self.progress:
+            return self.log or (lambda m: None)
+        from .progress import RunProgress
+
+        p = RunProgress(what, self.name, forward=self.log)
+        p.start(f"running in {path}")
+        return p
 
 
 # ----------------------------------------------------------------------------- single runs
@@ -103,8 +117,7 @@ def search(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     cfg_dict = search_key(cfg)
     desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
     run = ctx.store.get_or_run(
-        "search", cfg_dict, lambda p: (ctx.say(f"search [{desc}] seed {seed} -> {p}"),
-                                       search_mod.run(cfg, p, log=ctx.log or (lambda m: None))),
+        "search", cfg_dict, lambda p: search_mod.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
         "summary.json", ignore=search_config.RESUME_FREE_KEYS)
     return SearchRun(run.path, cfg, json.loads((run.path / "summary.json").read_text()))
 
@@ -115,17 +128,20 @@ def train_cfg(ctx: Context, seed: int) -> profiles.TrainConfig:
     return profiles.check(cfg)
 
 
-def retrain(ctx: Context, spec: arch.Spec, seed: int = 0) -> dict:
-    """Train ``spec`` from scratch with the profile's recipe: reused, resumed or run."""
+def retrain(ctx: Context, spec: arch.Spec, seed: int = 0, label: str | None = None) -> dict:
+    """Train ``spec`` from scratch with the profile's recipe: reused, resumed or run.
+
+    ``label`` names the run in messages (default: the spec's name; searched specs of one seed
+    share a name, so ``ablation`` passes the variant)."""
     from . import train
 
     cfg = train_cfg(ctx, seed)
     key = {"spec": {"name": spec.name, "space": spec.space, "stages": spec.to_dict()["stages"]},
            **profiles.to_dict(cfg)}
+    what = f"retrain [{label}] seed {seed} ({spec.name})" if label else f"retrain {spec.name} seed {seed}"
     run = ctx.store.get_or_run(
-        "train", key, lambda p: (ctx.say(f"retrain {spec.name} seed {seed} -> {p}"),
-                                 arch.save(spec, p / "spec.json"),
-                                 train.run(spec, cfg, p, log=ctx.log or (lambda m: None))),
+        "train", key, lambda p: (arch.save(spec, p / "spec.json"),
+                                 train.run(spec, cfg, p, log=ctx.run_log(what, p))),
         "result.json", ignore=profiles.RESUME_FREE_KEYS)
     return json.loads((run.path / "result.json").read_text())
 
@@ -147,7 +163,7 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
         for seed in seeds:
             s = search(ctx, seed, **v.overrides)
             spec = s.spec
-            r = retrain(ctx, spec, seed)
+            r = retrain(ctx, spec, seed, label=v.label)
             m = measure.measure(spec, device=ctx.measure_device, repeats=ctx.measure_repeats,
                                 min_time_s=ctx.measure_min_s)
             rows.append({

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -60,7 +61,8 @@ def band(series: Sequence[Sequence[float]]) -> pd.DataFrame:
 
 
 def stacked_shares(ax, shares: pd.DataFrame, title: str) -> None:
-    """A stacked bar per epoch of ``op_shares`` output (Fig. 2 a/b/d/e)."""
+    """A stacked bar per epoch of ``op_shares`` output (Fig. 2 a/b/d/e).  The legend is left to
+    ``op_legend`` (one for the whole figure, outside the panels)."""
     bottom = np.zeros(len(shares))
     colors = _palette(len(shares.columns))
     for col, c in zip(shares.columns, colors):
@@ -68,60 +70,103 @@ def stacked_shares(ax, shares: pd.DataFrame, title: str) -> None:
         ax.bar(shares.index, vals, bottom=bottom, width=1.0, color=c, label=col, linewidth=0)
         bottom += vals
     ax.set_title(title)
-    ax.set_xlabel("search epoch")
+    ax.set_xlabel("epoch (search epochs; warm-up left out)")
     ax.set_ylabel("counting percentage (%)")
     ax.set_ylim(0, 100)
-    _integer_epochs(ax)
+    _integer_epochs(ax, shares.index)
 
 
-def curves(ax, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, ylabel: str) -> None:
+def op_legend(fig, ax, title: str = "derived operation (the layer's argmax α)") -> None:
+    """One legend of ``ax``'s ops for the whole figure, in a row below it, covering no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 8),
+               title=title, frameon=False)
+
+
+def shade_warmup(ax, warmup: int | None) -> None:
+    """Grey out epochs ``1..warmup``: weights only, one Gumbel path, α does not move yet."""
+    if warmup:
+        span = "epoch 1" if warmup == 1 else f"epochs 1-{warmup}"
+        ax.axvspan(0.5, warmup + 0.5, color="0.9", zorder=0, label=f"warm-up ({span}, α fixed)")
+
+
+def curves(ax, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str, ylabel: str,
+           warmup: int | None = None) -> None:
     """Lines ``label -> (x, y)``, e.g. supernet accuracy of Gumbel vs bi-sampling (Fig. 2 c/f)."""
+    shade_warmup(ax, warmup)
     for label, (x, y) in series.items():
         ax.plot(x, y, label=label)
     ax.set_title(title)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.legend()
-    _integer_epochs(ax)
+    ax.legend(fontsize=8)
+    _integer_epochs(ax, next(iter(series.values()))[0] if series else None)
 
 
-def banded(ax, bands: Mapping[str, pd.DataFrame], title: str, ylabel: str, target: float | None = None) -> None:
-    """Mean with a min-max band per label (Fig. 4, 5, 8); an optional dashed target line."""
+def banded(ax, bands: Mapping[str, pd.DataFrame], title: str, ylabel: str, target: float | None = None,
+           warmup: int | None = None) -> None:
+    """Mean with a min-max band per label (Fig. 4, 5, 8) over every epoch, warm-up shaded; an
+    optional dashed target line labelled with its value."""
+    shade_warmup(ax, warmup)
     for label, b in bands.items():
         line, = ax.plot(b.index, b["mean"], label=label)
         ax.fill_between(b.index, b["min"], b["max"], color=line.get_color(), alpha=0.25, linewidth=0)
     if target is not None:
         ax.axhline(target, color="k", linestyle="--", linewidth=1, label=f"target {target:.2f} ms")
+        lo, hi = ax.get_ylim()
+        pad = 0.05 * (max(hi, target) - min(lo, target))
+        ax.set_ylim(min(lo, target - pad), max(hi, target + pad))  # the target is always in view
     ax.set_title(title)
-    ax.set_xlabel("search epoch")
+    ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.legend()
-    _integer_epochs(ax)
+    ax.legend(fontsize=8)
+    _integer_epochs(ax, next(iter(bands.values())).index if bands else None)
 
 
 def ours_vs_paper(ax, summary: pd.DataFrame, col: str = "top1", paper_col: str = "paper_top1",
-                  title: str = "top-1: ours vs paper") -> None:
+                  title: str = "top-1: ours vs paper", xlabel: str = "paper: top-1 on ImageNet (%)",
+                  ylabel: str = "ours: top-1 (%)") -> None:
     """One point per variant (ours against the paper's), labelled: shows whether rankings agree."""
     ax.scatter(summary[paper_col], summary[col])
+    mid = (summary[paper_col].min() + summary[paper_col].max()) / 2
     for _, r in summary.iterrows():
-        ax.annotate(str(r["variant"]), (r[paper_col], r[col]), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        right = r[paper_col] > mid  # labels of the right half go left of their point, inside the axes
+        ax.annotate(str(r["variant"]), (r[paper_col], r[col]), fontsize=8, xytext=(-3 if right else 3, 3),
+                    textcoords="offset points", ha="right" if right else "left")
     ax.set_title(title)
-    ax.set_xlabel(f"paper ({paper_col})")
-    ax.set_ylabel(f"ours ({col})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.margins(0.25)
 
 
+def latency_note(summary: pd.DataFrame) -> str:
+    """One sentence on how the measured latency relates to the LUT's, from the numbers drawn."""
+    ratio = (summary["measured_ms"] / summary["lut_ms"]).dropna()
+    if ratio.empty:
+        return ""
+    span = f"{ratio.min():.1f}x" if round(ratio.min(), 1) == round(ratio.max(), 1) else \
+        f"{ratio.min():.1f}-{ratio.max():.1f}x"
+    return (f"Measured latency is {span} the LUT's: a LUT adds up blocks timed one by one, "
+            "a whole network runs slower (README: latency lookup tables); the search sees only the LUT.")
+
+
 def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs target") -> None:
-    """The derived nets' LUT latency per variant with the target as a dashed line."""
+    """The derived nets' LUT latency per variant, their measured latency and the target, with a
+    caption under the panel saying how measured and LUT latency compare."""
     y = np.arange(len(summary))
-    ax.barh(y, summary["lut_ms"], color="tab:blue", label="LUT latency of the derived net")
+    target = float(summary["target_ms"].iloc[0])
+    ax.barh(y, summary["lut_ms"], color="tab:blue", label="derived net: LUT latency (what the search optimises)")
     if "measured_ms" in summary:
-        ax.scatter(summary["measured_ms"], y, color="k", marker="x", zorder=3, label="measured (this machine)")
-    ax.axvline(float(summary["target_ms"].iloc[0]), color="k", linestyle="--", linewidth=1, label="target")
+        ax.scatter(summary["measured_ms"], y, color="k", marker="x", zorder=3,
+                   label="derived net: measured at paper scale here")
+    ax.axvline(target, color="k", linestyle="--", linewidth=1, label=f"target {target:.2f} ms (LUT)")
     ax.set_yticks(y, summary["variant"])
     ax.set_xlabel("latency (ms)")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if "measured_ms" in summary:
+        note = latency_note(summary)
+        ax.text(1.01, 0.0, textwrap.fill(note, 42), transform=ax.transAxes, fontsize=7, va="bottom", ha="left")
 
 
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
@@ -143,10 +188,17 @@ def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
     return out
 
 
-def _integer_epochs(ax) -> None:
+def _integer_epochs(ax, epochs: Sequence[float] | None = None) -> None:
+    """Whole epochs on the x axis: every epoch when there are few (a single epoch would
+    otherwise get fractional ticks), else integer ticks chosen by matplotlib."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = [] if epochs is None else list(epochs)
+    if 0 < len(epochs) <= 12:
+        ax.set_xticks(epochs)
+        ax.set_xlim(min(epochs) - 0.6, max(epochs) + 0.6)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _palette(n: int):

@@ -272,7 +272,7 @@ def _check_config(out: Path, cfg_dict: dict) -> None:
 
 
 def _progress(it, cfg: SearchConfig, **kw):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # bars only on a TTY; tqdm.auto would warn in kernels without ipywidgets
 
     return tqdm(it, disable=not (cfg.progress and sys.stderr.isatty()), dynamic_ncols=True, **kw)
 

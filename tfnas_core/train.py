@@ -93,7 +93,7 @@ def _any_rank(flag: bool, device: torch.device, d: Dist) -> bool:
 
 
 def _progress(it, cfg: TrainConfig, d: Dist, desc: str):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # bars only on a TTY; tqdm.auto would warn in kernels without ipywidgets
 
     return tqdm(it, desc=desc, leave=False, disable=not (cfg.progress and d.main and sys.stderr.isatty()))
 

@@ -1,0 +1,66 @@
+"""Progress of notebook runs on the real terminal: what runs, which epoch, the ETA."""
+import io
+
+from tfnas_core import experiments as E
+from tfnas_core.progress import RunProgress, format_eta
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_epoch_lines_carry_time_per_epoch_and_eta():
+    out, clock, seen = io.StringIO(), Clock(), []
+    p = RunProgress("search [second_path=gumbel] seed 2", "table3-sampling", forward=seen.append, stream=out,
+                    clock=clock)
+    p.start("running in runs/abc")
+    clock.t += 40
+    p("epoch 1/8 [warmup] T 5.000 lr 0.0250 | train loss 2.3")
+    clock.t += 20
+    p("epoch 2/8 [warmup] T 5.000 lr 0.0250 | train loss 2.1")
+    p("something else")
+    clock.t += 60
+    p("epoch 3/8 [search] ...")
+    clock.t += 80
+    p("epoch 8/8 [search] ...")
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "[table3-sampling] search [second_path=gumbel] seed 2: running in runs/abc",
+        "[table3-sampling] search [second_path=gumbel] seed 2: epoch 1/8 (40 s/epoch, ETA 4.7 min)",
+        "[table3-sampling] search [second_path=gumbel] seed 2: epoch 2/8 (30 s/epoch, ETA 3.0 min)",
+        "[table3-sampling] search [second_path=gumbel] seed 2: epoch 3/8 (60 s/epoch, ETA 5.0 min)",
+        "[table3-sampling] search [second_path=gumbel] seed 2: epoch 8/8 (70 s/epoch, done)",
+    ]
+    assert len(seen) == 5  # every message still reaches the caller's log
+
+
+def test_a_resumed_run_times_only_its_own_epochs():
+    out, clock = io.StringIO(), Clock()
+    p = RunProgress("retrain [x] seed 2", stream=out, clock=clock)
+    p("resuming runs/abc after epoch 6/8")
+    clock.t += 10
+    p("epoch 7/8: train loss 1.0")
+    assert out.getvalue().splitlines() == ["retrain [x] seed 2: resumed after epoch 6/8",
+                                           "retrain [x] seed 2: epoch 7/8 (10 s/epoch, ETA 10 s)"]
+
+
+def test_format_eta():
+    assert [format_eta(s) for s in (5, 89, 90, 3000, 7200)] == ["5 s", "89 s", "1.5 min", "50.0 min", "2.0 h"]
+
+
+def test_a_search_reports_every_epoch_on_the_real_stderr(tmp_path, capfd):
+    ctx = E.Context("smoke", runs_root=str(tmp_path / "runs"), name="nb", log=lambda m: None)
+    run = E.search(ctx, 2, second_path="gumbel")
+    err = capfd.readouterr().err.splitlines()
+    epochs = run.config.epochs
+    mine = [line for line in err if line.startswith("[nb] search [second_path=gumbel] seed 2: ")]
+    assert mine[0].endswith(f"running in {run.path}")
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in mine[1:]] == [f"epoch {e}/{epochs}" for e in
+                                                                          range(1, epochs + 1)]
+    assert "ETA" in mine[1] and mine[-1].endswith("done)")
+    E.search(ctx, 2, second_path="gumbel")  # reused: no new run, no progress lines
+    assert "[nb]" not in capfd.readouterr().err

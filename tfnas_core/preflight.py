@@ -1,0 +1,118 @@
+"""The checks ``make reproduce-*`` runs on ``PROFILE``, ``LUT``, ``IMAGENET`` and ``SEEDS`` before
+papermill starts: a bad value stops make with one line naming it (exit 2) and nothing written.
+
+The Makefile calls ``python -m tfnas_core.preflight --profile P --lut L --imagenet I --seeds S``
+while it reads its rules; this prints nothing when the values are good, else one line, which
+make turns into its own one-line error.  Messages speak make's variables (``IMAGENET=``, not the
+notebook's ``imagenet_root`` or the CLI's ``--set data_root=``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class PreflightError(ValueError):
+    """A bad make variable; the message names it and its value."""
+
+
+def check_profile(profile: str) -> None:
+    from .search_config import PROFILES  # the same names as experiments.PROFILES, without torch
+
+    if profile not in PROFILES:
+        import difflib
+
+        close = difflib.get_close_matches(profile, PROFILES, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise PreflightError(f"PROFILE={profile}: unknown profile{hint}; known: {', '.join(PROFILES)}")
+
+
+def check_seeds(seeds: str) -> list[int]:
+    """``SEEDS`` as papermill reads it (YAML): a non-empty list of non-negative integers."""
+    import yaml
+
+    bad = PreflightError(f"SEEDS={seeds}: expected a list of non-negative integers, e.g. SEEDS=[2] or SEEDS=[2,3,4]")
+    try:
+        value = yaml.safe_load(seeds)
+    except yaml.YAMLError:
+        raise bad from None
+    if not isinstance(value, list) or not value or \
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        raise bad
+    return value
+
+
+def check_lut(lut: str, profile: str) -> None:
+    """``LUT`` (or the profile's default table) exists, loads and covers the TF-NAS space."""
+    from . import latency, search_config
+    from .space import get_space
+
+    given = bool(lut)
+    path = lut or search_config.get_profile(profile).lut
+    name = f"LUT={lut}" if given else f"PROFILE={profile}"
+    resolved = search_config.resolve_path(path)
+    if not resolved.is_file():
+        what = "no such file" if given else f"its latency table {path} is missing (give one with LUT=PATH)"
+        raise PreflightError(f"{name}: {what}")
+    try:
+        table = latency.load(resolved)
+    except (ValueError, OSError) as e:
+        msg = str(e).strip().splitlines()[0]
+        for prefix in (f"{resolved}: ", f"{path}: "):
+            msg = msg[len(prefix):] if msg.startswith(prefix) else msg
+        raise PreflightError(f"{name}: {msg}") from None
+    missing = table.check_covers(get_space("tfnas"))
+    if missing:
+        raise PreflightError(f"{name}: {path} has no entry for {len(missing)} block(s) of the tfnas space, "
+                             f"e.g. {missing[0]}")
+
+
+def check_imagenet(imagenet: str, profile: str) -> None:
+    """``IMAGENET`` is the ImageNet root (``train/``, ``val/``) the paper profile needs."""
+    if profile != "paper":
+        if imagenet:
+            raise PreflightError(f"IMAGENET={imagenet}: only PROFILE=paper reads ImageNet (PROFILE={profile} does not)")
+        return
+    if not imagenet:
+        raise PreflightError("PROFILE=paper needs IMAGENET=DIR, the ImageNet root holding train/ and val/")
+    root = Path(imagenet).expanduser()
+    if not root.is_dir():
+        raise PreflightError(f"IMAGENET={imagenet}: no such directory")
+    for sub in ("train", "val"):
+        if not (root / sub).is_dir():
+            raise PreflightError(f"IMAGENET={imagenet}: no {sub}/ folder in it (ImageNet root with train/ and val/)")
+    from . import search_config
+
+    cfg = search_config.get_profile("paper")
+    for lst in (cfg.train_list, cfg.val_list):
+        if not search_config.resolve_path(lst).is_file():
+            raise PreflightError(f"PROFILE=paper: the official ImageNet-100 split {lst} is missing")
+
+
+def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "") -> None:
+    """Every check, in the order a user would fix them; raises ``PreflightError``."""
+    check_profile(profile)
+    if seeds:
+        check_seeds(seeds)
+    check_imagenet(imagenet, profile)
+    check_lut(lut, profile)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tfnas_core.preflight", description=__doc__.split("\n")[0])
+    for name in ("profile", "lut", "imagenet", "seeds"):
+        p.add_argument(f"--{name}", default="", help=f"make's {name.upper()} (empty: not given)")
+    a = p.parse_args(argv)
+    try:
+        check(a.profile.strip(), a.lut.strip(), a.imagenet.strip(), a.seeds.strip())
+    except PreflightError as e:
+        print(e)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
