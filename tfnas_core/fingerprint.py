@@ -1,0 +1,107 @@
+"""A LUT's fingerprint: a few sentinel blocks timed with the LUT, re-timed to detect drift.
+
+A latency table is only valid on the machine, and at the speed, it was measured at.  When a LUT
+is built, the sentinels (the first layer of every searchable stage with the space's largest
+op at its largest width: six blocks covering every resolution, 112 px to 7 px) are timed in the
+same window as its calibration networks, with the same protocol (``timing``).  Re-timing them
+later gives the machine's **speed factor** now / then: the geometric mean of the sentinels'
+ratios.  1.00 means the LUT's numbers hold; 1.20 means everything runs 20 % slower than when
+the table was built, so whole-network measurements should be divided by 1.20 before they are
+compared with the table (``measure --time-base lut``).  Past ``WARN_PCT`` the check warns.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .space import BlockArgs, get_space, layer_geometry, SEARCHABLE_STAGES
+
+WARN_PCT = 5.0
+ROUNDS = 40
+
+
+def sentinel_blocks(space_name: str) -> dict[str, BlockArgs]:
+    """Name -> block arguments (paper scale) of the sentinels of ``space_name``."""
+    from .latency import layer_key
+
+    space = get_space(space_name)
+    op_name = space.ops[-1]
+    op = space.op(op_name)
+    out = {}
+    for stage_no in SEARCHABLE_STAGES:
+        g = layer_geometry(space, stage_no, 0)
+        mid = op.max_width(g.cin)
+        out[f"{layer_key(space, g, op_name)}@{mid}"] = BlockArgs(g.cin, mid, g.cout, op.kernel, g.stride,
+                                                                 op.se_width(g.cin), g.act, g.in_hw)
+    return out
+
+
+def sentinel_items(space_name: str, device: torch.device, batch: int) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
+    """The sentinels as ``timing.time_interleaved`` items (module, input) on ``device``."""
+    from .ops import MBInvRes
+
+    items = {}
+    for name, b in sentinel_blocks(space_name).items():
+        items[name] = (MBInvRes(b).to(device), torch.randn(batch, b.in_chs, b.in_hw, b.in_hw, device=device))
+    return items
+
+
+def make(space_name: str, sentinel_ms: dict[str, float], estimator: str, clock: str) -> dict[str, Any]:
+    """The fingerprint stored in a LUT: sentinel -> ms, and how they were timed."""
+    expected = set(sentinel_blocks(space_name))
+    if set(sentinel_ms) != expected:
+        raise ValueError(f"fingerprint needs exactly the sentinels of {space_name}: {sorted(expected)}")
+    return {"space": space_name, "estimator": estimator, "clock": clock,
+            "sentinels": {k: round(v, 6) for k, v in sentinel_ms.items()}}
+
+
+def speed_factor(fp: dict[str, Any], now_ms: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """Geometric mean over the sentinels of now / then, and each sentinel's ratio."""
+    then = fp["sentinels"]
+    missing = sorted(set(then) - set(now_ms))
+    if missing:
+        raise ValueError(f"sentinel {missing[0]} was not re-timed")
+    ratios = {k: now_ms[k] / then[k] for k in then}
+    return math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios)), ratios
+
+
+def describe(factor: float, warn_pct: float = WARN_PCT) -> tuple[bool, str]:
+    """Whether ``factor`` is past the warning threshold, and a one-line message."""
+    pct = 100 * (factor - 1)
+    warn = abs(pct) > warn_pct
+    msg = (f"speed factor {factor:.3f}: this machine now runs the sentinels {abs(pct):.1f} % "
+           f"{'slower' if pct > 0 else 'faster'} than when the LUT was built")
+    if warn:
+        msg += f" (past {warn_pct:g} %: divide measurements by {factor:.3f} to compare them with the LUT)"
+    return warn, msg
+
+
+def settings_of(lut) -> tuple[str, torch.device, int, int | None]:
+    """(space, device, batch, threads) the LUT was built with; refuses a LUT without fingerprint."""
+    from .latency import LUTError
+    from .timing import resolve_device
+
+    fp = lut.fingerprint
+    if not fp:
+        raise LUTError(f"LUT {lut.source or '(in memory)'} has no fingerprint (built before drift detection); "
+                       "rebuild it with 'lut build'")
+    prov = lut.provenance
+    device = prov.get("device", "cpu")
+    return fp["space"], resolve_device(device), int(prov.get("batch_size") or 1), prov.get("threads")
+
+
+def check(lut, rounds: int = ROUNDS, warmup_s: float = 1.0) -> dict[str, Any]:
+    """Re-time ``lut``'s sentinels here, now, with its protocol; return the speed factor."""
+    from .timing import cpu_threads, time_interleaved
+
+    space, device, batch, threads = settings_of(lut)
+    fp = lut.fingerprint
+    with cpu_threads(threads if device.type == "cpu" else None):
+        t = time_interleaved(sentinel_items(space, device, batch), rounds=rounds, warmup_s=warmup_s,
+                             estimator=fp["estimator"])
+    factor, ratios = speed_factor(fp, {k: v.ms for k, v in t.items()})
+    warn, msg = describe(factor)
+    return {"lut": lut.source, "built": lut.provenance.get("date"), "speed_factor": round(factor, 4),
+            "warn": warn, "message": msg, "ratios": {k: round(v, 4) for k, v in ratios.items()}}
