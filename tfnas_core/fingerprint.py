@@ -3,15 +3,18 @@
 A latency table is only valid on the machine, and at the speed, it was measured at.  When a LUT
 is built, the sentinels (the first layer of every searchable stage with the space's largest
 op at its largest width: six blocks covering every resolution, 112 px to 7 px) are timed in the
-same window as its calibration networks, with the same protocol (``timing``).  Re-timing them
-later gives the machine's **speed factor** now / then: the geometric mean of the sentinels'
-ratios.  1.00 means the LUT's numbers hold; 1.20 means everything runs 20 % slower than when
+same window as its calibration networks, with the same protocol (``timing``), interleaved among
+themselves only (measured: a sentinel interleaved with 32 whole networks times up to 30 % slower
+than among the sentinels, even with a re-warm run).  Re-timing them
+later gives the machine's **speed factor** now / then: the median of the sentinels' ratios (one
+disturbed sentinel does not move it; measured here under load 2.5, one of six sentinels came out
+at x0.66 while the other five read x0.97-1.04).  1.00 means the LUT's numbers hold; 1.20 means everything runs 20 % slower than when
 the table was built, so whole-network measurements should be divided by 1.20 before they are
 compared with the table (``measure --time-base lut``).  Past ``WARN_PCT`` the check warns.
 """
 from __future__ import annotations
 
-import math
+import statistics
 from typing import Any
 
 import torch
@@ -48,6 +51,16 @@ def sentinel_items(space_name: str, device: torch.device, batch: int) -> dict[st
     return items
 
 
+def time_sentinels(space_name: str, device: torch.device, batch: int, estimator: str, rounds: int = ROUNDS,
+                   warmup_s: float = 1.0) -> dict[str, Any]:
+    """The sentinels timed interleaved among themselves (always the same company, so the
+    timings compare across builds and checks): name -> ``timing.Timing``."""
+    from .timing import time_interleaved
+
+    return time_interleaved(sentinel_items(space_name, device, batch), rounds=rounds, warmup_s=warmup_s,
+                            estimator=estimator)
+
+
 def make(space_name: str, sentinel_ms: dict[str, float], estimator: str, clock: str) -> dict[str, Any]:
     """The fingerprint stored in a LUT: sentinel -> ms, and how they were timed."""
     expected = set(sentinel_blocks(space_name))
@@ -58,13 +71,13 @@ def make(space_name: str, sentinel_ms: dict[str, float], estimator: str, clock: 
 
 
 def speed_factor(fp: dict[str, Any], now_ms: dict[str, float]) -> tuple[float, dict[str, float]]:
-    """Geometric mean over the sentinels of now / then, and each sentinel's ratio."""
+    """Median over the sentinels of now / then, and each sentinel's ratio."""
     then = fp["sentinels"]
     missing = sorted(set(then) - set(now_ms))
     if missing:
         raise ValueError(f"sentinel {missing[0]} was not re-timed")
     ratios = {k: now_ms[k] / then[k] for k in then}
-    return math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios)), ratios
+    return statistics.median(ratios.values()), ratios
 
 
 def describe(factor: float, warn_pct: float = WARN_PCT) -> tuple[bool, str]:
@@ -94,14 +107,23 @@ def settings_of(lut) -> tuple[str, torch.device, int, int | None]:
 
 def check(lut, rounds: int = ROUNDS, warmup_s: float = 1.0) -> dict[str, Any]:
     """Re-time ``lut``'s sentinels here, now, with its protocol; return the speed factor."""
-    from .timing import cpu_threads, time_interleaved
+    from .timing import cpu_threads
 
     space, device, batch, threads = settings_of(lut)
     fp = lut.fingerprint
     with cpu_threads(threads if device.type == "cpu" else None):
-        t = time_interleaved(sentinel_items(space, device, batch), rounds=rounds, warmup_s=warmup_s,
-                             estimator=fp["estimator"])
+        t = time_sentinels(space, device, batch, fp["estimator"], rounds, warmup_s)
     factor, ratios = speed_factor(fp, {k: v.ms for k, v in t.items()})
     warn, msg = describe(factor)
     return {"lut": lut.source, "built": lut.provenance.get("date"), "speed_factor": round(factor, 4),
             "warn": warn, "message": msg, "ratios": {k: round(v, 4) for k, v in ratios.items()}}
+
+
+def record(lut, rounds: int = 10, warmup_s: float = 0.2) -> dict[str, Any] | None:
+    """A quick ``check`` for run records (searches): ``None`` when ``lut`` has no fingerprint
+    or was built for a device this machine lacks; never raises for those.  Leaves torch's global
+    random state as it found it (the sentinels' weights and inputs are random)."""
+    if not lut.fingerprint or (lut.provenance.get("device") == "cuda" and not torch.cuda.is_available()):
+        return None
+    with torch.random.fork_rng(devices=[]):
+        return check(lut, rounds=rounds, warmup_s=warmup_s)

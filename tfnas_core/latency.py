@@ -408,7 +408,7 @@ def build(
     ``step``-th width (plus the maximum) is timed, all widths of the key interleaved, ``repeats``
     rounds; the rest are filled by ``fit`` (see ``fit_points``); the timed points are kept in the
     file beside the entries.  Then ``calib`` random valid architectures are timed whole,
-    interleaved with the fingerprint's sentinels, and the entries are calibrated against them
+    interleaved, and the entries are calibrated against them; the fingerprint's sentinels are timed last
     (``calibration``; ``calib=0`` skips it, and needs ``keys`` to cover the space otherwise).
     Partial results go to ``out + '.partial'`` after every key; running the same call again
     resumes from there (it refuses a partial file made with other settings).
@@ -416,7 +416,6 @@ def build(
     import torch
     from tqdm.auto import tqdm
 
-    from . import fingerprint as fp_mod
     from .ops import MBInvRes
     from .space import BlockArgs
     from .timing import DEFAULT_BATCH, check_estimator, cpu_threads, resolve_device, time_interleaved
@@ -510,8 +509,7 @@ def _calibrate(space: SearchSpace, dev, batch: int, raw_base: float, entries, n:
     specs = random_arch.sample_specs(space.name, n, calibration.CALIB_SEED, prefix="calib")
     x = torch.randn(batch, 3, 224, 224, device=dev)
     items = {name: (model.build(s).to(dev), x) for name, s in specs.items()}
-    sentinels = fingerprint.sentinel_items(space.name, dev, batch)
-    res = timed({**items, **sentinels}, rounds, warmup_s=1.0, on_round=tick)
+    res = timed(items, rounds, warmup_s=1.0, on_round=tick)
     measured = {name: res[name].ms for name in specs}
     rows = [calibration.stage_sums(entries, s) for s in specs.values()]
     base, factors = calibration.fit(rows, [measured[n] for n in specs])
@@ -520,7 +518,8 @@ def _calibrate(space: SearchSpace, dev, batch: int, raw_base: float, entries, n:
     predicted = {name: cal_lut.predict(s) for name, s in specs.items()}
     summary = calibration.summary(raw_base, base, factors, specs, measured, predicted, rounds)
     some = next(iter(res.values()))
-    fp = fingerprint.make(space.name, {k: res[k].ms for k in sentinels}, some.estimator, some.clock)
+    sentinels = fingerprint.time_sentinels(space.name, dev, batch, some.estimator)
+    fp = fingerprint.make(space.name, {k: t.ms for k, t in sentinels.items()}, some.estimator, some.clock)
     return base, cal_entries, summary, fp
 
 

@@ -44,27 +44,21 @@ def measure_many(specs: dict[str, Spec], device: str = "cpu", batch: int | None 
                  estimator: str = ESTIMATOR, cuda_mode: str = "graph", lut=None) -> dict[str, Any]:
     """Time every network of ``specs`` interleaved (round ``r`` runs each once); returns
     ``{"timings": {name: Timing}, "speed_factor": ..., ...}``.  With a ``lut`` that carries a
-    fingerprint built on this device, its sentinels join the rounds and ``speed_factor`` (now /
-    when the LUT was built) is filled in; otherwise it is ``None``."""
+    fingerprint built on this device, its sentinels are timed right before the networks (among
+    themselves, as when the LUT was built) and ``speed_factor`` (now / when the LUT was built) is
+    filled in; otherwise it is ``None``."""
     from . import fingerprint
 
     dev, batch, threads = _settings(device, batch, threads)
     x = torch.randn(batch, 3, PAPER_SCALE.resolution, PAPER_SCALE.resolution, device=dev)
     items = {name: (model.build(spec, PAPER_SCALE).to(dev), x) for name, spec in specs.items()}
-    sentinels = {}
-    if lut is not None and lut.fingerprint and lut.provenance.get("device") == device \
-            and lut.provenance.get("batch_size") == batch and lut.provenance.get("threads") == threads:
-        sentinels = fingerprint.sentinel_items(lut.fingerprint["space"], dev, batch)
-        estimator = lut.fingerprint.get("estimator", estimator)
-    clash = set(items) & set(sentinels)
-    if clash:
-        raise ValueError(f"architecture name {sorted(clash)[0]} clashes with a sentinel name")
-    with cpu_threads(threads):
-        t = time_interleaved({**items, **sentinels}, repeats, warmup, warmup_s, min_time_s, estimator,
-                             cuda_mode=cuda_mode)
     factor = None
-    if sentinels:
-        factor, _ = fingerprint.speed_factor(lut.fingerprint, {k: t[k].ms for k in sentinels})
+    with cpu_threads(threads):
+        if lut is not None and lut.fingerprint and lut.provenance.get("device") == device \
+                and lut.provenance.get("batch_size") == batch and lut.provenance.get("threads") == threads:
+            s = fingerprint.time_sentinels(lut.fingerprint["space"], dev, batch, lut.fingerprint["estimator"])
+            factor, _ = fingerprint.speed_factor(lut.fingerprint, {k: v.ms for k, v in s.items()})
+        t = time_interleaved(items, repeats, warmup, warmup_s, min_time_s, estimator, cuda_mode=cuda_mode)
     return {"timings": {n: t[n] for n in items}, "speed_factor": factor, "device": device, "batch": batch,
             "threads": threads}
 
@@ -77,7 +71,7 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
 
     ``ms`` is the protocol's estimate (what every other tool uses); ``median_ms``, ``iqr_ms``,
     ``mean_ms`` and ``min_ms`` describe the runs.  ``time_base="lut"`` (needs a ``lut`` with a
-    fingerprint) also times the LUT's sentinels interleaved and reports ``ms_lut_base`` = ``ms``
+    fingerprint) also times the LUT's sentinels (right before the net) and reports ``ms_lut_base`` = ``ms``
     divided by the speed factor: the latency this net would have had when the LUT was built.
     """
     if time_base not in ("machine", "lut"):
@@ -129,7 +123,7 @@ def spearman(xs: list[float], ys: list[float]) -> float:
 
 def fidelity(lut, specs: dict[str, Spec] | None = None, device: str = "cpu", batch: int | None = None,
              threads: int | None = None, warmup: int = 1, repeats: int = 20, min_time_s: float = 1.0,
-             n_random: int = N_RANDOM, seed: int | None = None, progress: bool = False):
+             n_random: int = N_RANDOM, seed: int | None = None, cuda_mode: str = "graph"):
     """A ``pandas.DataFrame``: LUT prediction vs measured latency per architecture.
 
     ``specs`` defaults to the zoo's tfnas and tfnas-wose models; ``n_random`` random valid
@@ -165,7 +159,7 @@ def fidelity(lut, specs: dict[str, Spec] | None = None, device: str = "cpu", bat
         if lut_space and lut_space != spec.space and not row["note"]:
             row["note"] = f"LUT built for space {lut_space}: its base times that space's stage-2 block"
         rows.append(row)
-    m = measure_many(timed, device, batch, threads, warmup, repeats, min_time_s, lut=lut) if timed else \
+    m = measure_many(timed, device, batch, threads, warmup, repeats, min_time_s, cuda_mode=cuda_mode, lut=lut) if timed else \
         {"timings": {}, "speed_factor": None}
     for row in rows:
         t = m["timings"].get(row["name"])

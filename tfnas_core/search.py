@@ -63,6 +63,7 @@ from .objectives import latency_loss
 from .search_config import SearchConfig
 from .space import Proxy
 from .supernet import Supernet
+from . import fingerprint
 from .timing import cpu_threads
 
 cross_entropy = F.cross_entropy  # module-level so tests can make a loss non-finite
@@ -289,6 +290,9 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
     np.random.seed(cfg.seed)
     atomic = arch.atomic_write_text
     atomic(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
+    lut_check = fingerprint.record(lut)  # the machine's speed vs the LUT's, this session (issue 9)
+    if lut_check is not None:
+        atomic(out / "lut_check.json", json.dumps(lut_check, indent=1) + "\n")
 
     start, records, wall_before = 0, [], 0.0
     if ckpt_path.is_file():
