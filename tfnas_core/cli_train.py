@@ -29,7 +29,8 @@ def cmd_measure(a: argparse.Namespace) -> None:
 
     spec = _load_spec(a.spec)
     lut = _load_lut(a.lut)
-    r = measure(spec, a.device, a.batch, a.threads, a.warmup, a.repeats, a.min_time, lut, estimator=a.estimator,
+    r = measure(spec, a.device, a.batch, a.threads, a.warmup, a.repeats, 3.0 if a.min_time is None else a.min_time, lut,
+                estimator=a.estimator,
                 cuda_mode=a.cuda_mode, time_base=a.time_base)
     lut_txt = "" if r["lut_ms"] is None else f", LUT {r['lut_ms']:.3f} ms"
     if r["ms_lut_base"] is not None:
@@ -49,7 +50,8 @@ def cmd_fidelity(a: argparse.Namespace) -> None:
         for p in a.specs:
             s = _load_spec(p)
             specs[s.name if s.name not in specs else p] = s
-    df = fidelity(lut, specs, a.device, a.batch, a.threads, a.warmup, a.repeats, a.min_time, n_random=a.random,
+    df = fidelity(lut, specs, a.device, a.batch, a.threads, a.warmup, a.repeats,
+                  1.0 if a.min_time is None else a.min_time, n_random=a.random,
                   seed=a.seed, cuda_mode=a.cuda_mode)
     if a.json:
         from .measure import summary
@@ -67,7 +69,7 @@ def _timing_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--threads", type=int, help="CPU threads (default 1, as the paper)")
     sp.add_argument("--warmup", type=int, default=5, help="untimed runs before timing (and 1 s of them)")
     sp.add_argument("--repeats", type=int, default=20, help="at least this many timed (interleaved) rounds")
-    sp.add_argument("--min-time", type=float, default=1.0, help="and at least this many seconds of them")
+    sp.add_argument("--min-time", type=float, help="and at least this many seconds of them (default: measure 3, fidelity 1)")
     sp.add_argument("--cuda-mode", default="graph", choices=["graph", "eager"],
                     help="CUDA: CUDA-graph replay timed by events (default) or eager calls")
     sp.add_argument("--json", action="store_true")

@@ -119,7 +119,7 @@ def check(lut, rounds: int = ROUNDS, warmup_s: float = 1.0) -> dict[str, Any]:
             "warn": warn, "message": msg, "ratios": {k: round(v, 4) for k, v in ratios.items()}}
 
 
-def record(lut, rounds: int = 10, warmup_s: float = 0.2) -> dict[str, Any] | None:
+def record(lut, rounds: int = 20, warmup_s: float = 0.5) -> dict[str, Any] | None:
     """A quick ``check`` for run records (searches): ``None`` when ``lut`` has no fingerprint
     or was built for a device this machine lacks; never raises for those.  Leaves torch's global
     random state as it found it (the sentinels' weights and inputs are random)."""

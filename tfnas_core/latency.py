@@ -398,7 +398,7 @@ def build(
     fit: str = "aligned",
     on_key: Callable[[str], None] | None = None,
     calib: int = 32,
-    calib_rounds: int = 15,
+    calib_rounds: int = 25,
     estimator: str = "min",
     cuda_mode: str = "graph",
 ) -> LUT:
