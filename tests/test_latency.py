@@ -124,7 +124,10 @@ def test_build_measures_interpolates_and_resumes(tmp_path):
         latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False)
     lut = latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False, calib=0)
     assert not (tmp_path / "lut.json.partial").exists()
-    assert {str(w): v for w, v in lut.measured[keys[0]].items()} == pytest.approx(first)  # resumed, not re-timed
+    ref = lut.provenance["drift_reference"]
+    assert set(ref["ms"]) == {"base", *keys} and ref["level_ms"] > 0
+    unscaled = {str(w): v * ref["ms"][keys[0]] / ref["level_ms"] for w, v in lut.measured[keys[0]].items()}
+    assert unscaled == pytest.approx(first)  # resumed, not re-timed
     assert min(lut.entries[keys[1]]) == 224 and max(lut.entries[keys[1]]) == 448  # e3_se at cin 112
     assert min(lut.entries[keys[0]]) == 384 and max(lut.entries[keys[0]]) == 1536  # no-SE key: e3 and e6
     assert all(v > 0 for v in lut.entries[keys[0]].values()) and lut.base > 0

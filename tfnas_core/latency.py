@@ -26,6 +26,7 @@ import json
 import os
 import pickle
 import platform
+import statistics
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +302,7 @@ def measured_widths(lo: int, hi: int, step: int) -> list[int]:
 
 
 FITS = ("aligned", "linear", "interp")
+REF = "drift-reference"  # timing-item name of the reference block in every build window
 ALIGN = 16  # channel multiple that runs fast on this repository's CPU (AVX-512: 16 fp32 lanes)
 
 
@@ -406,8 +408,11 @@ def build(
 
     With the protocol of ``timing`` (interleaved rounds, minimum by default): per key, every
     ``step``-th width (plus the maximum) is timed, all widths of the key interleaved, ``repeats``
-    rounds; the rest are filled by ``fit`` (see ``fit_points``); the timed points are kept in the
-    file beside the entries.  Then ``calib`` random valid architectures are timed whole,
+    rounds, beside a fixed reference block (a sentinel) that is timed in every window: each key's
+    points are scaled by (median reference) / (reference in its window), so a machine that
+    speeds up or slows down during the build does not tilt one key against another.  The rest
+    of the widths are filled by ``fit`` (see ``fit_points``); the (scaled) timed points are kept
+    in the file beside the entries, the reference timings in ``provenance["drift_reference"]``.  Then ``calib`` random valid architectures are timed whole,
     interleaved, and the entries are calibrated against them; the fingerprint's sentinels are timed last
     (``calibration``; ``calib=0`` skips it, and needs ``keys`` to cover the space otherwise).
     Partial results go to ``out + '.partial'`` after every key; running the same call again
@@ -416,6 +421,7 @@ def build(
     import torch
     from tqdm.auto import tqdm
 
+    from . import fingerprint as fp_mod
     from .ops import MBInvRes
     from .space import BlockArgs
     from .timing import DEFAULT_BATCH, check_estimator, cpu_threads, resolve_device, time_interleaved
@@ -440,8 +446,8 @@ def build(
         infos = {k: infos[k] for k in wanted}
     settings = {"space": space.name, "device": device, "batch_size": batch, "threads": threads, "step": step,
                 "warmup": warmup, "repeats": repeats, "keys": sorted(infos), "estimator": estimator,
-                "cuda_mode": cuda_mode if device == "cuda" else None, "protocol": 2}
-    state: dict[str, Any] = {"settings": settings, "base": None, "points": {}}
+                "cuda_mode": cuda_mode if device == "cuda" else None, "protocol": 3}
+    state: dict[str, Any] = {"settings": settings, "base": None, "points": {}, "ref": {}}
     if partial.exists():
         prev = json.loads(partial.read_text())
         if prev.get("settings") != settings:
@@ -459,10 +465,14 @@ def build(
     total_points = sum(len(measured_widths(i.lo, i.hi, step)) for k, i in infos.items() if k in todo)
     bar = tqdm(total=total_points + (state["base"] is None) + calib, desc=f"LUT {space.name} on {device}",
                unit="step", disable=not progress)
-    clock = ""
+    ref_name, ref_args = list(fp_mod.sentinel_blocks(space.name).items())[2]
+    ref_item = {REF: (MBInvRes(ref_args).to(dev), torch.randn(batch, ref_args.in_chs, ref_args.in_hw, ref_args.in_hw,
+                                                              device=dev))}
     with cpu_threads(threads):
         if state["base"] is None:
-            state["base"] = sum(t.ms for t in timed(_base_items(space, dev, batch), repeats, warmup_s=1.0).values())
+            res = timed({**_base_items(space, dev, batch), **ref_item}, repeats, warmup_s=1.0)
+            state["base"] = res["stem"].ms + res["head"].ms
+            state["ref"]["base"] = res[REF].ms
             save_partial()
             bar.update(1)
         for key in todo:
@@ -471,17 +481,21 @@ def build(
             items = {str(w): (MBInvRes(BlockArgs(info.geom.cin, w, info.geom.cout, info.kernel, info.geom.stride,
                                                  info.se, info.geom.act, info.geom.in_hw)).to(dev), x)
                      for w in measured_widths(info.lo, info.hi, step)}
-            res = timed(items, repeats, warmup_s=0.1)
+            res = timed({**items, **ref_item}, repeats, warmup_s=0.1)
             bar.update(len(items))
+            state["ref"][key] = res.pop(REF).ms
             state["points"][key] = {w: t.ms for w, t in res.items()}
             save_partial()
             if on_key:
                 on_key(key)
+        # the reference block timed in every window puts all windows on one time base (its median)
+        level = statistics.median(state["ref"].values())
         entries, measured = {}, {}
         for key, info in infos.items():
-            measured[key] = {int(w): v for w, v in state["points"][key].items()}
+            scale = level / state["ref"][key]
+            measured[key] = {int(w): v * scale for w, v in state["points"][key].items()}
             entries[key] = fit_points(measured[key], info.lo, info.hi, fit)
-        base, fingerprint, cal = state["base"], {}, None
+        base, fingerprint, cal = state["base"] * level / state["ref"]["base"], {}, None
         if calib:
             base, entries, cal, fingerprint = _calibrate(space, dev, batch, base, entries, calib, calib_rounds,
                                                          timed, lambda: bar.update(1) if bar.n < bar.total else None)
@@ -492,6 +506,9 @@ def build(
                                          f"estimator {estimator}" + (f", CUDA {cuda_mode}" if device == "cuda" else ""),
                  "base_covers": "stem conv + stage-2 block + 1x1 head conv + global pool + fc (1000 classes)"})
     prov["clock"] = fingerprint.get("clock") if fingerprint else ("thread" if device == "cpu" and threads == 1 else None)
+    prov["drift_reference"] = {"block": ref_name, "level_ms": round(level, 6),
+                                "ms": {k: round(v, 6) for k, v in state["ref"].items()},
+                                "note": "timed in every key's window; each key's points scaled by level / ms[key]"}
     if cal:
         prov["calibration"] = cal
     lut = LUT(base, entries, prov, str(out), measured, fingerprint)
