@@ -14,16 +14,17 @@ def _lut(space="tfnas", base=2.0, per_width=0.001):
     return latency.LUT(base, entries, {"space": space, "device": "cpu", "batch_size": 1, "threads": 1})
 
 
-def test_sentinels_are_one_block_per_searchable_stage():
-    s = fingerprint.sentinel_blocks("tfnas")
-    assert len(s) == len(SEARCHABLE_STAGES)
-    assert {b.in_hw for b in s.values()} == {112, 56, 28, 14, 7}
-    assert all(name.startswith("MBInvertedResBlock_") and b.se_chs > 0 for name, b in s.items())
-    assert all(b.se_chs == 0 for b in fingerprint.sentinel_blocks("tfnas-wose").values())
+def test_sentinels_are_the_first_calibration_networks_and_the_reference_is_fixed():
+    sent = fingerprint.sentinel_specs("tfnas")
+    calib = random_arch.sample_specs("tfnas", 32, calibration.CALIB_SEED, prefix="calib")
+    assert len(sent) == fingerprint.N_SENTINELS and all(calib[n] == s for n, s in sent.items())
+    name, b = fingerprint.reference_block("tfnas")
+    assert name == "MBInvertedResBlock_28_40_80_80_k5_s2_swish@320" and (b.in_hw, b.mid_chs, b.se_chs) == (28, 320, 80)
+    assert fingerprint.reference_block("tfnas-wose")[1].se_chs == 0
 
 
 def test_speed_factor_is_the_median_ratio():
-    names = list(fingerprint.sentinel_blocks("tfnas"))
+    names = list(fingerprint.sentinel_specs("tfnas"))
     fp = fingerprint.make("tfnas", {n: 1.0 + i for i, n in enumerate(names)}, "min", "thread")
     now = {n: 1.2 * (1.0 + i) for i, n in enumerate(names)}
     now[names[0]] *= 3  # one disturbed sentinel
@@ -46,7 +47,7 @@ def test_fingerprint_round_trips_and_check_retimes_it(tmp_path):
     with pytest.raises(latency.LUTError, match="no fingerprint"):
         fingerprint.check(lut)
     assert fingerprint.record(lut) is None
-    names = list(fingerprint.sentinel_blocks("tfnas"))
+    names = list(fingerprint.sentinel_specs("tfnas"))
     lut.fingerprint = fingerprint.make("tfnas", {n: 1e-6 for n in names}, "min", "thread")  # impossibly fast
     again = latency.load(lut.save(tmp_path / "l.json"))
     assert again.fingerprint == lut.fingerprint

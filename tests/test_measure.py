@@ -97,3 +97,19 @@ def test_measure_and_fidelity_cli_bad_input_exit_2(tmp_path):
     for args in (("lut", "check", str(lut_path)), ("measure", "zoo:TF-NAS-D", "--lut", str(lut_path), "--time-base", "lut")):
         p = _cli(*args)
         assert p.returncode == 2 and "no fingerprint" in p.stderr and p.stderr.count("\n") == 1 and p.stdout == ""
+
+
+def test_fidelity_in_the_lut_time_base_uses_the_sentinels_speed_factor():
+    from tfnas_core import fingerprint
+
+    lut = _constant_lut("tfnas", 2.0, 0.5)
+    lut.provenance.update(space="tfnas", device="cpu", batch_size=1, threads=1)
+    lut.fingerprint = fingerprint.make("tfnas", {n: 5.0 for n in fingerprint.sentinel_specs("tfnas")}, "min", "thread")
+    df = measure.fidelity(lut, {"TF-NAS-D": zoo.load("TF-NAS-D")}, "cpu", n_random=0, **FAST)
+    f = df.attrs["speed_factor"]
+    assert f > 0
+    d = df.iloc[0]
+    assert d["rel_err_lut_base_pct"] == pytest.approx(100 * (d["lut_ms"] * f / d["ms"] - 1))
+    assert "LUT's time base" in measure.format_fidelity(df)
+    with pytest.raises(ValueError, match="also a sentinel name"):
+        measure.measure_many({"calib-s0-00": zoo.load("TF-NAS-D")}, "cpu", repeats=1, min_time_s=0, warmup_s=0, lut=lut)

@@ -128,8 +128,8 @@ def cmd_lut_check(a: argparse.Namespace) -> None:
     from . import fingerprint, latency
 
     r = fingerprint.check(latency.load(a.lut), rounds=a.rounds)
-    _print(r, a.json, f"{r['message']}\n(LUT {r['lut']} built {r['built']}; "
-                      + ", ".join(f"{k.split('_', 2)[-1]} x{v:.3f}" for k, v in r["ratios"].items()) + ")")
+    _print(r, a.json, f"{r['message']}\n(LUT {r['lut']} built {r['built']}; sentinel networks "
+                      + ", ".join(f"{k} x{v:.3f}" for k, v in r["ratios"].items()) + ")")
     if r["warn"] and not a.json:
         print(f"warning: {r['message']}", file=sys.stderr)
 
@@ -202,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_lut_show)
     c = lsub.add_parser("check", help="re-time a LUT's sentinels: this machine's speed factor now vs when it was built")
     c.add_argument("lut")
-    c.add_argument("--rounds", type=int, default=40, help="interleaved timed rounds of the sentinels")
+    c.add_argument("--rounds", type=int, default=15, help="interleaved timed rounds of the sentinel networks")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_lut_check)
     from .cli_search import add_search_parser

@@ -408,12 +408,13 @@ def build(
 
     With the protocol of ``timing`` (interleaved rounds, minimum by default): per key, every
     ``step``-th width (plus the maximum) is timed, all widths of the key interleaved, ``repeats``
-    rounds, beside a fixed reference block (a sentinel) that is timed in every window: each key's
+    rounds, beside a fixed block (``fingerprint.reference_block``) that is timed in every window: each key's
     points are scaled by (median reference) / (reference in its window), so a machine that
     speeds up or slows down during the build does not tilt one key against another.  The rest
     of the widths are filled by ``fit`` (see ``fit_points``); the (scaled) timed points are kept
     in the file beside the entries, the reference timings in ``provenance["drift_reference"]``.  Then ``calib`` random valid architectures are timed whole,
-    interleaved, and the entries are calibrated against them; the fingerprint's sentinels are timed last
+    interleaved, and the entries are calibrated against them; the first of them are the
+    fingerprint's sentinels
     (``calibration``; ``calib=0`` skips it, and needs ``keys`` to cover the space otherwise).
     Partial results go to ``out + '.partial'`` after every key; running the same call again
     resumes from there (it refuses a partial file made with other settings).
@@ -465,7 +466,7 @@ def build(
     total_points = sum(len(measured_widths(i.lo, i.hi, step)) for k, i in infos.items() if k in todo)
     bar = tqdm(total=total_points + (state["base"] is None) + calib, desc=f"LUT {space.name} on {device}",
                unit="step", disable=not progress)
-    ref_name, ref_args = list(fp_mod.sentinel_blocks(space.name).items())[2]
+    ref_name, ref_args = fp_mod.reference_block(space.name)
     ref_item = {REF: (MBInvRes(ref_args).to(dev), torch.randn(batch, ref_args.in_chs, ref_args.in_hw, ref_args.in_hw,
                                                               device=dev))}
     with cpu_threads(threads):
@@ -518,7 +519,7 @@ def build(
 
 
 def _calibrate(space: SearchSpace, dev, batch: int, raw_base: float, entries, n: int, rounds: int, timed, tick):
-    """Time ``n`` random architectures and the sentinels interleaved; fit and apply the factors."""
+    """Time ``n`` random architectures interleaved; fit and apply the factors; keep the sentinels'."""
     import torch
 
     from . import calibration, fingerprint, model, random_arch
@@ -534,9 +535,9 @@ def _calibrate(space: SearchSpace, dev, batch: int, raw_base: float, entries, n:
     cal_lut = LUT(base, cal_entries)
     predicted = {name: cal_lut.predict(s) for name, s in specs.items()}
     summary = calibration.summary(raw_base, base, factors, specs, measured, predicted, rounds)
-    some = next(iter(res.values()))
-    sentinels = fingerprint.time_sentinels(space.name, dev, batch, some.estimator)
-    fp = fingerprint.make(space.name, {k: t.ms for k, t in sentinels.items()}, some.estimator, some.clock)
+    some = next(iter(res.values()))  # the sentinels are the first calibration networks, timed in this window
+    fp = fingerprint.make(space.name, {k: measured[k] for k in fingerprint.sentinel_specs(space.name)},
+                          some.estimator, some.clock)
     return base, cal_entries, summary, fp
 
 

@@ -44,21 +44,28 @@ def measure_many(specs: dict[str, Spec], device: str = "cpu", batch: int | None 
                  estimator: str = ESTIMATOR, cuda_mode: str = "graph", lut=None) -> dict[str, Any]:
     """Time every network of ``specs`` interleaved (round ``r`` runs each once); returns
     ``{"timings": {name: Timing}, "speed_factor": ..., ...}``.  With a ``lut`` that carries a
-    fingerprint built on this device, its sentinels are timed right before the networks (among
-    themselves, as when the LUT was built) and ``speed_factor`` (now / when the LUT was built) is
-    filled in; otherwise it is ``None``."""
+    fingerprint built on this device, its sentinel networks join the rounds (as they were timed
+    among the calibration networks when the LUT was built) and ``speed_factor`` (now / when the
+    LUT was built) is filled in; otherwise it is ``None``."""
     from . import fingerprint
 
     dev, batch, threads = _settings(device, batch, threads)
     x = torch.randn(batch, 3, PAPER_SCALE.resolution, PAPER_SCALE.resolution, device=dev)
     items = {name: (model.build(spec, PAPER_SCALE).to(dev), x) for name, spec in specs.items()}
-    factor = None
+    sentinels = {}
+    if lut is not None and lut.fingerprint and lut.provenance.get("device") == device \
+            and lut.provenance.get("batch_size") == batch and lut.provenance.get("threads") == threads:
+        sentinels = fingerprint.sentinel_items(lut.fingerprint["space"], dev, batch)
+        estimator = lut.fingerprint["estimator"]
+    clash = sorted(set(items) & set(sentinels))
+    if clash:
+        raise ValueError(f"architecture name {clash[0]} is also a sentinel name of the LUT's fingerprint; rename it")
     with cpu_threads(threads):
-        if lut is not None and lut.fingerprint and lut.provenance.get("device") == device \
-                and lut.provenance.get("batch_size") == batch and lut.provenance.get("threads") == threads:
-            s = fingerprint.time_sentinels(lut.fingerprint["space"], dev, batch, lut.fingerprint["estimator"])
-            factor, _ = fingerprint.speed_factor(lut.fingerprint, {k: v.ms for k, v in s.items()})
-        t = time_interleaved(items, repeats, warmup, warmup_s, min_time_s, estimator, cuda_mode=cuda_mode)
+        t = time_interleaved({**items, **sentinels}, repeats, warmup, warmup_s, min_time_s, estimator,
+                             cuda_mode=cuda_mode)
+    factor = None
+    if sentinels:
+        factor, _ = fingerprint.speed_factor(lut.fingerprint, {k: t[k].ms for k in sentinels})
     return {"timings": {n: t[n] for n in items}, "speed_factor": factor, "device": device, "batch": batch,
             "threads": threads}
 
@@ -74,7 +81,7 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
     processes: 20.3 / 25.7 / 22.9 ms with 1 s, 19.01 / 19.42 / 19.05 ms with 4 s).
     ``ms`` is the protocol's estimate (what every other tool uses); ``median_ms``, ``iqr_ms``,
     ``mean_ms`` and ``min_ms`` describe the runs.  ``time_base="lut"`` (needs a ``lut`` with a
-    fingerprint) also times the LUT's sentinels (right before the net) and reports ``ms_lut_base`` = ``ms``
+    fingerprint) also times the LUT's sentinel networks (interleaved with it) and reports ``ms_lut_base`` = ``ms``
     divided by the speed factor: the latency this net would have had when the LUT was built.
     """
     if time_base not in ("machine", "lut"):
@@ -135,6 +142,8 @@ def fidelity(lut, specs: dict[str, Spec] | None = None, device: str = "cpu", bat
     in one window.  A spec the LUT cannot predict (a missing key or width) gets a row with
     ``note`` saying why and no numbers; a LUT whose provenance names another space is used, with
     a note.  ``abs_err_ms = lut_ms - ms`` and ``rel_err_pct`` relative to the measurement.
+    With a fingerprint, ``rel_err_lut_base_pct`` compares with the measurement divided by the
+    speed factor (what the net would have measured when the LUT was built).
     ``df.attrs``: ``speed_factor`` (``None`` without a fingerprint), ``seed``, ``held_out``.
     """
     import pandas as pd
@@ -171,6 +180,8 @@ def fidelity(lut, specs: dict[str, Spec] | None = None, device: str = "cpu", bat
         row.update(ms=t.ms, median_ms=t.median_ms, iqr_ms=t.iqr_ms)
         row["abs_err_ms"] = row["lut_ms"] - t.ms
         row["rel_err_pct"] = 100 * row["abs_err_ms"] / t.ms
+        if m["speed_factor"] is not None:  # the measurement in the LUT's time base: ms / speed factor
+            row["rel_err_lut_base_pct"] = 100 * (row["lut_ms"] * m["speed_factor"] / t.ms - 1)
     df = pd.DataFrame(rows)
     cal = getattr(lut, "provenance", {}).get("calibration") or {}
     df.attrs.update(speed_factor=m["speed_factor"], seed=seed, n_random=n_random,
@@ -187,6 +198,10 @@ def summary(df) -> dict[str, Any]:
             err = part["rel_err_pct"].abs()
             out[group] = {"n": len(part), "mean_abs_err_pct": float(err.mean()), "max_abs_err_pct": float(err.max()),
                           "spearman": spearman(list(part["lut_ms"]), list(part["ms"]))}
+            if "rel_err_lut_base_pct" in part:
+                base_err = part["rel_err_lut_base_pct"].abs()
+                out[group].update(mean_abs_err_lut_base_pct=float(base_err.mean()),
+                                  max_abs_err_lut_base_pct=float(base_err.max()))
     return out
 
 
@@ -204,6 +219,9 @@ def format_fidelity(df) -> str:
     for group, s in summary(df).items():
         lines.append(f"{group:7s}: mean |relative error| {s['mean_abs_err_pct']:.2f} %, max {s['max_abs_err_pct']:.2f} %, "
                      f"Spearman {s['spearman']:.3f} over {s['n']} architectures")
+        if "mean_abs_err_lut_base_pct" in s:
+            lines.append(f"{'':9s}in the LUT's time base (measured / speed factor): mean {s['mean_abs_err_lut_base_pct']:.2f} %, "
+                         f"max {s['max_abs_err_lut_base_pct']:.2f} %")
     f = df.attrs.get("speed_factor")
     if f is not None:
         from .fingerprint import describe
