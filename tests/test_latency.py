@@ -114,15 +114,20 @@ def test_build_measures_interpolates_and_resumes(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False, on_key=interrupt)
+        latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False, on_key=interrupt, calib=0)
     partial = json.loads((tmp_path / "lut.json.partial").read_text())
     assert list(partial["points"]) == keys[:1] and not out.exists()
     first = partial["points"][keys[0]]
     with pytest.raises(LUTError, match="other settings"):
-        latency.build("tfnas", out, keys=keys, step=32, repeats=2, warmup=1, progress=False)
-    lut = latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False)
+        latency.build("tfnas", out, keys=keys, step=32, repeats=2, warmup=1, progress=False, calib=0)
+    with pytest.raises(LUTError, match="calibration needs every key"):
+        latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False)
+    lut = latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False, calib=0)
     assert not (tmp_path / "lut.json.partial").exists()
-    assert {str(w): v for w, v in lut.measured[keys[0]].items()} == pytest.approx(first)  # resumed, not re-timed
+    ref = lut.provenance["drift_reference"]
+    assert set(ref["ms"]) == {"base", *keys} and ref["level_ms"] > 0
+    unscaled = {str(w): v * ref["ms"][keys[0]] / ref["level_ms"] for w, v in lut.measured[keys[0]].items()}
+    assert unscaled == pytest.approx(first)  # resumed, not re-timed
     assert min(lut.entries[keys[1]]) == 224 and max(lut.entries[keys[1]]) == 448  # e3_se at cin 112
     assert min(lut.entries[keys[0]]) == 384 and max(lut.entries[keys[0]]) == 1536  # no-SE key: e3 and e6
     assert all(v > 0 for v in lut.entries[keys[0]].values()) and lut.base > 0
@@ -130,7 +135,8 @@ def test_build_measures_interpolates_and_resumes(tmp_path):
     assert again.provenance["batch_size"] == 1 and again.provenance["threads"] == 1
     assert sorted(again.measured[keys[0]]) == [384, 448, 512, 576, 640, 704, 768, 832, 896, 960,
                                                1024, 1088, 1152, 1216, 1280, 1344, 1408, 1472, 1536]
-    assert again.provenance["fit"] == "linear"
+    assert again.provenance["fit"] == "aligned" and again.provenance["statistic"] == "min"
+    assert again.provenance["clock"] == "thread" and "calibration" not in again.provenance and not again.fingerprint
     assert "torch" in again.provenance and "date" in again.provenance
     interp = again.refit("interp")
     assert all(interp.entries[keys[0]][w] == pytest.approx(v, abs=1e-6) for w, v in again.measured[keys[0]].items())

@@ -26,6 +26,8 @@ def test_measure_cpu_defaults_to_batch_1_one_thread():
     r = measure.measure(zoo.load("TF-NAS-D"), "cpu", **FAST)
     assert r["batch"] == 1 and r["threads"] == 1 and r["device"] == "cpu" and r["runs"] == 3
     assert 0 < r["min_ms"] <= r["median_ms"] and r["mean_ms"] > 0 and r["iqr_ms"] >= 0
+    assert r["ms"] == r["min_ms"] and r["estimator"] == "min" and r["clock"] == "thread"
+    assert r["speed_factor"] is None and r["ms_lut_base"] is None
     assert r["lut_ms"] is None and r["flops_m"] == pytest.approx(218.8, abs=0.5)
 
 
@@ -38,15 +40,34 @@ def test_measure_refuses_missing_cuda():
 def test_fidelity_compares_lut_with_measurement_and_skips_what_it_cannot_predict():
     lut = _constant_lut("tfnas", base=2.0, per_layer=0.5)
     specs = {"TF-NAS-D": zoo.load("TF-NAS-D"), "TF-NAS-MBV2-B": zoo.load("TF-NAS-MBV2-B")}
-    df = measure.fidelity(lut, specs, "cpu", **FAST).set_index("name")
-    d = df.loc["TF-NAS-D"]
+    df = measure.fidelity(lut, specs, "cpu", n_random=2, **FAST)
+    assert df.attrs["speed_factor"] is None and df.attrs["held_out"] and df.attrs["seed"] == 1
+    assert list(df["group"]) == ["zoo", "zoo", "random", "random"]
+    d = df.set_index("name").loc["TF-NAS-D"]
     assert d["lut_ms"] == pytest.approx(2.0 + 0.5 * len(specs["TF-NAS-D"].mids))
-    assert d["median_ms"] > 0 and d["abs_err_ms"] == pytest.approx(d["lut_ms"] - d["median_ms"])
-    assert d["rel_err_pct"] == pytest.approx(100 * d["abs_err_ms"] / d["median_ms"])
-    m = df.loc["TF-NAS-MBV2-B"]
+    assert 0 < d["ms"] <= d["median_ms"] and d["abs_err_ms"] == pytest.approx(d["lut_ms"] - d["ms"])
+    assert d["rel_err_pct"] == pytest.approx(100 * d["abs_err_ms"] / d["ms"])
+    m = df.set_index("name").loc["TF-NAS-MBV2-B"]
     assert m["note"].startswith("skipped:") and "no entry for key" in m["note"]
-    text = measure.format_fidelity(df.reset_index())
-    assert "TF-NAS-D" in text and "skipped" in text and "over 1 architectures" in text
+    s = measure.summary(df)
+    assert s["all"]["n"] == 3 and s["random"]["n"] == 2 and s["zoo"]["n"] == 1
+    assert s["all"]["max_abs_err_pct"] == pytest.approx(df["rel_err_pct"].abs().max())
+    text = measure.format_fidelity(df)
+    assert "TF-NAS-D" in text and "skipped" in text and "over 3 architectures" in text and "Spearman" in text
+
+
+def test_spearman_is_rank_correlation():
+    assert measure.spearman([1, 2, 3, 4], [10, 20, 30, 400]) == pytest.approx(1.0)
+    assert measure.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert measure.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+
+
+def test_measure_time_base_lut_needs_a_fingerprint():
+    lut = _constant_lut("tfnas", 1.0, 0.25)
+    with pytest.raises(ValueError, match="no fingerprint"):
+        measure.measure(zoo.load("TF-NAS-D"), "cpu", lut=lut, time_base="lut", **FAST)
+    with pytest.raises(ValueError, match="time_base"):
+        measure.measure(zoo.load("TF-NAS-D"), "cpu", time_base="gpu", **FAST)
 
 
 def _cli(*args):
@@ -60,7 +81,7 @@ def test_measure_cli_json_keys_and_lut(tmp_path):
              "--warmup", "1", "--repeats", "3", "--min-time", "0")
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
-    assert {"median_ms", "iqr_ms", "mean_ms", "lut_ms", "device", "batch", "threads"} <= set(r)
+    assert {"ms", "median_ms", "iqr_ms", "mean_ms", "lut_ms", "device", "batch", "threads", "estimator"} <= set(r)
     assert r["median_ms"] > 0 and r["lut_ms"] == pytest.approx(1.0 + 0.25 * len(zoo.load("TF-NAS-D").mids), abs=1e-3)
     assert (r["device"], r["batch"], r["threads"]) == ("cpu", 1, 1)
 
@@ -70,3 +91,25 @@ def test_measure_and_fidelity_cli_bad_input_exit_2(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stdout == ""
     p = _cli("fidelity", "--lut", str(tmp_path / "nolut.json"))
     assert p.returncode == 2 and p.stderr.count("\n") == 1
+    p = _cli("measure", "zoo:TF-NAS-D", "--estimator", "q5x")
+    assert p.returncode == 2 and "estimator" in p.stderr and p.stderr.count("\n") == 1
+    lut_path = _constant_lut("tfnas", 1.0, 0.25).save(tmp_path / "lut.json")
+    for args in (("lut", "check", str(lut_path)), ("measure", "zoo:TF-NAS-D", "--lut", str(lut_path), "--time-base", "lut")):
+        p = _cli(*args)
+        assert p.returncode == 2 and "no fingerprint" in p.stderr and p.stderr.count("\n") == 1 and p.stdout == ""
+
+
+def test_fidelity_in_the_lut_time_base_uses_the_sentinels_speed_factor():
+    from tfnas_core import fingerprint
+
+    lut = _constant_lut("tfnas", 2.0, 0.5)
+    lut.provenance.update(space="tfnas", device="cpu", batch_size=1, threads=1)
+    lut.fingerprint = fingerprint.make("tfnas", {n: 5.0 for n in fingerprint.sentinel_specs("tfnas")}, "min", "thread")
+    df = measure.fidelity(lut, {"TF-NAS-D": zoo.load("TF-NAS-D")}, "cpu", n_random=0, **FAST)
+    f = df.attrs["speed_factor"]
+    assert f > 0
+    d = df.iloc[0]
+    assert d["rel_err_lut_base_pct"] == pytest.approx(100 * (d["lut_ms"] * f / d["ms"] - 1))
+    assert "LUT's time base" in measure.format_fidelity(df)
+    with pytest.raises(ValueError, match="also a sentinel name"):
+        measure.measure_many({"calib-s0-00": zoo.load("TF-NAS-D")}, "cpu", repeats=1, min_time_s=0, warmup_s=0, lut=lut)

@@ -139,9 +139,23 @@ def cmd_lut_build(a: argparse.Namespace) -> None:
     from . import latency
 
     lut = latency.build(a.space, a.out, device=a.device, batch=a.batch, threads=a.threads, step=a.step,
-                        warmup=a.warmup, repeats=a.repeats, progress=not a.quiet, fit=a.fit)
+                        warmup=a.warmup, repeats=a.repeats, progress=not a.quiet, fit=a.fit, calib=a.calib,
+                        cuda_mode=a.cuda_mode)
     n = sum(len(v) for v in lut.measured.values())
-    print(f"wrote {a.out}: {len(lut.entries)} keys, {n} widths measured, base {lut.base:.3f} ms")
+    cal = lut.provenance.get("calibration")
+    cal_txt = (f"; calibrated on {cal['networks']} random networks (fit mean |err| {cal['fit_mean_abs_err_pct']:.2f} %,"
+               f" max {cal['fit_max_abs_err_pct']:.2f} %)") if cal else ""
+    print(f"wrote {a.out}: {len(lut.entries)} keys, {n} widths measured, base {lut.base:.3f} ms{cal_txt}")
+
+
+def cmd_lut_check(a: argparse.Namespace) -> None:
+    from . import fingerprint, latency
+
+    r = fingerprint.check(latency.load(a.lut), rounds=a.rounds)
+    _print(r, a.json, f"{r['message']}\n(LUT {r['lut']} built {r['built']}; sentinel networks "
+                      + ", ".join(f"{k} x{v:.3f}" for k, v in r["ratios"].items()) + ")")
+    if r["warn"] and not a.json:
+        print(f"warning: {r['message']}", file=sys.stderr)
 
 
 def cmd_lut_show(a: argparse.Namespace) -> None:
@@ -160,6 +174,12 @@ def cmd_lut_show(a: argparse.Namespace) -> None:
     lines.append(f"covers    {a.space}: " + ("every block" if not missing else
                                             f"NO, {len(missing)} key(s) missing, e.g. {missing[0]}"))
     _print(out, a.json, "\n".join(lines))
+
+
+def latency_fits() -> tuple[str, ...]:
+    from .latency import FITS
+
+    return FITS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -199,9 +219,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1, as the paper)")
     b.add_argument("--step", type=positive_int, default=8, help="measure every STEP-th width, interpolate the rest")
     b.add_argument("--warmup", type=non_negative_int, default=5)
-    b.add_argument("--repeats", type=positive_int, default=30, help="timed runs per width (median kept)")
-    b.add_argument("--fit", default="linear", choices=["linear", "interp"],
-                   help="fill unmeasured widths by a robust per-key line (default) or piecewise-linear")
+    b.add_argument("--repeats", type=positive_int, default=20, help="interleaved timed rounds per width (minimum kept)")
+    b.add_argument("--fit", default="aligned", choices=list(latency_fits()),
+                   help="fill unmeasured widths: robust line + multiple-of-16 step (default), plain line, or piecewise-linear")
+    b.add_argument("--calib", type=non_negative_int, default=32,
+                   help="random networks timed whole to calibrate the entries against (0: none; needs every key)")
+    b.add_argument("--cuda-mode", default="graph", choices=["graph", "eager"], help="CUDA timing: graph replay (default) or eager")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_lut_build)
     s = lsub.add_parser("show", help="provenance and coverage of a LUT")
@@ -210,6 +233,11 @@ def parser() -> argparse.ArgumentParser:
                    help="the space whose blocks must all have an entry")
     s.add_argument("--json", action="store_true", help="print as JSON")
     s.set_defaults(func=cmd_lut_show)
+    c = lsub.add_parser("check", help="re-time a LUT's sentinels: this machine's speed factor now vs when it was built")
+    c.add_argument("lut")
+    c.add_argument("--rounds", type=positive_int, default=15, help="interleaved timed rounds of the sentinel networks")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_lut_check)
     from .cli_search import add_search_parser
     from .cli_train import add_train_measure_parsers
 

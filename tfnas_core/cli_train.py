@@ -30,10 +30,15 @@ def cmd_measure(a: argparse.Namespace) -> None:
 
     spec = _load_spec(a.spec)
     lut = _load_lut(a.lut)
-    r = measure(spec, a.device, a.batch, a.threads, a.warmup, a.repeats, a.min_time, lut)
+    r = measure(spec, a.device, a.batch, a.threads, a.warmup, a.repeats, 3.0 if a.min_time is None else a.min_time, lut,
+                estimator=a.estimator,
+                cuda_mode=a.cuda_mode, time_base=a.time_base)
     lut_txt = "" if r["lut_ms"] is None else f", LUT {r['lut_ms']:.3f} ms"
-    _print(r, a.json, f"{r['name']}: median {r['median_ms']:.3f} ms (IQR {r['iqr_ms']:.3f}, mean {r['mean_ms']:.3f}, "
-                      f"{r['runs']} runs){lut_txt} on {r['device']} batch {r['batch']} threads {r['threads']}")
+    if r["ms_lut_base"] is not None:
+        lut_txt += f", {r['ms_lut_base']:.3f} ms in the LUT's time base (speed factor {r['speed_factor']:.3f})"
+    _print(r, a.json, f"{r['name']}: {r['ms']:.3f} ms ({r['estimator']} of {r['runs']} runs, {r['clock']} clock; "
+                      f"median {r['median_ms']:.3f}, IQR {r['iqr_ms']:.3f}){lut_txt} on {r['device']} batch {r['batch']} "
+                      f"threads {r['threads']}")
 
 
 def cmd_fidelity(a: argparse.Namespace) -> None:
@@ -46,9 +51,15 @@ def cmd_fidelity(a: argparse.Namespace) -> None:
         for p in a.specs:
             s = _load_spec(p)
             specs[s.name if s.name not in specs else p] = s
-    df = fidelity(lut, specs, a.device, a.batch, a.threads, a.warmup, a.repeats, a.min_time)
+    df = fidelity(lut, specs, a.device, a.batch, a.threads, a.warmup, a.repeats,
+                  1.0 if a.min_time is None else a.min_time, n_random=a.random,
+                  seed=a.seed, cuda_mode=a.cuda_mode)
     if a.json:
-        print(json.dumps(json.loads(df.to_json(orient="records")), indent=1))
+        from .measure import summary
+
+        print(json.dumps({"rows": json.loads(df.to_json(orient="records")), "summary": summary(df),
+                          "speed_factor": df.attrs["speed_factor"], "seed": df.attrs["seed"],
+                          "held_out": df.attrs["held_out"]}, indent=1))
     else:
         print(format_fidelity(df))
 
@@ -57,9 +68,11 @@ def _timing_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     sp.add_argument("--batch", type=positive_int, help="default: 1 on cpu, 32 on cuda (the paper's)")
     sp.add_argument("--threads", type=positive_int, help="CPU threads (default 1, as the paper)")
-    sp.add_argument("--warmup", type=non_negative_int, default=5)
-    sp.add_argument("--repeats", type=positive_int, default=20, help="at least this many timed runs")
-    sp.add_argument("--min-time", type=non_negative_float, default=1.0, help="and at least this many seconds of them")
+    sp.add_argument("--warmup", type=non_negative_int, default=5, help="untimed runs before timing (and 1 s of them)")
+    sp.add_argument("--repeats", type=positive_int, default=20, help="at least this many timed (interleaved) rounds")
+    sp.add_argument("--min-time", type=non_negative_float, help="and at least this many seconds of them (default: measure 3, fidelity 1)")
+    sp.add_argument("--cuda-mode", default="graph", choices=["graph", "eager"],
+                    help="CUDA: CUDA-graph replay timed by events (default) or eager calls")
     sp.add_argument("--json", action="store_true")
 
 
@@ -77,11 +90,16 @@ def add_train_measure_parsers(sub) -> None:
     sp = sub.add_parser("measure", help="whole-network latency at paper scale")
     sp.add_argument("spec")
     sp.add_argument("--lut", help="also print this LUT's prediction")
+    sp.add_argument("--estimator", default="min", help="min (default), median or qNN (a percentile, e.g. q10)")
+    sp.add_argument("--time-base", default="machine", choices=["machine", "lut"],
+                    help="lut: also time the LUT's sentinels and report ms divided by the speed factor")
     _timing_args(sp)
     sp.set_defaults(func=cmd_measure)
 
     sp = sub.add_parser("fidelity", help="LUT prediction vs measured latency for the zoo")
     sp.add_argument("--lut", required=True)
     sp.add_argument("--specs", nargs="+", help="'zoo' (default: tfnas and tfnas-wose models) or spec paths")
+    sp.add_argument("--random", type=int, default=20, help="also this many random valid architectures (held out)")
+    sp.add_argument("--seed", type=int, help="their seed (default: the held-out seed, not the LUT's calibration seed)")
     _timing_args(sp)
     sp.set_defaults(func=cmd_fidelity)

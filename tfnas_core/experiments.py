@@ -170,7 +170,7 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
                 "variant": v.label, "seed": seed,
                 "top1": r["top1"], "top5": r["top5"],
                 "lut_ms": s.summary["lut_ms"], "target_ms": s.summary["target_ms"],
-                "measured_ms": m["median_ms"],
+                "measured_ms": m["ms"],
                 "flops_m": flops.count_flops(spec), "proxy_flops_m": r.get("proxy_flops_m"),
                 "depths": "-".join(map(str, spec.depths)),
                 "search_min": s.summary["search_wall_s"] / 60, "retrain_min": r["wall_s"] / 60,
@@ -285,7 +285,7 @@ def zoo_table(lut_path: str | None, device: str = "cpu", repeats: int = 20, min_
             except ValueError:
                 row["lut_ms"] = None
         if measure_on:
-            row["measured_ms"] = measure.measure(spec, device=device, repeats=repeats, min_time_s=min_time_s)["median_ms"]
+            row["measured_ms"] = measure.measure(spec, device=device, repeats=repeats, min_time_s=min_time_s)["ms"]
             if row["lut_ms"] is not None:
                 row["lut_error_pct"] = 100 * (row["lut_ms"] - row["measured_ms"]) / row["measured_ms"]
         rows.append(row)

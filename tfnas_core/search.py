@@ -65,6 +65,7 @@ from .objectives import latency_loss
 from .search_config import SearchConfig
 from .space import Proxy, get_space
 from .supernet import Supernet
+from . import fingerprint
 from .timing import cpu_threads
 
 cross_entropy = F.cross_entropy  # module-level so tests can make a loss non-finite
@@ -322,6 +323,9 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
         start, records, wall_before = st["data_position"]["epoch"], st["records"], st["wall_s"]
         say(f"resuming {out} after epoch {start}/{cfg.epochs}")
     atomic(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
+    lut_check = fingerprint.record(lut)  # the machine's speed vs the LUT's, this session (issue 9)
+    if lut_check is not None:
+        atomic(out / "lut_check.json", json.dumps(lut_check, indent=1) + "\n")
     if start >= cfg.epochs and (out / "summary.json").is_file():
         say(f"{out}: already complete")
         return json.loads((out / "summary.json").read_text())
