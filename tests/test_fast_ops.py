@@ -85,8 +85,11 @@ def test_arch_step_same_as_plain(depth_space, mode, objective):
     assert all(p.grad is None for p in fast.weight_parameters())  # the arch step leaves ω alone
 
 
-def test_relaxed_layer_gradients_every_input():
-    """One fused layer: output and gradients w.r.t. input, mixing weights and every weight tensor."""
+@pytest.mark.parametrize("embed", [False, True])
+def test_relaxed_layer_gradients_every_input(embed, monkeypatch):
+    """One fused layer: output and gradients w.r.t. input, mixing weights and every weight tensor -
+    depthwise per kernel size (default) and with k3 embedded in one k5 convolution."""
+    monkeypatch.setattr(fast_ops, "EMBED_KERNELS", embed)
     _, plain, fast, x, _ = _pair("skip-in")
     for l in (0, 1, 8):  # stride-2 first layer, a residual layer with skip, a residual layer
         h = plain.features_in(x).detach()

@@ -92,14 +92,19 @@ def block_forward(block, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
+EMBED_KERNELS = False  # relaxed_layer: one depthwise at the largest kernel (True) or one per kernel size
+
+
 def relaxed_layer(candidates: Sequence, x: torch.Tensor, weights: torch.Tensor, has_skip: bool) -> torch.Tensor:
     """Σ_i weights[i] · candidate_i(x) (+ weights[N] · x with a skip), every candidate at once (Eq. 3).
 
     The candidates of one layer share ``in_chs``, ``out_chs``, stride and activation (they differ in
-    kernel, width and SE).  Expand: one GEMM over the concatenated widths, one BN, one act.
-    Depthwise: one convolution at the largest kernel over all middle channels, the smaller kernels
-    embedded with a zero border (the same function), then one BN and one act.  SE and project per
-    candidate (their inputs differ), each projection normalised and accumulated with its weight.
+    kernel, width and SE).  Expand (one GEMM over the concatenated widths, one BN, one act) and
+    depthwise (one convolution, one BN, one act) run once per kernel size (``EMBED_KERNELS`` false, the default: on a CPU a
+    k3 kernel embedded in k5 costs 25/9 of its depthwise work, which at 112 px outweighs the saved
+    calls - measured in benchmarks/bench_search.py) or once for all candidates (true: one
+    depthwise at the largest kernel, the smaller kernels embedded with a zero border - the same
+    function, fewer kernel launches).  SE and project per candidate (their inputs differ), each projection normalised and accumulated with its weight.
     A candidate at ``active_mid == in_chs`` (no expand conv; never at the proxies' widths, where
     mid >= 2·cin) sends the layer through the per-candidate path."""
     x = to_cl(x)
@@ -110,19 +115,24 @@ def relaxed_layer(candidates: Sequence, x: torch.Tensor, weights: torch.Tensor, 
         return out + weights[n_ops] * x if has_skip else out
     if first.has_residual and first.drop_connect_rate > 0 and first.training:
         raise ValueError("the fused relaxed layer assumes drop-connect 0 (the supernet's)")
-    mids = [op.active_mid for op in candidates]
-    w_exp = torch.cat([op.expand_conv.weight[:m] for op, m in zip(candidates, mids)])
-    h = first.act(search_bn(pointwise(x, w_exp)))
-    k = max(op.kernel for op in candidates)
-    w_dw = torch.cat([F.pad(op.dw_conv.weight[:m], [(k - op.kernel) // 2] * 4) for op, m in zip(candidates, mids)])
-    h = first.act(search_bn(depthwise(h, w_dw, first.stride, k)))
+    groups: dict[int, list[int]] = {}  # kernel -> candidate indices (one group when EMBED_KERNELS)
+    k_max = max(op.kernel for op in candidates)
+    for i, op in enumerate(candidates):
+        groups.setdefault(k_max if EMBED_KERNELS else op.kernel, []).append(i)
     out = None
-    for i, (op, m, hi) in enumerate(zip(candidates, mids, torch.split(h, mids, dim=1))):
-        if op.se_reduce is not None:
-            hi = se_scale(hi, op.se_reduce.weight[:, :m], op.se_reduce.bias, op.se_expand.weight[:m],
-                          op.se_expand.bias[:m], op.act)
-        z = weights[i] * search_bn(pointwise(hi, op.project_conv.weight[:, :m]))
-        out = z if out is None else out + z
+    for k, idx in groups.items():
+        ops = [candidates[i] for i in idx]
+        mids = [op.active_mid for op in ops]
+        w_exp = torch.cat([op.expand_conv.weight[:m] for op, m in zip(ops, mids)])
+        h = first.act(search_bn(pointwise(x, w_exp)))  # BN is per channel: one call over the group
+        w_dw = torch.cat([F.pad(op.dw_conv.weight[:m], [(k - op.kernel) // 2] * 4) for op, m in zip(ops, mids)])
+        h = first.act(search_bn(depthwise(h, w_dw, first.stride, k)))
+        for i, op, m, hi in zip(idx, ops, mids, torch.split(h, mids, dim=1)):
+            if op.se_reduce is not None:
+                hi = se_scale(hi, op.se_reduce.weight[:, :m], op.se_reduce.bias, op.se_expand.weight[:m],
+                              op.se_expand.bias[:m], op.act)
+            z = weights[i] * search_bn(pointwise(hi, op.project_conv.weight[:, :m]))
+            out = z if out is None else out + z
     if first.has_residual:  # Σ u_i (x + y_i) = (Σ u_i) x + Σ u_i y_i  (the supernet has no drop-connect)
         out = out + weights[:n_ops].sum() * x
     if has_skip:
