@@ -31,7 +31,7 @@ endif
 
 .PHONY: setup venv deps fashion-mnist test lab lut bench zoo clean-venv smoke reproduce-all \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
-        reproduce-fig2 reproduce-fig4 reproduce-fig5
+        reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
 
 setup: deps fashion-mnist  ## create .venv, install everything, get Fashion-MNIST where possible
 	@echo "setup done: $(PYTHON) ($$($(PYTHON) -c 'import torch; print("torch", torch.__version__)'))"
@@ -104,8 +104,13 @@ reproduce-fig4: venv    ## Fig. 4: searched depth and latency
 	$(call notebook,fig4-depth-and-latency)
 reproduce-fig5: venv    ## Fig. 5: C1/C2 latency w/wo elasticity scaling
 	$(call notebook,fig5-latency-objectives)
+reproduce-report: venv  ## the evidence report: a verdict per claim from the tables above (runs nothing)
+	@mkdir -p $(NB_OUT)
+	$(PAPERMILL) notebooks/report.ipynb $(NB_OUT)/report-$(PROFILE).ipynb -p profile $(PROFILE) \
+	  --log-level WARNING --no-progress-bar && echo "report: results/REPORT-$(PROFILE).md"
 reproduce-all: reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
                reproduce-fig2 reproduce-fig4 reproduce-fig5
+	$(MAKE) reproduce-report PROFILE=$(PROFILE)
 
 smoke: venv  ## every notebook at the smoke profile (seconds per run; runs in outputs/smoke-runs)
 	$(MAKE) reproduce-all PROFILE=smoke RUNS=outputs/smoke-runs SEEDS=[2]
