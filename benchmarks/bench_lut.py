@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from tfnas_core import fingerprint, latency, measure
-from tfnas_core.arch import atomic_write_text
+from tfnas_core.atomic import atomic_write_text
 from tfnas_core.ops import MBInvRes
 from tfnas_core.space import BlockArgs, get_space
 from tfnas_core.timing import cpu_threads, time_interleaved

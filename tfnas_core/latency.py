@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .arch import Spec, atomic_write_text
+from .arch import Spec
+from .atomic import atomic_write_text
 from .space import LayerGeom, SearchSpace, all_layer_geometries, get_space
 
 FORMAT = "tfnas-lut/1"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .arch import atomic_write_text
+from .atomic import atomic_write_text
 from .checks import read_json
 
 DEFAULT_ROOT = Path(os.environ.get("TFNAS_RUNS", "runs"))

@@ -61,6 +61,7 @@ from torch import nn
 from . import arch, checkpoint, config, flops, runs, samplers, scaling, search_config
 from . import latency as latency_mod
 from . import search_data
+from .atomic import atomic_write_text
 from .objectives import latency_loss
 from .search_config import SearchConfig
 from .space import Proxy, get_space
@@ -261,7 +262,7 @@ def _load_state(st: dict, net: Supernet, w_opt, w_sched, a_opt, gen: torch.Gener
 
 
 def write_records(records: list[dict], path: Path) -> None:
-    arch.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -311,7 +312,7 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
     gen = samplers.make_generator(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    atomic = arch.atomic_write_text
+    atomic = atomic_write_text
 
     start, records, wall_before = 0, [], 0.0
     if ckpt_path.is_file():  # checked and loaded before anything is written
