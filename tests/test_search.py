@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tfnas_core import arch, cli, latency, samplers, search, search_config, zoo
-from tfnas_core.scaling import rank_channels
+from tfnas_core.elastic import rank_channels
 from tfnas_core.search_config import SearchConfig, apply_overrides, smoke
 from tfnas_core.space import get_space
 

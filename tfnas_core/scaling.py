@@ -15,19 +15,16 @@ below the target (or the clipped widths); an expansion returns the last widths w
 was tried - so when every layer hits its upper bound during an expansion, the clipped widths
 are *not* taken, exactly as the original.
 
-``rank_channels`` is the channel-selection rule used with it (L1 norm of depthwise filters).
+The channel-selection rule used with it (L1 norm of depthwise filters) is ``elastic.rank_channels``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from .arch import Spec
 from .latency import LUT
 from .space import SEARCHABLE_STAGES
-
-if TYPE_CHECKING:
-    import torch
 
 Bounds = Callable[[int], tuple[int, int]]
 
@@ -137,15 +134,3 @@ def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_boun
                + ("every layer at its lower width bound" if at_lo else "the widths scaling reached"))
     return ScaleResult(spec.with_mids(mids), before, after, float(target_ms), met, msg)
 
-
-def rank_channels(depthwise_weight) -> torch.Tensor:
-    """Channel order by importance: L1 norm of each depthwise filter, descending (Appendix C).
-
-    ``depthwise_weight`` has shape ``(mid, 1, k, k)``; keep the first ``mid'`` indices of the
-    result to shrink to ``mid'``.  The same indices select the expand conv's outputs, the
-    project conv's inputs and the SE convs' channels.  Ties keep the lower index first.
-    """
-    import torch
-
-    imp = depthwise_weight.detach().abs().flatten(1).sum(1)
-    return torch.sort(imp, descending=True, stable=True).indices

@@ -184,8 +184,7 @@ def check(cfg: SearchConfig) -> SearchConfig:
     """Validate the values (names of variants, types, ``LIMITS``); raise ``SearchConfigError`` naming the field."""
     from .objectives import OBJECTIVES
     from .samplers import SECOND_PATH_STRATEGIES, TEMPERATURE_SCHEDULES
-    from .space import SPACES
-    from .supernet import DEPTH_SPACES
+    from .space import DEPTH_SPACES, SPACES
 
     choices = {
         "dataset": DATASETS, "space": tuple(SPACES), "depth_space": DEPTH_SPACES, "arch_step": ARCH_STEPS,

@@ -179,6 +179,12 @@ def get_space(name: str) -> SearchSpace:
         raise ValueError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
 
 
+# How a stage's depth is searched (paper Sec. 3.2 "Rethinking Depth-level Freedom", Fig. 3, Table 4):
+# 'sink' (sink-connecting, Eq. 5/6; the method), 'skip-in' and 'skip-out' (Fig. 3(a, b)).
+# ``supernet.Supernet`` builds each; config validation reads the names here, without torch.
+DEPTH_SPACES = ("sink", "skip-in", "skip-out")
+
+
 # ----------------------------------------------------------------------------- layer geometry
 
 

@@ -55,9 +55,8 @@ from .arch import Layer, Spec, plan, validate
 from .elastic import ElasticMBInvRes
 from .model import EvalNet
 from .ops import MBInvRes, conv_bn_act
-from .space import SEARCHABLE_STAGES, PAPER_SCALE, LayerGeom, Proxy, all_layer_geometries, get_space
+from .space import DEPTH_SPACES, SEARCHABLE_STAGES, PAPER_SCALE, LayerGeom, Proxy, all_layer_geometries, get_space
 
-DEPTH_SPACES = ("sink", "skip-in", "skip-out")
 SKIP = "skip"
 Choice = Union[int, torch.Tensor]
 
