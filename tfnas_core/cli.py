@@ -136,9 +136,9 @@ def cmd_zoo(a: argparse.Namespace) -> None:
 
 
 def cmd_lut_build(a: argparse.Namespace) -> None:
-    from . import latency
+    from . import lut_build
 
-    lut = latency.build(a.space, a.out, device=a.device, batch=a.batch, threads=a.threads, step=a.step,
+    lut = lut_build.build(a.space, a.out, device=a.device, batch=a.batch, threads=a.threads, step=a.step,
                         warmup=a.warmup, repeats=a.repeats, progress=not a.quiet, fit=a.fit, calib=a.calib,
                         cuda_mode=a.cuda_mode)
     n = sum(len(v) for v in lut.measured.values())
@@ -177,7 +177,7 @@ def cmd_lut_show(a: argparse.Namespace) -> None:
 
 
 def latency_fits() -> tuple[str, ...]:
-    from .latency import FITS
+    from .lut_fit import FITS
 
     return FITS
 

@@ -117,7 +117,7 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
 
 
 def _cpu_name() -> str:
-    from .latency import environment
+    from .lut_build import environment
 
     return environment("cpu", 1, 1)["device_name"]
 

@@ -50,7 +50,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import fast_ops
-from . import latency as _lat
+from . import relaxed_latency
+from .latency import LUT
 from .arch import Layer, Spec, plan, validate
 from .elastic import ElasticMBInvRes
 from .model import EvalNet
@@ -327,19 +328,19 @@ class Supernet(nn.Module):
         return layer(x, op) if int(gate) else x
 
     # -- latency (Eq. 4 / 6) -----------------------------------------------------------------
-    def layer_latencies(self, lut: _lat.LUT) -> list[list[float]]:
+    def layer_latencies(self, lut: LUT) -> list[list[float]]:
         """LUT latency of every choice of every layer at its current width (skip: 0)."""
         out = []
         for l, g in enumerate(self.geoms):
-            lats = _lat.op_latencies(lut, self.space, g, self.mids[l])
+            lats = relaxed_latency.op_latencies(lut, self.space, g, self.mids[l])
             out.append(lats + [0.0] * int(self.layers[l].has_skip))
         return out
 
-    def expected_latency(self, lut: _lat.LUT, op_weights: Sequence[torch.Tensor],
+    def expected_latency(self, lut: LUT, op_weights: Sequence[torch.Tensor],
                          depth_weights: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Relaxed latency of the supernet under ``op_weights`` (per layer) and ``depth_weights``.
 
-        'sink': Eq. 6 (``latency.expected_latency`` with the stage depth distribution);
+        'sink': Eq. 6 (``relaxed_latency.expected_latency`` with the stage depth distribution);
         'skip-in': Eq. 4 with the skip candidate costing 0; 'skip-out': Eq. 4 with each gated
         layer's latency multiplied by P(keep).  ``base`` (fixed parts) is included.
         """
@@ -351,11 +352,11 @@ class Supernet(nn.Module):
         if len(depth_weights) != len(self.depth_parameters()):
             raise ValueError(f"expected {len(self.depth_parameters())} depth weight vectors, got {len(depth_weights)}")
         if self.depth_space == "sink":
-            return _lat.expected_latency(lut.base, op_weights, lats, depth_weights, self.stage_sizes)
+            return relaxed_latency.expected_latency(lut.base, op_weights, lats, depth_weights, self.stage_sizes)
         if self.depth_space == "skip-out":
             for g, l in enumerate(self.gated_layers):
                 lats[l] = lats[l] * depth_weights[g][1]
-        return _lat.expected_latency(lut.base, op_weights, lats)
+        return relaxed_latency.expected_latency(lut.base, op_weights, lats)
 
     # -- derivation --------------------------------------------------------------------------
     @torch.no_grad()
