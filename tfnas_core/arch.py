@@ -25,6 +25,7 @@ from .atomic import atomic_write_text
 from .space import (
     PAPER_SCALE,
     SEARCHABLE_STAGES,
+    SPACES,
     BlockArgs,
     LayerGeom,
     NetPlan,
@@ -125,7 +126,7 @@ def validate(d: Any) -> Spec:
     space_name = d.get("space")
     if not isinstance(space_name, str):
         raise SpecError(f"space: {'missing' if space_name is None else f'expected a string, got {space_name!r}'} "
-                        "(one of tfnas, tfnas-wose, mbv2)")
+                        f"(one of {', '.join(SPACES)})")
     try:
         space = get_space(space_name)
     except ValueError as e:

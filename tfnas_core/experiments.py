@@ -265,29 +265,38 @@ def searched_depth(runs: Sequence[SearchRun]) -> pd.DataFrame:
 
 
 def zoo_table(lut_path: str | None, device: str = "cpu", repeats: int = 20, min_time_s: float = 1.0,
-              measure_on: bool = True) -> pd.DataFrame:
+              measure_on: bool = True, flops_convention: str = "official", details: bool = False) -> pd.DataFrame:
     """Tables 2/6/8/9/11 for the published architectures: our FLOPs and LUT latency beside the
-    paper's, and the latency measured here with the LUT's error."""
+    paper's, and the latency measured here with the LUT's error.
+
+    ``details`` adds the depths, why a LUT gives no latency (``lut_note``) and the known
+    discrepancies of the paper's tables (``note``): what ``python -m tfnas_core zoo`` prints."""
     from . import latency
 
     lut = latency.load(lut_path) if lut_path else None
     rows = []
     for name, spec in zoo.load_all().items():
         p = zoo.PAPER[name]
-        row = {"architecture": name, "space": spec.space, "flops_m": flops.count_flops(spec),
+        row = {"architecture": name, "space": spec.space,
+               "flops_m": flops.count_flops(spec, convention=flops_convention),
                "paper_flops_m": p.flops_m, "params_m": flops.count_params(spec),
-               "proxy_flops_m": flops.count_flops(spec, Proxy(28, 0.25, 1, 10, 1)),
+               "proxy_flops_m": flops.count_flops(spec, Proxy(28, 0.25, 1, 10, 1), convention=flops_convention),
                "paper_top1": p.top1, "paper_gpu_ms": p.gpu_ms, "paper_gpu_lut_ms": p.gpu_lut_ms,
                "paper_cpu_ms": p.cpu_ms, "lut_ms": None, "measured_ms": None, "lut_error_pct": None}
+        lut_note = None
         if lut is not None:
             try:
                 row["lut_ms"] = lut.predict(spec)
-            except ValueError:
+            except ValueError as e:  # e.g. the official GPU table has no mbv2 keys
                 row["lut_ms"] = None
+                lut_note = str(e).split(" (needed")[0]
         if measure_on:
             row["measured_ms"] = measure.measure(spec, device=device, repeats=repeats, min_time_s=min_time_s)["ms"]
             if row["lut_ms"] is not None:
                 row["lut_error_pct"] = 100 * (row["lut_ms"] - row["measured_ms"]) / row["measured_ms"]
+        if details:
+            row.update(depths="-".join(map(str, spec.depths)), lut_note=lut_note,
+                       note=zoo.KNOWN_DISCREPANCIES.get(name))
         rows.append(row)
     return pd.DataFrame(rows)
 
