@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import arch, atomic, checkpoint, profiles, runs, search, search_config, train, zoo
+from tfnas_core import atomic, checkpoint, profiles, runs, search, search_config, train, zoo
 from tfnas_core.search_config import smoke
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .arch import Spec
+from .arch_spec import Spec
 from .space import SEARCHABLE_STAGES
 
 CALIB_SEED = 0  # random_arch seed of the calibration set; fidelity holds out HELDOUT_SEED

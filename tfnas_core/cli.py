@@ -35,7 +35,7 @@ def cmd_profile(a: argparse.Namespace) -> None:
 
 
 def cmd_scale(a: argparse.Namespace) -> None:
-    from . import arch, scaling
+    from . import arch_spec, scaling
 
     import dataclasses
 
@@ -49,7 +49,7 @@ def cmd_scale(a: argparse.Namespace) -> None:
         "lut_ms_before": round(res.lut_ms_before, 4), "lut_ms_after": round(res.lut_ms_after, 4)})
     res = dataclasses.replace(res, spec=scaled)
     if a.out:
-        arch.save(res.spec, a.out)
+        arch_spec.save(res.spec, a.out)
     d = res.to_dict()
     print_result(d, a.json, f"{res.message}; met={res.met}\n" + res.spec.to_json())
 

@@ -27,11 +27,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def load_spec(path: str):
-    from . import arch, zoo
+    from . import arch_spec, zoo
 
     if path.startswith("zoo:"):
         return zoo.load(path[4:])
-    return arch.load(path)
+    return arch_spec.load(path)
 
 
 def load_lut(path: str | None):

@@ -2,9 +2,9 @@
 
 A notebook builds a ``Context`` (profile, run store, overrides) and asks for what it needs:
 
-* ``search(ctx, seed, **variant)`` — a search run, reused when finished, resumed when
+* ``search_run(ctx, seed, **variant)`` — a search run, reused when finished, resumed when
   interrupted, started when missing (``runs.RunStore``, keyed by the resolved config);
-* ``retrain(ctx, spec, seed)`` — the retraining of a derived spec, the same way;
+* ``retrain_run(ctx, spec, seed)`` — the retraining of a derived spec, the same way;
 * ``ablation(ctx, variants, seeds)`` — for each variant: search → retrain → measure, one row per
   (variant, seed) with top-1, LUT and measured latency, FLOPs, search and retrain time;
 * ``table3/table4/table5/table13`` — ``ablation`` with the paper's rows beside ours;
@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from . import arch, flops, measure, paper_tables, plots, profiles, search_config, zoo
+from . import arch_spec, flops, measure, paper_tables, plots, profiles, search_config, zoo
 from .runs import RunStore
 from .space import Proxy
 
@@ -85,8 +85,8 @@ class SearchRun:
     summary: dict
 
     @property
-    def spec(self) -> arch.Spec:
-        return arch.load(self.path / "spec.json")
+    def spec(self) -> arch_spec.Spec:
+        return arch_spec.load(self.path / "spec.json")
 
     @property
     def records(self) -> pd.DataFrame:
@@ -109,15 +109,15 @@ def search_key(cfg: search_config.SearchConfig) -> dict[str, Any]:
     return {**search_config.to_dict(cfg), "lut_sha256": digest}
 
 
-def search(ctx: Context, seed: int, **variant: Any) -> SearchRun:
+def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     """The search for ``variant`` (SearchConfig fields) at ``seed``: reused, resumed or run."""
-    from . import search as search_mod
+    from . import search
 
     cfg = search_cfg(ctx, seed, **variant)
     cfg_dict = search_key(cfg)
     desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
     run = ctx.store.get_or_run(
-        "search", cfg_dict, lambda p: search_mod.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
+        "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
         "summary.json", ignore=search_config.RESUME_FREE_KEYS)
     return SearchRun(run.path, cfg, json.loads((run.path / "summary.json").read_text()))
 
@@ -128,7 +128,7 @@ def train_cfg(ctx: Context, seed: int) -> profiles.TrainConfig:
     return profiles.check(cfg)
 
 
-def retrain(ctx: Context, spec: arch.Spec, seed: int = 0, label: str | None = None) -> dict:
+def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | None = None) -> dict:
     """Train ``spec`` from scratch with the profile's recipe: reused, resumed or run.
 
     ``label`` names the run in messages (default: the spec's name; searched specs of one seed
@@ -140,8 +140,8 @@ def retrain(ctx: Context, spec: arch.Spec, seed: int = 0, label: str | None = No
            **profiles.to_dict(cfg)}
     what = f"retrain [{label}] seed {seed} ({spec.name})" if label else f"retrain {spec.name} seed {seed}"
     run = ctx.store.get_or_run(
-        "train", key, lambda p: (arch.save(spec, p / "spec.json"),
-                                 train.run(spec, cfg, p, log=ctx.run_log(what, p))),
+        "train", key, lambda p: (arch_spec.save(spec, p / "spec.json"),
+                                      train.run(spec, cfg, p, log=ctx.run_log(what, p))),
         "result.json", ignore=profiles.RESUME_FREE_KEYS)
     return json.loads((run.path / "result.json").read_text())
 
@@ -161,9 +161,9 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
     rows = []
     for v in variants:
         for seed in seeds:
-            s = search(ctx, seed, **v.overrides)
+            s = search_run(ctx, seed, **v.overrides)
             spec = s.spec
-            r = retrain(ctx, spec, seed, label=v.label)
+            r = retrain_run(ctx, spec, seed, label=v.label)
             m = measure.measure(spec, device=ctx.measure_device, repeats=ctx.measure_repeats,
                                 min_time_s=ctx.measure_min_s)
             rows.append({
@@ -229,16 +229,16 @@ def table13_variants() -> list[Variant]:
 
 def fig2(ctx: Context, seeds: Iterable[int]) -> dict[str, list[SearchRun]]:
     """Fig. 2: Gumbel-only vs bi-sampling (random second path), T linear 5.0 -> 0.2."""
-    return {label: [search(ctx, seed, second_path=sp, t_schedule="linear") for seed in seeds]
+    return {label: [search_run(ctx, seed, second_path=sp, t_schedule="linear") for seed in seeds]
             for label, sp in (("Gumbel", "none"), ("bi-sampling", "random"))}
 
 
 def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
     """Fig. 4: (a) the three depth spaces; (b) the sink space with / without elasticity scaling."""
     seeds = list(seeds)
-    depth = {name: [search(ctx, s, depth_space=ds) for s in seeds]
+    depth = {name: [search_run(ctx, s, depth_space=ds) for s in seeds]
              for ds, name, *_ in paper_tables.TABLE4}
-    es = {label: [search(ctx, s, elasticity=on) for s in seeds]
+    es = {label: [search_run(ctx, s, elasticity=on) for s in seeds]
           for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
     return {"depth": depth, "latency": es}
 
@@ -246,7 +246,7 @@ def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchR
 def fig5(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
     """Fig. 5: the searched latency of C1 and C2 with / without elasticity scaling."""
     seeds = list(seeds)
-    return {obj: {label: [search(ctx, s, objective=obj, elasticity=on) for s in seeds]
+    return {obj: {label: [search_run(ctx, s, objective=obj, elasticity=on) for s in seeds]
                   for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
             for obj in ("c1", "c2")}
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .arch import Spec
+from .arch_spec import Spec
 from .atomic import atomic_write_text
 from .space import LayerGeom, SearchSpace, all_layer_geometries, get_space
 

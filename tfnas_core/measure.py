@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from . import flops, model
-from .arch import Spec
+from .arch_spec import Spec
 from .space import PAPER_SCALE
 from .timing import DEFAULT_BATCH, ESTIMATOR, cpu_threads, resolve_device, time_interleaved
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .arch import Spec
-from .latency import LUT
+from .arch_spec import Spec
+from .latency import LUT, layer_key
 from .space import SEARCHABLE_STAGES
 
 Bounds = Callable[[int], tuple[int, int]]
@@ -54,12 +54,11 @@ class ScaleResult:
         }
 
 
-class _Net:
-    """Flat view of a derived net for fast repeated latency evaluation."""
+class FlatLayers:
+    """A derived net as flat per-layer lists (LUT key, stage, width bounds), so the latency of
+    many candidate widths (``latency(mids)``) is a sum over lists, not a spec rebuilt each time."""
 
     def __init__(self, spec: Spec, lut: LUT, bounds: Bounds):
-        from .latency import layer_key
-
         space = spec.search_space
         self.keys, self.stage, self.lo, self.hi = [], [], [], []
         where = []
@@ -81,7 +80,7 @@ class _Net:
         return self.lut.base + sum(self.lut.entries[k][m] for k, m in zip(self.keys, mids))
 
 
-def _pass(net: _Net, mids: list[int], layers: list[int], expand: bool, target: float) -> list[int]:
+def _pass(net: FlatLayers, mids: list[int], layers: list[int], expand: bool, target: float) -> list[int]:
     """One shrink or expansion pass over ``layers`` (indices into ``mids``)."""
     if not layers:
         return mids
@@ -109,7 +108,7 @@ def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_boun
     """Shrink/expand the widths of a derived net toward ``target_ms`` under ``lut``."""
     if not target_ms > 0:
         raise ValueError(f"target latency must be positive, got {target_ms}")
-    net = _Net(spec, lut, bounds)
+    net = FlatLayers(spec, lut, bounds)
     mids = list(spec.mids)
     for i, m in enumerate(mids):
         if not net.lo[i] <= m <= net.hi[i]:

@@ -2,7 +2,7 @@
 
 ``run(cfg, out)`` searches with the settings of ``search_config.SearchConfig`` and writes to
 ``out``: ``config.json`` (resolved config), ``records.jsonl`` (one JSON object per epoch),
-``checkpoint.pt`` (after every epoch), and at the end ``spec.json`` (``arch.save``) and
+``checkpoint.pt`` (after every epoch), and at the end ``spec.json`` (``arch_spec.save``) and
 ``summary.json``.  One epoch, as the released code (OFFICIAL_IMPLEMENTATION_FACTS "Search loop"):
 
 * **Weight step** on every batch of the 80 % split (Eq. 8): the first path is Gumbel-sampled
@@ -58,8 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import arch, checkpoint, config, flops, runs, samplers, scaling, search_config
-from . import latency as latency_mod
+from . import arch_spec, checkpoint, config, flops, runs, samplers, scaling, search_config
+from . import latency
 from . import search_data
 from .atomic import atomic_write_text
 from .objectives import latency_loss
@@ -300,10 +300,10 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
     ckpt_path = out / "checkpoint.pt"
     _check_config(out, cfg_dict)
     config_json_seen = (out / "config.json").is_file()
-    lut = latency_mod.load(search_config.resolve_path(cfg.lut))
+    lut = latency.load(search_config.resolve_path(cfg.lut))
     missing = lut.check_covers(get_space(cfg.space))  # before the split file is written
     if missing:
-        raise latency_mod.LUTError(f"LUT {cfg.lut} does not cover space {cfg.space!r}: lacks {missing[0]}"
+        raise latency.LUTError(f"LUT {cfg.lut} does not cover space {cfg.space!r}: lacks {missing[0]}"
                                    + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
     data = search_data.make(cfg)  # before writing anything: a missing dataset leaves no trace
     device = torch.device(cfg.device)
@@ -396,10 +396,10 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
 
     spec = net.derive(f"search-{cfg.profile}-seed{cfg.seed}")
     lut_ms = lut.predict(spec)
-    spec = arch.Spec(spec.name, spec.space, spec.stages,
+    spec = arch_spec.Spec(spec.name, spec.space, spec.stages,
                      {**spec.meta, "profile": cfg.profile, "seed": cfg.seed, "lut": cfg.lut,
                       "lut_ms": round(lut_ms, 6), "target_ms": cfg.target_ms})
-    arch.save(spec, out / "spec.json")
+    arch_spec.save(spec, out / "spec.json")
     last = records[-1]
     summary = {
         "name": spec.name, "profile": cfg.profile, "dataset": cfg.dataset, "epochs": cfg.epochs,

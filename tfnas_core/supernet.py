@@ -52,7 +52,7 @@ from torch import nn
 from . import fast_ops
 from . import relaxed_latency
 from .latency import LUT
-from .arch import Layer, Spec, plan, validate
+from .arch_spec import Layer, Spec, plan, validate
 from .elastic import ElasticMBInvRes
 from .model import EvalNet
 from .ops import MBInvRes, conv_bn_act
@@ -380,7 +380,7 @@ class Supernet(nn.Module):
     def derive(self, name: str = "derived") -> Spec:
         """The derived architecture (argmax α per layer, argmax depth) with the current widths.
 
-        Validated with ``arch.validate``; ``meta["supernet_layers"]`` records, per stage, the
+        Validated with ``arch_spec.validate``; ``meta["supernet_layers"]`` records, per stage, the
         in-stage positions of the supernet layers kept (they differ from 0..d-1 only in the skip
         spaces), which ``active_subnet`` and ``set_widths`` use to find the weights.
         """

@@ -37,7 +37,7 @@ from torch import nn
 
 from . import data as data_mod
 from . import checkpoint, config, flops, model, profiles, runs
-from .arch import Spec
+from .arch_spec import Spec
 from .atomic import atomic_write_text
 from .profiles import TrainConfig
 from .space import Proxy
