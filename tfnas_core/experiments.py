@@ -25,11 +25,9 @@ from typing import Any, Callable, Iterable, Sequence
 import pandas as pd
 
 from . import arch_spec, flops, measure, paper_tables, plots, profiles, search_config, zoo
+from .config import PROFILE_NAMES
 from .runs import RunStore
 from .space import Proxy
-
-PROFILES = ("paper", "mini", "smoke")
-
 
 @dataclass
 class Context:
@@ -47,8 +45,8 @@ class Context:
     progress: bool = True  # one line per epoch on the process's real stderr (progress.RunProgress)
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        if self.profile not in PROFILE_NAMES:
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILE_NAMES)}")
         smoke = self.profile == "smoke"
         if self.measure_repeats is None:
             self.measure_repeats = 3 if smoke else 20

@@ -119,14 +119,11 @@ def smoke() -> TrainConfig:
     )
 
 
-PROFILES: dict[str, Callable[[], TrainConfig]] = {"paper": paper, "mini": mini, "smoke": smoke}
+PROFILES: dict[str, Callable[[], TrainConfig]] = _config.profile_registry(paper=paper, mini=mini, smoke=smoke)
 
 
 def get_profile(name: str) -> TrainConfig:
-    try:
-        return PROFILES[name]()
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+    return _config.get_profile(PROFILES, name, ValueError, "profile")
 
 
 # ----------------------------------------------------------------------------- overrides

@@ -97,7 +97,7 @@ def build_optimizers(net: Supernet, cfg: SearchConfig):
 
 def temperature(cfg: SearchConfig, epoch: int) -> float:
     """T of (0-based) ``epoch`` under ``cfg.t_schedule``."""
-    kw = {"decay": cfg.t_decay} if cfg.t_schedule == "exponential" else {"t1": cfg.t_final}
+    kw = {k: getattr(cfg, f) for k, f in search_config.SCHEDULE_FIELDS[cfg.t_schedule].items()}
     return samplers.temperature(cfg.t_schedule, epoch, cfg.epochs, t0=cfg.t0, warmup=cfg.warmup_epochs, **kw)
 
 

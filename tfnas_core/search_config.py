@@ -108,6 +108,10 @@ LIMITS: dict[str, Range] = {
     "seed": SEED, "threads": AT_LEAST_1, "stop_after_epoch": AT_LEAST_1,
 }
 
+# The hyper-parameters of each temperature schedule (``samplers.TEMPERATURE_SCHEDULES``) beyond
+# t0 and warm-up: the schedule's keyword -> the field that sets it.
+SCHEDULE_FIELDS: dict[str, dict[str, str]] = {"exponential": {"decay": "t_decay"}, "linear": {"t1": "t_final"}}
+
 # Keys that may differ between an interrupted run and its resumption.
 RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "progress", "num_workers", "threads"})
 
@@ -163,14 +167,11 @@ def smoke() -> SearchConfig:
     )
 
 
-PROFILES: dict[str, Callable[[], SearchConfig]] = {"paper": paper, "mini": mini, "smoke": smoke}
+PROFILES: dict[str, Callable[[], SearchConfig]] = _config.profile_registry(paper=paper, mini=mini, smoke=smoke)
 
 
 def get_profile(name: str) -> SearchConfig:
-    try:
-        return PROFILES[name]()
-    except KeyError:
-        raise SearchConfigError(f"unknown search profile {name!r}; known: {', '.join(PROFILES)}") from None
+    return _config.get_profile(PROFILES, name, SearchConfigError, "search profile")
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -221,13 +222,11 @@ def fill_objective_defaults(cfg: SearchConfig) -> SearchConfig:
     if cfg.objective not in DEFAULTS:
         return cfg  # check() names the unknown objective
     d = DEFAULTS[cfg.objective]
+    if cfg.lam2 is not None and "lam2" not in d:
+        users = ", ".join(name for name, hyper in DEFAULTS.items() if "lam2" in hyper)
+        raise SearchConfigError(f"lam2: a hyper-parameter of objective {users} only, not of {cfg.objective!r}")
     lam = d["lam"] if cfg.lam is None else cfg.lam
-    if cfg.objective == "c1":
-        lam2 = d["lam2"] if cfg.lam2 is None else cfg.lam2
-    elif cfg.lam2 is not None:
-        raise SearchConfigError(f"lam2: a hyper-parameter of objective c1 only, not of {cfg.objective!r}")
-    else:
-        lam2 = None
+    lam2 = (d["lam2"] if cfg.lam2 is None else cfg.lam2) if "lam2" in d else None
     return replace(cfg, lam=float(lam), lam2=None if lam2 is None else float(lam2))
 
 
