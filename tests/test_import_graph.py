@@ -95,8 +95,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_graph_reader_sees_both_kinds_of_import():
     top, inner = import_graph()
-    assert "space" in top["arch"]  # ``from .space import (...)`` at module level
-    assert "checks" in inner["arch"]  # ``from .checks import parse_json`` inside ``loads``
+    assert "space" in top["arch_spec"]  # ``from .space import (...)`` at module level
+    assert "checks" in inner["arch_spec"]  # ``from .checks import parse_json`` inside ``loads``
     assert "latency" in inner["cli_common"] and "latency" not in top["cli_common"]
     assert len(top) >= 40
 
