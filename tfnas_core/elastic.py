@@ -20,7 +20,7 @@ Speed: ``fast = True`` (set by ``supernet.Supernet.set_fast``) runs the same fun
 plain reference.
 
 BatchNorm: the supernet's BNs are ``affine=False`` without running statistics, as the released
-code (OFFICIAL_IMPLEMENTATION_FACTS, "Supernet BatchNorms").  Such a BN has no state at all, so
+code (docs/official_behaviour.md, "Supernet BatchNorms").  Such a BN has no state at all, so
 "slicing its statistics" is normalising the active channels with their own batch statistics:
 ``F.batch_norm(x, None, None, training=True)`` on the slice, in train and eval mode alike.
 

@@ -1,6 +1,6 @@
 """Elasticity scaling (paper Sec. 3.3 "Rethinking Width-level Freedom", Algorithm 1, Appendix C).
 
-Reproduces the released code's behaviour (OFFICIAL_IMPLEMENTATION_FACTS, "Elasticity scaling"):
+Reproduces the released code's behaviour (docs/official_behaviour.md, "Elasticity scaling"):
 
 * above the target: one global *shrink* over stages 3-8, then *expansions* restricted to stages
   4-8, 5-8, 6-8, 7-8 and 8;

@@ -3,7 +3,7 @@
 ``run(cfg, out)`` searches with the settings of ``search_config.SearchConfig`` and writes to
 ``out``: ``config.json`` (resolved config), ``records.jsonl`` (one JSON object per epoch),
 ``checkpoint.pt`` (after every epoch), and at the end ``spec.json`` (``arch_spec.save``) and
-``summary.json``.  One epoch, as the released code (OFFICIAL_IMPLEMENTATION_FACTS "Search loop"):
+``summary.json``.  One epoch, as the released code (docs/official_behaviour.md, "Search loop"):
 
 * **Weight step** on every batch of the 80 % split (Eq. 8): the first path is Gumbel-sampled
   (``samplers.gumbel_path``: log_softmax(α) + Gumbel noise, argmax); after warm-up a second

@@ -1,7 +1,7 @@
 """Search settings: ``SearchConfig``, the profiles ``paper`` / ``mini`` / ``smoke`` and ``--set``.
 
 Every knob of an architecture search (paper Sec. 3.3 "Overall Algorithm", Sec. 4, Appendix B;
-OFFICIAL_IMPLEMENTATION_FACTS "Search loop") is a field of ``SearchConfig``; a profile is a
+docs/official_behaviour.md, "Search loop") is a field of ``SearchConfig``; a profile is a
 function returning one.  ``apply_overrides(cfg, ["key=value", ...])`` coerces each value to its
 field's type and refuses unknown keys (``SearchConfigError``, a ``ValueError``, so the CLI exits
 2 with one line).  ``resolve`` fills the derived fields (``target_ms`` when it is ``None``,
@@ -125,12 +125,8 @@ def paper() -> SearchConfig:
 def mini() -> SearchConfig:
     """The search on real Fashion-MNIST, one whole search in <= 10 minutes on 2 busy CPU cores.
 
-    Measured on this machine (2 cores shared with colleagues, load 1.2-1.8; 1 thread, batch 64,
-    per step): a bi-sampled weight step at 28 px / width 0.25 / stem stride 1 costs ~0.3 s, a
-    relaxed arch step (all 8 ops of all 22 layers) ~1.1 s (~0.7 s with weight gradients skipped);
-    a search epoch of 60 weight + 30 arch steps took 39 s, a warm-up epoch 10 s.  With 2 threads
-    steps were ~1.5x faster when the second core was free but up to 4x slower when a colleague
-    held it.  Choices:
+    The timings these choices rest on (one machine, when they were made) are in
+    ``results/bench/profile_choices.md``; ``make bench`` measures this machine.  Choices:
 
     * ``resolution=28, stem_stride=1``: the native 28 px; stage maps 28-14-7-4-4-2-2 keep some
       spatial extent to the end (a stride-2 stem leaves 1x1 maps in stages 7-8, where k3 and k5
@@ -139,12 +135,10 @@ def mini() -> SearchConfig:
       (what the search chooses between) are kept.
     * ``subset=6400`` (-> 5120 weights / 1280 arch images, per-class 80/20), ``batch_size=64``
       -> 80 weight steps and 40 arch steps per epoch.
-    * ``epochs=8, warmup_epochs=3``: a supernet trained on random single paths learns slowly
-      (measured: 19 % after 120 steps, where one fixed path reaches 50 % after 60), so the
-      warm-up is 3/8 of the epochs instead of the paper's 1/9 - warm-up steps are the cheap ones
-      - and 5 epochs update α/β with elasticity scaling after each.  Measured (CLI, load 1.3-2.2):
-      warm-up epochs 13.5 s, search epochs 49-53 s, whole search 296 s (4 min 58 s process wall).
-    * ``w_lr`` stays the paper's 0.025 (0.1 was measured worse: chance level after 120 steps).
+    * ``epochs=8, warmup_epochs=3``: a supernet trained on random single paths learns slowly, so
+      the warm-up is 3/8 of the epochs instead of the paper's 1/9 - warm-up steps are the cheap
+      ones - and 5 epochs update α/β with elasticity scaling after each.
+    * ``w_lr`` stays the paper's 0.025 (0.1 was measured worse).
     * ``crop_min_scale=0.35``: 8 % of a 28 px image is too little to classify.
     * ``threads=1``: predictable under contention; benchmarks/bench_search.py records both.
     * LUT: this machine's CPU table (tfnas_core/luts/cpu_local.json); target ``None`` = TF-NAS-B's

@@ -22,7 +22,7 @@ class OpDef:
     ``family`` is the expansion family: ``e3`` takes ``mid in [2·cin, 4·cin]`` and starts the
     search at ``3·cin``; ``e6`` takes ``[4·cin, 8·cin]`` and starts at ``6·cin``.  ``se_ratio`` is
     the SE width over ``cin`` (0: no SE; 1 for e3_se, 2 for e6_se): it is fixed by the op, not by
-    ``mid`` (OFFICIAL_IMPLEMENTATION_FACTS, "SE width is fixed by the op family").
+    ``mid`` (docs/official_behaviour.md, "SE width is fixed by the op family").
     """
 
     name: str

@@ -3,7 +3,7 @@
 Stem → fixed stage-2 block → every searchable layer of stages 3..8 at maximum depth, each a
 ``MixedOp`` over the space's candidates (α order of ``space.OPS``) built from elastic blocks
 (``elastic.ElasticMBInvRes``) → 1x1 conv → pool → fc.  All BNs are ``affine=False`` without
-running statistics, as the released code (OFFICIAL_IMPLEMENTATION_FACTS, "Supernet BatchNorms").
+running statistics, as the released code (docs/official_behaviour.md, "Supernet BatchNorms").
 
 Architecture parameters (DARTS style, kept apart from the weights: ``arch_parameters()`` /
 ``weight_parameters()``):
