@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from tfnas_core import fingerprint, latency, lut_build, lut_fit, measure
+from tfnas_core import fingerprint, latency, lut_build, lut_fit, lut_keys, measure
 from tfnas_core.atomic import atomic_write_text
 from tfnas_core.space import get_space
 from tfnas_core.timing import cpu_threads, time_interleaved
@@ -48,7 +48,7 @@ def interpolation_error(lut: latency.LUT, n_keys: int, n_probes: int, seed: int 
     fit of the raw points; errors are relative to the fresh timing, and the fresh timings of the
     timed widths are scaled to the stored ones first (the machine's speed may have moved)."""
     rng = random.Random(seed)
-    infos = latency.space_keys(get_space(lut.provenance.get("space", "tfnas")))
+    infos = lut_keys.space_keys(get_space(lut.provenance.get("space", "tfnas")))
     keys = rng.sample(sorted(infos), min(n_keys, len(infos)))
     rows = []
     with cpu_threads(1):

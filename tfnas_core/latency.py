@@ -1,11 +1,7 @@
-"""Latency lookup tables (LUT): the key format, the table, loading and prediction.
+"""Latency lookup tables (LUT): the table, loading and prediction.
 
 A LUT maps ``base`` (stem conv + stage-2 block + 1x1 head conv + pool + fc) to milliseconds and
-each block key to ``{mid: ms}``.  The key format, defined once here (``block_key``)::
-
-    MBInvertedResBlock_{in_hw}_{cin}_{se}_{cout}_k{k}_s{stride}_{act}
-
-Ops of the same kernel, stride and SE width share a key whatever their family (e3/e6).
+each block key (``lut_keys``: the key format, defined once) to ``{mid: ms}``.
 
 Formats:
 
@@ -33,7 +29,8 @@ from typing import Any
 
 from .arch_spec import Spec
 from .atomic import atomic_write_text
-from .space import LayerGeom, SearchSpace, all_layer_geometries, get_space
+from .lut_keys import layer_key, space_keys
+from .space import SearchSpace, get_space
 
 FORMAT = "tfnas-lut/1"
 MAX_WIDTH = 100_000  # far above any layer of the spaces (Table 1: at most 6 x 320 channels)
@@ -41,42 +38,6 @@ MAX_WIDTH = 100_000  # far above any layer of the spaces (Table 1: at most 6 x 3
 
 class LUTError(ValueError):
     """A lookup table that cannot be read or lacks what is asked of it."""
-
-
-def block_key(geom: LayerGeom, kernel: int, se: int) -> str:
-    return f"MBInvertedResBlock_{geom.in_hw}_{geom.cin}_{se}_{geom.cout}_k{kernel}_s{geom.stride}_{geom.act}"
-
-
-def layer_key(space: SearchSpace, geom: LayerGeom, op_name: str) -> str:
-    op = space.op(op_name)
-    return block_key(geom, op.kernel, op.se_width(geom.cin))
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """What a LUT key covers: the block geometry and the widths any op using it can take."""
-
-    key: str
-    geom: LayerGeom
-    kernel: int
-    se: int
-    lo: int  # smallest valid mid over the ops sharing the key
-    hi: int  # largest valid mid
-
-
-def space_keys(space: SearchSpace) -> dict[str, KeyInfo]:
-    """Every key a search over ``space`` can ask for, with the width range it must cover."""
-    out: dict[str, KeyInfo] = {}
-    for geom in all_layer_geometries(space):
-        for name in space.ops:
-            op = space.op(name)
-            key = layer_key(space, geom, name)
-            lo, hi = op.width_range(geom.cin)
-            if key in out:
-                prev = out[key]
-                lo, hi = min(lo, prev.lo), max(hi, prev.hi)
-            out[key] = KeyInfo(key, geom, op.kernel, op.se_width(geom.cin), lo, hi)
-    return out
 
 
 # ----------------------------------------------------------------------------- the table

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .atomic import atomic_write_text
-from .latency import LUT, KeyInfo, LUTError, space_keys
+from .latency import LUT, LUTError
+from .lut_keys import KeyInfo, space_keys
 from .lut_fit import FITS, fit_points, measured_widths
 from .space import SearchSpace, get_space
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .latency import LUT, layer_key
+from .latency import LUT
+from .lut_keys import layer_key
 from .space import LayerGeom, SearchSpace
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .arch_spec import Spec
-from .latency import LUT, layer_key
+from .latency import LUT
+from .lut_keys import layer_key
 from .space import SEARCHABLE_STAGES
 
 Bounds = Callable[[int], tuple[int, int]]
