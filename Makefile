@@ -72,9 +72,11 @@ zoo: venv  ## the published architectures beside the paper's numbers
 lut: venv  ## measure this machine's CPU LUT (batch 1, one thread); resumable
 	$(PYTHON) -m tfnas_core lut build --device cpu --out $(LUT_CPU)
 
-bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search and retraining throughput
+DEVICE ?= cpu
+bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search and retraining throughput (DEVICE=cuda on a GPU)
 	$(PYTHON) -m benchmarks.bench_lut --out results/bench
-	$(PYTHON) -m benchmarks.bench_search
+	$(PYTHON) -m benchmarks.bench_search --device $(DEVICE) --out results/bench
+	$(PYTHON) -m benchmarks.bench_train_speed --device $(DEVICE) --out results/bench
 	$(PYTHON) -m benchmarks.bench_train
 
 # --- notebooks: executed copies go to $(NB_OUT), never over the sources --------------------

@@ -15,7 +15,7 @@ Cases: ``mini`` (the mini search profile: 28 px, width 0.25, stem stride 1, 10 c
 ``cpu32`` (issue 8's CPU comparison with the original: 32 px, width 1.0, stem stride 2, 100
 classes) and ``paper`` (224 px, width 1.0, 100 classes; on a CPU at a small batch).
 
-Writes ``OUT/search_bench.json`` and ``OUT/search_bench.md``.  Run:
+Writes ``OUT/search_bench_<device>.json`` and ``.md``.  Run:
 ``python -m benchmarks.bench_search [--out results/bench] [--device cpu|cuda] [--original DIR]
 [--cases mini:64:1 cpu32:32:2 ...]``.
 """
@@ -213,7 +213,7 @@ def _subprocess(case: str, batch: int, threads: int, device: str, steps: int, or
 def to_markdown(res: dict) -> str:
     lines = [
         "# Search-step benchmark", "",
-        f"Machine: {res['machine']}; torch {res['torch']}; load average at start {res['loadavg_start']}, "
+        f"Machine: {res['machine']}; torch {res['torch']}; commit {res.get('commit', '?')}; {res['date']}; load average at start {res['loadavg_start']}, "
         f"at end {res['loadavg_end']} (a shared machine: compare within a case, where the implementations "
         "ran interleaved in one process, not across cases or days).", "",
         "Matmul peak (float32 1024x1024, best of 12): "
@@ -251,6 +251,21 @@ def to_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str | None:
+    """The checkout's commit (with ``+dirty`` for local changes), so a table says what it measured."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="results/bench")
@@ -284,12 +299,12 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name() if a.device == "cuda" else (platform.processor() or platform.machine())
     res = {"machine": f"{name}, {os.cpu_count()} logical CPUs", "torch": torch.__version__,
            "loadavg_start": [round(v, 2) for v in load0], "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-           "matmul_peak_gflops": peaks, "cases": results, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+           "matmul_peak_gflops": peaks, "cases": results, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _commit()}
     from tfnas_core.atomic import atomic_write_text
 
     out = Path(a.out)
-    atomic_write_text(out / "search_bench.json", json.dumps(res, indent=1) + "\n")
-    atomic_write_text(out / "search_bench.md", to_markdown(res))
+    atomic_write_text(out / f"search_bench_{a.device}.json", json.dumps(res, indent=1) + "\n")
+    atomic_write_text(out / f"search_bench_{a.device}.md", to_markdown(res))
     print(to_markdown(res))
     return 0
 

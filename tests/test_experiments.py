@@ -1,4 +1,5 @@
 """The experiments layer: run keys, reuse between tables, the side-by-side summary."""
+import math
 import shutil
 
 import pandas as pd
@@ -40,8 +41,21 @@ def test_summary_puts_ours_beside_the_paper():
     ])
     s = E.summarise(per_seed)
     assert s["variant"].tolist() == ["b", "a"] and s["seeds"].tolist() == [2, 1]
-    assert list(s.columns[:5]) == ["variant", "seeds", "top1", "paper_top1", "top1_minus_paper"]
+    assert list(s.columns[:6]) == ["variant", "seeds", "top1", "top1_ci95", "paper_top1", "top1_minus_paper"]
+    assert s.loc[0, "top1_ci95"] == pytest.approx(12.7062, abs=1e-3)  # t(0.975, 1) * sd(80, 82) / sqrt(2)
+    assert math.isnan(s.loc[1, "top1_ci95"])  # one seed: no interval
     assert s.loc[0, "top1"] == 81.0 and s.loc[0, "top1_minus_paper"] == pytest.approx(5.0)
     assert s.loc[1, "flops_minus_paper"] == pytest.approx(-50.0)
     text = E.ranking(s)
     assert "ours by top1: b > a" in text and "paper:        a > b" in text and "different best" in text
+
+
+def test_paired_comparisons_give_a_verdict_per_pair():
+    rows = [{"variant": v, "seed": seed, "top1": t} for v, seed, t in
+            [("bi", 1, 81.0), ("bi", 2, 82.0), ("bi", 3, 80.5), ("g", 1, 79.0), ("g", 2, 80.2), ("g", 3, 78.9),
+             ("x", 7, 70.0)]]
+    out = E.paired_comparisons(pd.DataFrame(rows), [("bi", "g", "top1", +1), ("g", "bi", "top1", +1),
+                                                    ("bi", "x", "top1", +1)])
+    assert out["verdict"].tolist() == ["reproduced", "not reproduced", "inconclusive"]
+    assert out.loc[0, "seeds"] == 3 and out.loc[0, "mean_diff"] == pytest.approx((2.0 + 1.8 + 1.6) / 3)
+    assert out.loc[0, "ci95_low"] > 0 and out.loc[2, "seeds"] == 0

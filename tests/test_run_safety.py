@@ -209,7 +209,7 @@ def test_full_disk_during_checkpoint_write(tmp_path):
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot write {out / 'checkpoint.pt'}") and "Traceback" not in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "lut_check.json"]
     r = _cli(_search_args(out, tmp_path), tmp_path)  # with room again the same command completes
     assert r.returncode == 0, r.stderr
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -228,8 +228,8 @@ def test_two_searches_into_one_out_take_turns(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], results
     errs = "".join(e for _, e in results)
     assert "already complete" in errs or "waiting" in errs
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "records.jsonl", "spec.json",
-                                                     "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "lut_check.json",
+                                                     "records.jsonl", "spec.json", "summary.json"]
     assert _cli(_search_args(ref, tmp_path), tmp_path).returncode == 0
     assert (out / "spec.json").read_text() == (ref / "spec.json").read_text()
 

@@ -195,3 +195,28 @@ def test_cli_unknown_key_and_missing_imagenet_exit_2(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1
     assert str(tmp_path / "imagenet" / "train") in p.stderr and "image-net.org" in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_channels_last_is_the_same_function_and_gradients():
+    """``channels_last`` (the default) changes kernels, not results: loss and every gradient agree
+    with the default layout in float64, drop-connect and dropout drawn from the same seed."""
+    from tfnas_core import model
+    from tfnas_core.space import Proxy
+
+    proxy = Proxy(16, 0.25, 1, 10, 1)
+    x = torch.randn(4, 1, 16, 16, dtype=torch.float64)
+    y = torch.tensor([1, 2, 3, 4])
+    results = []
+    for layout in (False, True):
+        cfg = replace(profiles.smoke(), channels_last=layout)
+        torch.manual_seed(0)
+        net = model.build(zoo.load("TF-NAS-A"), proxy, dropout=0.2, drop_connect=0.2).double()
+        net = net.to(memory_format=train._layout(cfg)).train()
+        torch.manual_seed(1)
+        loss = torch.nn.functional.cross_entropy(net(x.to(memory_format=train._layout(cfg))), y)
+        loss.backward()
+        results.append((loss.detach(), [p.grad for p in net.parameters()]))
+    assert train._layout(profiles.smoke()) is torch.channels_last
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

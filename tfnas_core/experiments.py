@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from . import arch_spec, flops, measure, paper_tables, plots, profiles, search_config, zoo
+from . import arch_spec, flops, measure, paper_tables, plots, profiles, search_config, stats, zoo
 from .config import PROFILE_NAMES
 from .runs import RunStore
 from .space import Proxy
@@ -193,7 +193,38 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
              "measured_ms", "paper_gpu_ms", "flops_m", "paper_flops_m", "flops_minus_paper", "proxy_flops_m",
              "search_min", "paper_search_gpu_days", "retrain_min"]
     cols = [c for c in first if c in out] + [c for c in out if c not in first]
-    return out[cols]
+    out = out[cols]
+    for col in CI_COLUMNS:  # the 95 % Student-t half-width beside each headline mean (stats.mean_ci)
+        if col in out:
+            hw = [stats.mean_ci(per_seed.loc[per_seed["variant"] == v, col].dropna()).half_width
+                  if per_seed.loc[per_seed["variant"] == v, col].notna().any() else float("nan")
+                  for v in out["variant"]]
+            out.insert(out.columns.get_loc(col) + 1, f"{col}_ci95", hw)
+    return out
+
+
+CI_COLUMNS = ("top1", "lut_ms", "measured_ms", "flops_m")
+
+
+def paired_comparisons(per_seed: pd.DataFrame, pairs: Sequence[tuple[str, str, str, int]]) -> pd.DataFrame:
+    """Per-seed paired differences ``a - b`` of ``metric`` for each ``(a, b, metric, direction)``,
+    with the mean, its 95 % t interval and the verdict (``stats.verdict``: +1 when the paper finds
+    ``a`` above ``b``, -1 below)."""
+    rows = []
+    for a, b, metric, direction in pairs:
+        va = per_seed[per_seed["variant"] == a].set_index("seed")[metric].dropna().to_dict()
+        vb = per_seed[per_seed["variant"] == b].set_index("seed")[metric].dropna().to_dict()
+        common = sorted(set(va) & set(vb))
+        if not common:
+            rows.append({"comparison": f"{a} - {b}", "metric": metric, "paper_direction": "+" if direction > 0 else "-",
+                         "seeds": 0, "mean_diff": float("nan"), "ci95_low": float("nan"),
+                         "ci95_high": float("nan"), "verdict": "inconclusive"})
+            continue
+        e = stats.paired(va, vb)
+        rows.append({"comparison": f"{a} - {b}", "metric": metric, "paper_direction": "+" if direction > 0 else "-",
+                     "seeds": e.n, "mean_diff": e.mean, "ci95_low": e.low, "ci95_high": e.high,
+                     "verdict": stats.verdict(e, direction)})
+    return pd.DataFrame(rows)
 
 
 def table3_variants() -> list[Variant]:

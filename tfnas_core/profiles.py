@@ -50,6 +50,7 @@ class TrainConfig:
     drop_connect: float = 0.2  # rate of the last block; earlier blocks scaled by index
     grad_clip: float = 5.0
     amp: bool = True  # mixed precision; only ever on for cuda
+    channels_last: bool = True  # NHWC weights and inputs (same function, faster kernels: results/bench/train_speed_cpu.md)
     seed: int = 0
     num_workers: int = 8  # imagenet loader workers (in-memory datasets need none)
     device: str | None = None  # cpu | cuda; None: cuda when available

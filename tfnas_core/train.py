@@ -90,13 +90,19 @@ def _any_rank(flag: bool, device: torch.device, d: Dist) -> bool:
     return bool(t.item())
 
 
+def _layout(cfg: "profiles.TrainConfig") -> torch.memory_format:
+    """``channels_last`` (NHWC) or the default layout: the same function, other kernels (on CPU the
+    depthwise convolutions run 2-3x faster in NHWC)."""
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+
 def train_epoch(net, batches, opt, sched, scaler, criterion, cfg, device, d: Dist, epoch: int,
                 on_diverged: Callable[[str], str]) -> dict:
     net.train()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
     for step, (x, y) in enumerate(run_loop.progress_bar(batches, cfg.progress and d.main, desc=f"epoch {epoch + 1}",
                                                        leave=False)):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = x.to(device, non_blocking=True, memory_format=_layout(cfg)), y.to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=cfg.amp):
             logits = net(x)
             loss = criterion(logits.float(), y)
@@ -122,7 +128,7 @@ def evaluate(net: nn.Module, batches, cfg: TrainConfig, device, d: Dist) -> dict
     net.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top1, top5, n
     for x, y in batches:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = x.to(device, non_blocking=True, memory_format=_layout(cfg)), y.to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=cfg.amp):
             logits = net(x).float()
         hit = logits.topk(min(5, logits.shape[1]), dim=1).indices == y[:, None]
@@ -222,7 +228,7 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
 
     torch.manual_seed(cfg.seed)
     proxy = Proxy(cfg.resolution, cfg.width_mult, cfg.stem_stride, data.num_classes, data.in_chans)
-    net = model.build(spec, proxy, dropout=cfg.dropout, drop_connect=cfg.drop_connect).to(device)
+    net = model.build(spec, proxy, dropout=cfg.dropout, drop_connect=cfg.drop_connect).to(device, memory_format=_layout(cfg))
     core = net
     if d.world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)

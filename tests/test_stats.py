@@ -1,0 +1,57 @@
+"""Confidence intervals and verdicts (tfnas_core.stats) against tabulated Student-t values."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tfnas_core import stats
+
+# two-sided 95 % critical values t_{0.975, df} from standard tables
+T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 9: 2.2622, 30: 2.0423}
+
+
+@pytest.mark.parametrize("df,expected", sorted(T975.items()))
+def test_t_quantile_matches_tables(df, expected):
+    assert stats.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)
+
+
+def test_t_quantile_other_levels_and_bad_input():
+    assert stats.t_quantile(0.95, 4) == pytest.approx(2.1318, abs=1e-4)
+    assert stats.t_quantile(0.995, 2) == pytest.approx(9.9248, abs=1e-4)
+    with pytest.raises(ValueError):
+        stats.t_quantile(0.4, 3)
+
+
+def test_mean_ci_by_hand():
+    e = stats.mean_ci([1.0, 2.0, 3.0])
+    assert e.mean == 2.0 and e.n == 3 and e.std == pytest.approx(1.0)
+    assert e.half_width == pytest.approx(4.3027 / math.sqrt(3), abs=1e-4)
+    one = stats.mean_ci([5.0])
+    assert one.n == 1 and math.isnan(one.half_width) and str(one) == "5.00 (n=1)"
+    with pytest.raises(ValueError):
+        stats.mean_ci([])
+    with pytest.raises(ValueError):
+        stats.mean_ci([1.0, float("nan")])
+
+
+def test_paired_uses_common_seeds_only():
+    a = {1: 80.0, 2: 82.0, 3: 81.0, 9: 0.0}
+    b = {1: 79.0, 2: 80.0, 3: 80.5}
+    e = stats.paired(a, b)
+    assert e.n == 3 and e.mean == pytest.approx((1 + 2 + 0.5) / 3)
+    with pytest.raises(ValueError):
+        stats.paired({1: 1.0}, {2: 1.0})
+
+
+def test_verdict_rule():
+    clear = stats.mean_ci([1.0, 1.2, 0.9])  # CI well above 0
+    assert stats.verdict(clear, +1) == "reproduced"
+    assert stats.verdict(clear, -1) == "not reproduced"
+    straddle = stats.mean_ci([-1.0, 1.5, 0.2])
+    assert stats.verdict(straddle, +1) == "inconclusive"
+    assert stats.verdict(stats.mean_ci([3.0]), +1) == "inconclusive"  # one seed decides nothing
+    # "within 0.5 of the target": |error| < margin -> direction -1 against the margin
+    errs = stats.mean_ci([0.10, 0.12, 0.08])
+    assert stats.verdict(errs, -1, margin=0.5) == "reproduced"
+    assert stats.verdict(errs, -1, margin=0.05) == "not reproduced"
