@@ -29,7 +29,7 @@ $(error $(PREFLIGHT))
 endif
 endif
 
-.PHONY: setup venv deps fashion-mnist test lab lut bench zoo clean-venv smoke reproduce-all \
+.PHONY: setup venv deps fashion-mnist test lab lut bench zoo clean-venv smoke reproduce-all FORCE \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
 
@@ -80,30 +80,25 @@ bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search 
 	$(PYTHON) -m benchmarks.bench_train
 
 # --- notebooks: executed copies go to $(NB_OUT), never over the sources --------------------
+# One pattern rule runs any notebook: notebooks/NAME.ipynb -> $(NB_OUT)/NAME-$(PROFILE).ipynb,
+# every time it is asked for (FORCE: the run store decides what is reused, not file dates).
 # Progress: one line per epoch of every search/retraining, with its ETA (tfnas_core/progress.py).
-define notebook
+$(NB_OUT)/%-$(PROFILE).ipynb: notebooks/%.ipynb FORCE | venv
 	@mkdir -p $(NB_OUT)
-	@echo "== $(1) (PROFILE=$(PROFILE)) =="
-	@start=$$(date +%s); $(PAPERMILL) notebooks/$(1).ipynb $(NB_OUT)/$(1)-$(PROFILE).ipynb $(NB_ARGS) \
-	  --log-level WARNING --no-progress-bar && echo "$(1): done in $$(( $$(date +%s) - start )) s"
-endef
+	@echo "== $* (PROFILE=$(PROFILE)) =="
+	@start=$$(date +%s); $(PAPERMILL) $< $@ $(NB_ARGS) \
+	  --log-level WARNING --no-progress-bar && echo "$*: done in $$(( $$(date +%s) - start )) s"
 
-reproduce-zoo: venv     ## Tables 2/6/8/9/11: the published architectures
-	$(call notebook,model-zoo)
-reproduce-table3: venv  ## Table 3: second-path sampling
-	$(call notebook,table3-sampling)
-reproduce-table4: venv  ## Table 4: depth spaces
-	$(call notebook,table4-depth-space)
-reproduce-table5: venv  ## Table 5: latency objectives w/wo elasticity scaling
-	$(call notebook,table5-latency-objectives)
-reproduce-table13: venv ## Table 13: lambda
-	$(call notebook,table13-lambda)
-reproduce-fig2: venv    ## Fig. 2: operation collapse
-	$(call notebook,fig2-operation-collapse)
-reproduce-fig4: venv    ## Fig. 4: searched depth and latency
-	$(call notebook,fig4-depth-and-latency)
-reproduce-fig5: venv    ## Fig. 5: C1/C2 latency w/wo elasticity scaling
-	$(call notebook,fig5-latency-objectives)
+FORCE:
+
+reproduce-zoo: $(NB_OUT)/model-zoo-$(PROFILE).ipynb                     ## Tables 2/6/8/9/11: the published architectures
+reproduce-table3: $(NB_OUT)/table3-sampling-$(PROFILE).ipynb            ## Table 3: second-path sampling
+reproduce-table4: $(NB_OUT)/table4-depth-space-$(PROFILE).ipynb         ## Table 4: depth spaces
+reproduce-table5: $(NB_OUT)/table5-latency-objectives-$(PROFILE).ipynb  ## Table 5: latency objectives w/wo elasticity scaling
+reproduce-table13: $(NB_OUT)/table13-lambda-$(PROFILE).ipynb            ## Table 13: lambda
+reproduce-fig2: $(NB_OUT)/fig2-operation-collapse-$(PROFILE).ipynb      ## Fig. 2: operation collapse
+reproduce-fig4: $(NB_OUT)/fig4-depth-and-latency-$(PROFILE).ipynb       ## Fig. 4: searched depth and latency
+reproduce-fig5: $(NB_OUT)/fig5-latency-objectives-$(PROFILE).ipynb      ## Fig. 5: C1/C2 latency w/wo elasticity scaling
 reproduce-report: venv  ## the evidence report: a verdict per claim from the tables above (runs nothing)
 	@mkdir -p $(NB_OUT)
 	$(PAPERMILL) notebooks/report.ipynb $(NB_OUT)/report-$(PROFILE).ipynb -p profile $(PROFILE) \

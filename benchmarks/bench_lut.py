@@ -28,10 +28,9 @@ from pathlib import Path
 
 import torch
 
-from tfnas_core import fingerprint, latency, measure
-from tfnas_core.arch import atomic_write_text
-from tfnas_core.ops import MBInvRes
-from tfnas_core.space import BlockArgs, get_space
+from tfnas_core import fingerprint, latency, lut_build, lut_fit, lut_keys, measure
+from tfnas_core.atomic import atomic_write_text
+from tfnas_core.space import get_space
 from tfnas_core.timing import cpu_threads, time_interleaved
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +48,7 @@ def interpolation_error(lut: latency.LUT, n_keys: int, n_probes: int, seed: int 
     fit of the raw points; errors are relative to the fresh timing, and the fresh timings of the
     timed widths are scaled to the stored ones first (the machine's speed may have moved)."""
     rng = random.Random(seed)
-    infos = latency.space_keys(get_space(lut.provenance.get("space", "tfnas")))
+    infos = lut_keys.space_keys(get_space(lut.provenance.get("space", "tfnas")))
     keys = rng.sample(sorted(infos), min(n_keys, len(infos)))
     rows = []
     with cpu_threads(1):
@@ -60,11 +59,10 @@ def interpolation_error(lut: latency.LUT, n_keys: int, n_probes: int, seed: int 
             probes = rng.sample(candidates, min(n_probes, len(candidates)))
             x = torch.randn(1, info.geom.cin, info.geom.in_hw, info.geom.in_hw)
             widths = sorted(set(probes) | set(measured))
-            items = {w: (MBInvRes(BlockArgs(info.geom.cin, w, info.geom.cout, info.kernel, info.geom.stride,
-                                            info.se, info.geom.act, info.geom.in_hw)), x) for w in widths}
+            items = {w: (lut_build.key_block(info, w), x) for w in widths}
             t = time_interleaved(items, rounds=lut.provenance.get("repeats", 20), warmup_s=0.1)
             speed = statistics.median(t[w].ms / measured[w] for w in measured)
-            fits = {f: latency.fit_points(measured, info.lo, info.hi, f) for f in latency.FITS}
+            fits = {f: lut_fit.fit_points(measured, info.lo, info.hi, f) for f in lut_fit.FITS}
             for w in probes:
                 now = t[w].ms / speed
                 row = {"key": key, "mid": w, "measured_ms": now}
@@ -101,7 +99,7 @@ def main() -> None:
     if lut_path.exists():
         lut, build_s = latency.load(lut_path), None
     else:
-        lut = latency.build("tfnas", lut_path, device="cpu")
+        lut = lut_build.build("tfnas", lut_path, device="cpu")
         build_s = time.perf_counter() - t0
     check = fingerprint.check(lut)
     t0 = time.perf_counter()
@@ -115,7 +113,7 @@ def main() -> None:
         "provenance": lut.provenance, "speed_factor": check["speed_factor"], "check": check,
         "fidelity_s": fidelity_s, "fidelity": summ, "fidelity_rows": json.loads(df.to_json(orient="records")),
         "interpolation": {f: {"median_abs_rel_err": statistics.median(abs(r[f"{f}_rel_err"]) for r in interp),
-                              "max_abs_rel_err": max(abs(r[f"{f}_rel_err"]) for r in interp)} for f in latency.FITS},
+                              "max_abs_rel_err": max(abs(r[f"{f}_rel_err"]) for r in interp)} for f in lut_fit.FITS},
         "interpolation_rows": interp,
         "repeatability_ms": reps, "repeatability_spread_pct": 100 * (max(reps) - min(reps)) / min(reps),
     }

@@ -300,7 +300,7 @@ def main(argv=None) -> int:
     res = {"machine": f"{name}, {os.cpu_count()} logical CPUs", "torch": torch.__version__,
            "loadavg_start": [round(v, 2) for v in load0], "loadavg_end": [round(v, 2) for v in os.getloadavg()],
            "matmul_peak_gflops": peaks, "cases": results, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _commit()}
-    from tfnas_core.arch import atomic_write_text
+    from tfnas_core.atomic import atomic_write_text
 
     out = Path(a.out)
     atomic_write_text(out / f"search_bench_{a.device}.json", json.dumps(res, indent=1) + "\n")

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from tfnas_core import profiles, train, zoo
-from tfnas_core.arch import atomic_write_text
+from tfnas_core.atomic import atomic_write_text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tfnas_core import model, zoo
-from tfnas_core.arch import atomic_write_text
+from tfnas_core.atomic import atomic_write_text
 from tfnas_core.space import Proxy
 
 CASES = {"mini": Proxy(28, 0.25, 1, 10, 1), "paper": Proxy(224, 1.0, 2, 1000, 3)}

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tfnas_core import calibration, fingerprint, latency, random_arch, zoo
+from tfnas_core import calibration, fingerprint, latency, lut_fit, random_arch, zoo
 from tfnas_core.space import SEARCHABLE_STAGES, get_space
 
 
@@ -87,8 +87,8 @@ def test_every_key_belongs_to_one_stage():
 def test_refit_keeps_the_calibration():
     space = get_space("tfnas")
     infos = latency.space_keys(space)
-    measured = {k: {w: 0.2 + 0.001 * w for w in latency.measured_widths(i.lo, i.hi, 8)} for k, i in infos.items()}
-    entries = {k: latency.fit_points(measured[k], i.lo, i.hi, "linear") for k, i in infos.items()}
+    measured = {k: {w: 0.2 + 0.001 * w for w in lut_fit.measured_widths(i.lo, i.hi, 8)} for k, i in infos.items()}
+    entries = {k: lut_fit.fit_points(measured[k], i.lo, i.hi, "linear") for k, i in infos.items()}
     factors = {s: 1.0 + s / 10 for s in SEARCHABLE_STAGES}
     prov = {"space": "tfnas", "calibration": {"factors": {str(s): c for s, c in factors.items()}}}
     lut = latency.LUT(2.0, calibration.apply(entries, factors, space), prov, "", measured)
@@ -100,8 +100,8 @@ def test_refit_keeps_the_calibration():
 
 def test_aligned_fit_separates_multiples_of_16():
     pts = {w: 0.01 * w + 0.5 - (0.05 if w % 16 == 0 else 0.0) for w in range(32, 129, 8)}
-    t = latency.fit_points(pts, 32, 128, "aligned")
+    t = lut_fit.fit_points(pts, 32, 128, "aligned")
     assert t[64] == pytest.approx(0.01 * 64 + 0.45) and t[65] == pytest.approx(0.01 * 65 + 0.5)
-    line = latency.fit_points(pts, 32, 128, "linear")
+    line = lut_fit.fit_points(pts, 32, 128, "linear")
     assert abs(line[65] - (0.01 * 65 + 0.5)) > 0.01
-    assert latency.fit_points({32: 1.0, 48: 2.0}, 32, 48, "aligned")[40] == pytest.approx(1.5)  # one kind: a line
+    assert lut_fit.fit_points({32: 1.0, 48: 2.0}, 32, 48, "aligned")[40] == pytest.approx(1.5)  # one kind: a line

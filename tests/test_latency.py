@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import latency, zoo
+from tfnas_core import latency, lut_build, lut_fit, relaxed_latency, zoo
 from tfnas_core.latency import LUT, LUTError
 from tfnas_core.space import get_space, layer_geometry
 
@@ -78,9 +78,9 @@ def test_expected_latency_reduces_to_predict_for_one_hot(official_lut):
     probs, lats = [], []
     for geom, layer in spec.layers():
         mids = [layer.mid if n == layer.op else space.op(n).init_width(geom.cin) for n in space.ops]
-        lats.append(torch.tensor(latency.op_latencies(official_lut, space, geom, mids)))
+        lats.append(torch.tensor(relaxed_latency.op_latencies(official_lut, space, geom, mids)))
         probs.append(torch.nn.functional.one_hot(torch.tensor(space.ops.index(layer.op)), len(space.ops)).float())
-    exp = latency.expected_latency(official_lut.base, probs, lats)
+    exp = relaxed_latency.expected_latency(official_lut.base, probs, lats)
     assert float(exp) == pytest.approx(official_lut.predict(spec), abs=1e-5)
 
 
@@ -91,7 +91,7 @@ def test_expected_latency_with_sink_depths_is_differentiable():
     beta = [torch.tensor([0.0, 0.0], requires_grad=True), torch.tensor([5.0], requires_grad=True)]
     probs = [l.softmax(0) for l in logits]
     v = [b.softmax(0) for b in beta]
-    out = latency.expected_latency(base, probs, lats, v, stage_sizes=[2, 1])
+    out = relaxed_latency.expected_latency(base, probs, lats, v, stage_sizes=[2, 1])
     # stage 1: 0.5 * 2 + 0.5 * (2 + 2) = 3; stage 2: 2; base 1
     assert float(out.detach()) == pytest.approx(6.0)
     out.backward()
@@ -99,11 +99,11 @@ def test_expected_latency_with_sink_depths_is_differentiable():
 
 
 def test_interpolation_is_exact_on_measured_points_and_linear_between():
-    t = latency.interpolate({8: 1.0, 16: 2.0, 20: 4.0}, 8, 20)
+    t = lut_fit.interpolate({8: 1.0, 16: 2.0, 20: 4.0}, 8, 20)
     assert t[8] == 1.0 and t[16] == 2.0 and t[20] == 4.0
     assert t[12] == pytest.approx(1.5) and t[18] == pytest.approx(3.0)
-    assert latency.measured_widths(32, 128, 8)[-1] == 128
-    assert latency.measured_widths(32, 130, 8)[-2:] == [128, 130]
+    assert lut_fit.measured_widths(32, 128, 8)[-1] == 128
+    assert lut_fit.measured_widths(32, 130, 8)[-2:] == [128, 130]
 
 
 def test_build_measures_interpolates_and_resumes(tmp_path):
@@ -114,15 +114,15 @@ def test_build_measures_interpolates_and_resumes(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False, on_key=interrupt, calib=0)
+        lut_build.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False, on_key=interrupt, calib=0)
     partial = json.loads((tmp_path / "lut.json.partial").read_text())
     assert list(partial["points"]) == keys[:1] and not out.exists()
     first = partial["points"][keys[0]]
     with pytest.raises(LUTError, match="other settings"):
-        latency.build("tfnas", out, keys=keys, step=32, repeats=2, warmup=1, progress=False, calib=0)
+        lut_build.build("tfnas", out, keys=keys, step=32, repeats=2, warmup=1, progress=False, calib=0)
     with pytest.raises(LUTError, match="calibration needs every key"):
-        latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False)
-    lut = latency.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False, calib=0)
+        lut_build.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False)
+    lut = lut_build.build("tfnas", out, keys=keys, step=64, repeats=2, warmup=1, progress=False, calib=0)
     assert not (tmp_path / "lut.json.partial").exists()
     ref = lut.provenance["drift_reference"]
     assert set(ref["ms"]) == {"base", *keys} and ref["level_ms"] > 0
@@ -145,8 +145,8 @@ def test_build_measures_interpolates_and_resumes(tmp_path):
 def test_linear_fit_ignores_a_timing_spike():
     pts = {w: 0.01 * w + 0.5 for w in range(32, 129, 8)}
     pts[64] = 50.0  # a spike from a busy machine
-    t = latency.fit_points(pts, 32, 128, "linear")
+    t = lut_fit.fit_points(pts, 32, 128, "linear")
     assert t[64] == pytest.approx(0.01 * 64 + 0.5, abs=1e-6) and t[100] == pytest.approx(1.5, abs=1e-6)
-    assert latency.fit_points(pts, 32, 128, "interp")[64] == 50.0
+    assert lut_fit.fit_points(pts, 32, 128, "interp")[64] == 50.0
     with pytest.raises(ValueError, match="unknown LUT fit"):
-        latency.fit_points(pts, 32, 128, "cubic")
+        lut_fit.fit_points(pts, 32, 128, "cubic")

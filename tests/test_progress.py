@@ -54,7 +54,7 @@ def test_format_eta():
 
 def test_a_search_reports_every_epoch_on_the_real_stderr(tmp_path, capfd):
     ctx = E.Context("smoke", runs_root=str(tmp_path / "runs"), name="nb", log=lambda m: None)
-    run = E.search(ctx, 2, second_path="gumbel")
+    run = E.search_run(ctx, 2, second_path="gumbel")
     err = capfd.readouterr().err.splitlines()
     epochs = run.config.epochs
     mine = [line for line in err if line.startswith("[nb] search [second_path=gumbel] seed 2: ")]
@@ -62,5 +62,5 @@ def test_a_search_reports_every_epoch_on_the_real_stderr(tmp_path, capfd):
     assert [line.split(": ", 1)[1].split(" (")[0] for line in mine[1:]] == [f"epoch {e}/{epochs}" for e in
                                                                           range(1, epochs + 1)]
     assert "ETA" in mine[1] and mine[-1].endswith("done)")
-    E.search(ctx, 2, second_path="gumbel")  # reused: no new run, no progress lines
+    E.search_run(ctx, 2, second_path="gumbel")  # reused: no new run, no progress lines
     assert "[nb]" not in capfd.readouterr().err

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tfnas_core import arch, random_arch
+from tfnas_core import arch_spec, random_arch
 from tfnas_core.space import SEARCHABLE_STAGES, get_space, layer_geometry
 
 
@@ -11,7 +11,7 @@ from tfnas_core.space import SEARCHABLE_STAGES, get_space, layer_geometry
 def test_samples_are_valid_and_round_trip(space):
     for name, spec in random_arch.sample_specs(space, 25, seed=3).items():
         assert spec.name == name and spec.space == space
-        again = arch.loads(spec.to_json())  # full validation: ops, widths, depths
+        again = arch_spec.loads(spec.to_json())  # full validation: ops, widths, depths
         assert again == spec
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import arch, checkpoint, profiles, runs, search, search_config, train, zoo
+from tfnas_core import atomic, checkpoint, profiles, runs, search, search_config, train, zoo
 from tfnas_core.search_config import smoke
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def test_train_checkpoint_hash_and_broken_file(tmp_path):
 
 def test_failed_atomic_save_leaves_no_temp_file(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    arch.atomic_torch_save({"a": torch.ones(2)}, path)
+    atomic.atomic_torch_save({"a": torch.ones(2)}, path)
 
     def full_disk(obj, f, *a, **k):
         Path(f).write_bytes(b"partial")
@@ -160,7 +160,7 @@ def test_failed_atomic_save_leaves_no_temp_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(OSError, match=f"cannot write {path}: .*file write failed"):
-        arch.atomic_torch_save({"a": torch.zeros(2)}, path)
+        atomic.atomic_torch_save({"a": torch.zeros(2)}, path)
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))  # the old one is intact
 
@@ -171,8 +171,8 @@ def test_concurrent_saves_to_one_path_use_their_own_temp_files(tmp_path):
     def writer(i):
         try:
             for _ in range(5):
-                arch.atomic_torch_save({"i": torch.full((20000,), float(i))}, path)
-                arch.atomic_write_text(tmp_path / "records.jsonl", f"{i}\n" * 1000)
+                atomic.atomic_torch_save({"i": torch.full((20000,), float(i))}, path)
+                atomic.atomic_write_text(tmp_path / "records.jsonl", f"{i}\n" * 1000)
         except Exception as e:  # pragma: no cover - the failure this test is about
             errors.append(e)
 

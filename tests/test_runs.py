@@ -38,7 +38,7 @@ def test_reuse_and_resume(tmp_path):
     cfg = {"profile": "smoke", "seed": 1}
     with pytest.raises(KeyboardInterrupt):
         store.get_or_run("search", cfg, _runner(calls, fail_once=[]), "done.json")
-    run = store.run("search", cfg, "done.json")
+    run = store.run_folder("search", cfg, "done.json")
     assert run.status == "partial"
     run = store.get_or_run("search", cfg, _runner(calls), "done.json")  # resumes in the same folder
     assert run.done and json.loads((run.path / "done.json").read_text())["steps"] == 2

@@ -162,3 +162,13 @@ def test_gumbel_noise_is_standard_gumbel():
     x = S.gumbel_noise(torch.empty(200_000), S.make_generator(11))
     assert x.mean().item() == pytest.approx(0.5772, abs=0.01)  # Euler-Mascheroni
     assert x.var().item() == pytest.approx(math.pi ** 2 / 6, abs=0.03)
+
+
+def test_every_temperature_schedule_is_dispatched_through_the_registry_and_configured(monkeypatch):
+    from tfnas_core import search_config
+
+    assert set(S.TEMPERATURE_SCHEDULES) == set(search_config.SCHEDULE_FIELDS)
+    calls = []
+    monkeypatch.setitem(S.TEMPERATURE_SCHEDULES, "exponential", lambda epoch, **kw: calls.append((epoch, kw)) or 1.5)
+    assert S.temperature("exponential", 3, 20, t0=4.0, warmup=2, decay=0.5) == 1.5
+    assert calls == [(3, {"epochs": 20, "t0": 4.0, "warmup": 2, "decay": 0.5})]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from tfnas_core import scaling, zoo
+from tfnas_core import elastic, scaling, zoo
 from tfnas_core.latency import LUT
 
 
@@ -91,7 +91,7 @@ def test_rank_channels_by_l1_of_depthwise_filters():
     w[1] -= 0.5
     w[2] += 0.3
     w[3, 0, 0, 0] = 2.0
-    assert scaling.rank_channels(w).tolist() == [1, 2, 3, 0]
+    assert elastic.rank_channels(w).tolist() == [1, 2, 3, 0]
 
 
 def test_bad_target(official_lut):

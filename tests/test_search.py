@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import arch, cli, latency, samplers, search, search_config, zoo
-from tfnas_core.scaling import rank_channels
+from tfnas_core import arch_spec, cli, latency, samplers, search, search_config, zoo
+from tfnas_core.elastic import rank_channels
 from tfnas_core.search_config import SearchConfig, apply_overrides, smoke
 from tfnas_core.space import get_space
 
@@ -61,7 +61,7 @@ def test_every_variant_runs_and_records(tmp_path, variant):
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
     # the arch step moved α away from the uniform start (log 1/N everywhere)
     assert any(max(p) - min(p) > 1e-6 for p in last["alpha_softmax"])
-    spec = arch.load(out / "spec.json")
+    spec = arch_spec.load(out / "spec.json")
     assert summary["lut_ms"] == pytest.approx(lut.predict(spec)) == pytest.approx(last["lut_ms_after"])
     assert list(spec.mids) == last["mids"]
     assert json.loads((out / "config.json").read_text())[next(iter(variant))] == next(iter(variant.values()))

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tfnas_core import arch, zoo
-from tfnas_core.arch import SpecError
+from tfnas_core import arch_spec, zoo
+from tfnas_core.arch_spec import SpecError
 from tfnas_core.space import OPS, SPACES, all_layer_geometries, get_space
 
 
@@ -14,8 +14,8 @@ def _b():
 
 def test_round_trip_every_zoo_spec(tmp_path, zoo_specs):
     for name, spec in zoo_specs.items():
-        p = arch.save(spec, tmp_path / f"{name}.json")
-        again = arch.load(p)
+        p = arch_spec.save(spec, tmp_path / f"{name}.json")
+        again = arch_spec.load(p)
         assert again == spec
         assert again.to_dict() == spec.to_dict()
         assert json.loads(p.read_text())["stages"] == spec.to_dict()["stages"]
@@ -46,7 +46,7 @@ def test_validation_names_the_offending_field(mutate, field):
     d = _b()
     mutate(d)
     with pytest.raises(SpecError) as e:
-        arch.validate(d)
+        arch_spec.validate(d)
     assert field in str(e.value)
 
 
@@ -54,27 +54,27 @@ def test_se_op_refused_in_wose_and_mbv2_spaces():
     d = _b()
     d["space"] = "tfnas-wose"
     with pytest.raises(SpecError, match=r"unknown op 'k3_e6_se' for space 'tfnas-wose'"):
-        arch.validate(d)
+        arch_spec.validate(d)
 
 
 def test_width_range_boundaries_are_inclusive():
     d = _b()
     d["stages"][1][1] = {"op": "k3_e3", "mid": 80}  # cin 40: e3 takes [80, 160]
-    arch.validate(d)
+    arch_spec.validate(d)
     d["stages"][1][1] = {"op": "k3_e3", "mid": 160}
-    arch.validate(d)
+    arch_spec.validate(d)
     d["stages"][1][1] = {"op": "k3_e3", "mid": 161}
     with pytest.raises(SpecError):
-        arch.validate(d)
+        arch_spec.validate(d)
 
 
 def test_not_json_and_missing_file(tmp_path):
     p = tmp_path / "x.json"
     p.write_text("{not json")
     with pytest.raises(SpecError, match="not valid JSON"):
-        arch.load(p)
+        arch_spec.load(p)
     with pytest.raises(SpecError, match="no such spec file"):
-        arch.load(tmp_path / "missing.json")
+        arch_spec.load(tmp_path / "missing.json")
 
 
 def test_spaces_follow_tables_1_and_10():

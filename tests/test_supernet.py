@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from tfnas_core import arch, latency
+from tfnas_core import arch_spec, latency
 from tfnas_core.elastic import ElasticMBInvRes
 from tfnas_core.space import BlockArgs, Proxy, get_space
 from tfnas_core.supernet import DEPTH_SPACES, Supernet
@@ -201,7 +201,7 @@ def test_active_subnet_matches_sampled_path(depth_space, seed):
     net = fresh(depth_space, seed=10 + seed)
     randomize(net, seed)
     spec = net.derive("d")
-    arch.validate(spec.to_dict())
+    arch_spec.validate(spec.to_dict())
     if depth_space != "sink":
         assert sum(spec.depths) < net.num_layers, "the randomised arch should skip some layers"
     ops, depths = net.hard_choices(spec)
@@ -347,7 +347,7 @@ def test_sink_derive_takes_argmax_alpha_and_beta():
     for s, layers in enumerate(spec.stages):
         for j, layer in enumerate(layers):
             assert layer.op == net.op_names[(net.stage_starts[s] + j) % 8]
-    arch.validate(spec.to_dict())
+    arch_spec.validate(spec.to_dict())
 
 
 def test_skip_derivation_rules():

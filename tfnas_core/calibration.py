@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .arch import Spec
+from .arch_spec import Spec
+from .lut_keys import layer_key, space_keys
 from .space import SEARCHABLE_STAGES
 
 CALIB_SEED = 0  # random_arch seed of the calibration set; fidelity holds out HELDOUT_SEED
@@ -29,8 +30,6 @@ HELDOUT_SEED = 1
 
 def stage_sums(entries: dict[str, dict[int, float]], spec: Spec) -> list[float]:
     """Σ entry over the layers of each searchable stage (stage 3 first)."""
-    from .latency import layer_key
-
     space = spec.search_space
     sums = {s: 0.0 for s in SEARCHABLE_STAGES}
     for geom, layer in spec.layers():
@@ -55,8 +54,6 @@ def fit(rows: list[list[float]], measured: list[float]) -> tuple[float, list[flo
 
 def key_stage(space) -> dict[str, int]:
     """Which searchable stage each LUT key of ``space`` belongs to."""
-    from .latency import space_keys
-
     return {k: info.geom.stage for k, info in space_keys(space).items()}
 
 

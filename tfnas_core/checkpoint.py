@@ -5,14 +5,14 @@ Every checkpoint carries ``config_sha256``, the hash of the resolved config it w
 never resumed with other settings, even when ``config.json`` beside it was deleted or edited.
 A checkpoint that is truncated, empty, not a torch file, or lacks what a resumption needs is
 refused with one line naming it (``CheckpointError``, a ``ValueError``: exit 2 in the CLI).
-Writing goes through ``arch.atomic_torch_save`` (unique temp file, rename, cleanup on failure).
+Writing goes through ``atomic.atomic_torch_save`` (unique temp file, rename, cleanup on failure).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .arch import atomic_torch_save
+from .atomic import atomic_torch_save
 from .runs import config_hash
 
 HASH_KEY = "config_sha256"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut} ...``.
+"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut,train,measure,fidelity,search} ...``.
 
 Bad input (missing file, unknown op, width out of range, a LUT without a needed key) exits
 with code 2 and one line on stderr; nothing is written.
@@ -8,51 +8,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from .checks import non_negative_int, positive_float, positive_int
-
-EXIT_BAD_INPUT = 2
-NO_LUT_HINT = ("no --lut given: pass tfnas_core/luts/cpu_local.json (this machine's CPU) or the official "
-               "../shared/reference/official/latency_gpu.pkl for latency")
-
-
-class CLIError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line and exit 2, like every other bad input."""
-
-    def error(self, message: str):
-        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see --help)\n")
-
-
-def _load_spec(path: str):
-    from . import arch, zoo
-
-    if path.startswith("zoo:"):
-        return zoo.load(path[4:])
-    return arch.load(path)
-
-
-def _load_lut(path: str | None):
-    if path is None:
-        return None
-    from . import latency
-
-    return latency.load(path)
-
-
-def _print(obj: Any, as_json: bool, text: str) -> None:
-    print(json.dumps(obj, indent=1) if as_json else text)
+from .cli_common import EXIT_BAD_INPUT, NO_LUT_HINT, CLIError, Parser, load_lut, load_spec, print_result
+from .cli_search import add_search_parser
+from .cli_train import add_train_measure_parsers
+from .space import SPACES
 
 
 def cmd_profile(a: argparse.Namespace) -> None:
     from . import flops
 
-    spec = _load_spec(a.spec)
-    lut = _load_lut(a.lut)
+    spec = load_spec(a.spec)
+    lut = load_lut(a.lut)
     out = {
         "name": spec.name,
         "flops_m": round(flops.count_flops(spec, convention=a.flops), 3),
@@ -63,16 +31,16 @@ def cmd_profile(a: argparse.Namespace) -> None:
     if lut is None:
         out["lut_note"] = NO_LUT_HINT
     text = "\n".join(f"{k:9s} {v}" for k, v in out.items() if k != "lut_note")
-    _print(out, a.json, text + (f"\nnote: {NO_LUT_HINT}" if lut is None else ""))
+    print_result(out, a.json, text + (f"\nnote: {NO_LUT_HINT}" if lut is None else ""))
 
 
 def cmd_scale(a: argparse.Namespace) -> None:
-    from . import arch, scaling
+    from . import arch_spec, scaling
 
     import dataclasses
 
-    spec = _load_spec(a.spec)
-    lut = _load_lut(a.lut)
+    spec = load_spec(a.spec)
+    lut = load_lut(a.lut)
     res = scaling.scale(spec, lut, a.target_ms)
     # the scaled net is a new architecture: its own name, and where it came from
     scaled = dataclasses.replace(res.spec, name=f"{spec.name}-scaled-{a.target_ms:g}ms", meta={
@@ -81,41 +49,33 @@ def cmd_scale(a: argparse.Namespace) -> None:
         "lut_ms_before": round(res.lut_ms_before, 4), "lut_ms_after": round(res.lut_ms_after, 4)})
     res = dataclasses.replace(res, spec=scaled)
     if a.out:
-        arch.save(res.spec, a.out)
+        arch_spec.save(res.spec, a.out)
     d = res.to_dict()
-    _print(d, a.json, f"{res.message}; met={res.met}\n" + res.spec.to_json())
+    print_result(d, a.json, f"{res.message}; met={res.met}\n" + res.spec.to_json())
 
 
 def cmd_zoo(a: argparse.Namespace) -> None:
-    from . import flops, zoo
+    from .experiments import zoo_table
 
-    lut = _load_lut(a.lut)
+    df = zoo_table(a.lut, measure_on=False, flops_convention=a.flops, details=True)
+
+    def value(v):
+        return None if v is None or v != v else v  # pandas holds a missing number as NaN
+
     rows = []
-    for name, spec in zoo.load_all().items():
-        p = zoo.PAPER[name]
-        f = flops.count_flops(spec, convention=a.flops)
+    for r in df.to_dict("records"):
         row = {
-            "name": name,
-            "space": spec.space,
-            "depths": "-".join(map(str, spec.depths)),
-            "flops_m": round(f, 2),
-            "paper_flops_m": p.flops_m,
-            "flops_diff_m": round(f - p.flops_m, 2),
-            "params_m": round(flops.count_params(spec), 3),
-            "lut_ms": None,
-            "paper_gpu_lut_ms": p.gpu_lut_ms,
-            "paper_gpu_ms": p.gpu_ms,
-            "paper_cpu_ms": p.cpu_ms,
-            "paper_top1": p.top1,
+            "name": r["architecture"], "space": r["space"], "depths": r["depths"],
+            "flops_m": round(r["flops_m"], 2), "paper_flops_m": r["paper_flops_m"],
+            "flops_diff_m": round(r["flops_m"] - r["paper_flops_m"], 2), "params_m": round(r["params_m"], 3),
+            "lut_ms": None if value(r["lut_ms"]) is None else round(r["lut_ms"], 3),
+            "paper_gpu_lut_ms": value(r["paper_gpu_lut_ms"]), "paper_gpu_ms": value(r["paper_gpu_ms"]),
+            "paper_cpu_ms": value(r["paper_cpu_ms"]), "paper_top1": value(r["paper_top1"]),
         }
-        if lut is not None:
-            try:
-                row["lut_ms"] = round(lut.predict(spec), 3)
-            except ValueError as e:  # e.g. the official GPU table has no mbv2 keys
-                row["lut_ms"] = None
-                row["lut_note"] = str(e).split(" (needed")[0]
-        if name in zoo.KNOWN_DISCREPANCIES:
-            row["note"] = zoo.KNOWN_DISCREPANCIES[name]
+        if value(r["lut_note"]) is not None:
+            row["lut_note"] = r["lut_note"]
+        if value(r["note"]) is not None:
+            row["note"] = r["note"]
         rows.append(row)
     if a.json:
         print(json.dumps(rows, indent=1))
@@ -131,14 +91,14 @@ def cmd_zoo(a: argparse.Namespace) -> None:
     for r in rows:
         if "note" in r:
             print(f"note: {r['name']}: {r['note']}")
-    if lut is None:
+    if a.lut is None:
         print(f"note: LUT ms is '-': {NO_LUT_HINT}")
 
 
 def cmd_lut_build(a: argparse.Namespace) -> None:
-    from . import latency
+    from . import lut_build
 
-    lut = latency.build(a.space, a.out, device=a.device, batch=a.batch, threads=a.threads, step=a.step,
+    lut = lut_build.build(a.space, a.out, device=a.device, batch=a.batch, threads=a.threads, step=a.step,
                         warmup=a.warmup, repeats=a.repeats, progress=not a.quiet, fit=a.fit, calib=a.calib,
                         cuda_mode=a.cuda_mode)
     n = sum(len(v) for v in lut.measured.values())
@@ -152,7 +112,7 @@ def cmd_lut_check(a: argparse.Namespace) -> None:
     from . import fingerprint, latency
 
     r = fingerprint.check(latency.load(a.lut), rounds=a.rounds)
-    _print(r, a.json, f"{r['message']}\n(LUT {r['lut']} built {r['built']}; sentinel networks "
+    print_result(r, a.json, f"{r['message']}\n(LUT {r['lut']} built {r['built']}; sentinel networks "
                       + ", ".join(f"{k} x{v:.3f}" for k, v in r["ratios"].items()) + ")")
     if r["warn"] and not a.json:
         print(f"warning: {r['message']}", file=sys.stderr)
@@ -173,17 +133,17 @@ def cmd_lut_show(a: argparse.Namespace) -> None:
     lines += [f"  {k:14s} {v}" for k, v in lut.provenance.items()]
     lines.append(f"covers    {a.space}: " + ("every block" if not missing else
                                             f"NO, {len(missing)} key(s) missing, e.g. {missing[0]}"))
-    _print(out, a.json, "\n".join(lines))
+    print_result(out, a.json, "\n".join(lines))
 
 
 def latency_fits() -> tuple[str, ...]:
-    from .latency import FITS
+    from .lut_fit import FITS
 
     return FITS
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tfnas_core", description="TF-NAS reproduction toolkit")
+    p = Parser(prog="python -m tfnas_core", description="TF-NAS reproduction toolkit")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     sp = sub.add_parser("profile", help="FLOPs, parameters and LUT latency of a spec")
@@ -214,7 +174,7 @@ def parser() -> argparse.ArgumentParser:
     b = lsub.add_parser("build", help="measure a LUT on this machine (resumable)")
     b.add_argument("--out", required=True)
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    b.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"])
+    b.add_argument("--space", default="tfnas", choices=list(SPACES))
     b.add_argument("--batch", type=positive_int, help="default: 1 on cpu, 32 on cuda")
     b.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1, as the paper)")
     b.add_argument("--step", type=positive_int, default=8, help="measure every STEP-th width, interpolate the rest")
@@ -229,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_lut_build)
     s = lsub.add_parser("show", help="provenance and coverage of a LUT")
     s.add_argument("lut", help="official .pkl or our JSON")
-    s.add_argument("--space", default="tfnas", choices=["tfnas", "tfnas-wose", "mbv2"],
+    s.add_argument("--space", default="tfnas", choices=list(SPACES),
                    help="the space whose blocks must all have an entry")
     s.add_argument("--json", action="store_true", help="print as JSON")
     s.set_defaults(func=cmd_lut_show)
@@ -238,9 +198,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rounds", type=positive_int, default=15, help="interleaved timed rounds of the sentinel networks")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_lut_check)
-    from .cli_search import add_search_parser
-    from .cli_train import add_train_measure_parsers
-
     add_train_measure_parsers(sub)
     add_search_parser(sub)
     return p

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 
+from .cli_common import print_result
+
 
 def cmd_search(a: argparse.Namespace) -> None:
     from . import search, search_config
-    from .cli import _print
 
     cfg = search_config.apply_overrides(search_config.get_profile(a.profile), a.set)
     summary = search.run(cfg, a.out)
@@ -21,7 +22,7 @@ def cmd_search(a: argparse.Namespace) -> None:
             f"{'met' if summary['met'] else 'NOT met'}), depths {summary['depths']}, "
             f"{summary['flops_m']:.1f} MFLOPs, supernet val acc {summary['final_val_acc']:.2f} %, "
             f"{summary['search_wall_s']:.0f} s -> {a.out}/spec.json")
-    _print(summary, a.json, text)
+    print_result(summary, a.json, text)
 
 
 def add_search_parser(sub) -> None:

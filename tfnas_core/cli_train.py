@@ -9,34 +9,34 @@ import argparse
 import json
 
 from .checks import non_negative_float, non_negative_int, positive_int
-from .cli import _load_lut, _load_spec, _print
+from .cli_common import load_lut, load_spec, print_result
 
 
 def cmd_train(a: argparse.Namespace) -> None:
     from . import profiles, train
 
-    spec = _load_spec(a.spec)
+    spec = load_spec(a.spec)
     cfg = profiles.apply_overrides(profiles.get_profile(a.profile), a.set)
     result = train.run(spec, cfg, a.out)
     if result is None:  # stopped on purpose (stop_after_epoch); resumable
         return
     if train.dist_from_env().main:
-        _print(result, a.json, f"{result['name']}: top-1 {result['top1']:.2f} % top-5 {result['top5']:.2f} % "
+        print_result(result, a.json, f"{result['name']}: top-1 {result['top1']:.2f} % top-5 {result['top5']:.2f} % "
                                f"({result['epochs']} epochs, {result['wall_s']:.0f} s) -> {a.out}")
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
     from .measure import measure
 
-    spec = _load_spec(a.spec)
-    lut = _load_lut(a.lut)
+    spec = load_spec(a.spec)
+    lut = load_lut(a.lut)
     r = measure(spec, a.device, a.batch, a.threads, a.warmup, a.repeats, 3.0 if a.min_time is None else a.min_time, lut,
                 estimator=a.estimator,
                 cuda_mode=a.cuda_mode, time_base=a.time_base)
     lut_txt = "" if r["lut_ms"] is None else f", LUT {r['lut_ms']:.3f} ms"
     if r["ms_lut_base"] is not None:
         lut_txt += f", {r['ms_lut_base']:.3f} ms in the LUT's time base (speed factor {r['speed_factor']:.3f})"
-    _print(r, a.json, f"{r['name']}: {r['ms']:.3f} ms ({r['estimator']} of {r['runs']} runs, {r['clock']} clock; "
+    print_result(r, a.json, f"{r['name']}: {r['ms']:.3f} ms ({r['estimator']} of {r['runs']} runs, {r['clock']} clock; "
                       f"median {r['median_ms']:.3f}, IQR {r['iqr_ms']:.3f}){lut_txt} on {r['device']} batch {r['batch']} "
                       f"threads {r['threads']}")
 
@@ -44,12 +44,12 @@ def cmd_measure(a: argparse.Namespace) -> None:
 def cmd_fidelity(a: argparse.Namespace) -> None:
     from .measure import fidelity, format_fidelity
 
-    lut = _load_lut(a.lut)
+    lut = load_lut(a.lut)
     specs = None
     if a.specs and a.specs != ["zoo"]:
         specs = {}
         for p in a.specs:
-            s = _load_spec(p)
+            s = load_spec(p)
             specs[s.name if s.name not in specs else p] = s
     df = fidelity(lut, specs, a.device, a.batch, a.threads, a.warmup, a.repeats,
                   1.0 if a.min_time is None else a.min_time, n_random=a.random,

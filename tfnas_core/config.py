@@ -1,4 +1,5 @@
-"""What search and retraining configs share: ``--set key=value`` overrides and resume checks.
+"""What search and retraining configs share: profile names, ``--set key=value`` overrides and
+resume checks.
 
 Both configs are frozen dataclasses whose field annotations say how a text value is read
 (``int``, ``float``, ``bool``, ``str``, each possibly ``| None``).
@@ -7,9 +8,29 @@ from __future__ import annotations
 
 import typing
 from dataclasses import fields, replace
-from typing import Any, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 C = TypeVar("C")
+
+# Every profile exists for the search (``search_config``) and the retraining (``profiles``) alike;
+# the notebooks, ``preflight`` and the command line take their names from here.
+PROFILE_NAMES = ("paper", "mini", "smoke")
+
+
+def profile_registry(**makers: Callable[[], C]) -> dict[str, Callable[[], C]]:
+    """The profiles of one kind of config by name: exactly ``PROFILE_NAMES``, in that order."""
+    if tuple(makers) != PROFILE_NAMES:
+        raise TypeError(f"profiles {tuple(makers)} differ from config.PROFILE_NAMES {PROFILE_NAMES}")
+    return dict(makers)
+
+
+def get_profile(profiles: Mapping[str, Callable[[], C]], name: str, error: type[Exception] = ValueError,
+                what: str = "profile") -> C:
+    """A fresh config of profile ``name``; an unknown name raises ``error`` listing the known ones."""
+    try:
+        return profiles[name]()
+    except KeyError:
+        raise error(f"unknown {what} {name!r}; known: {', '.join(profiles)}") from None
 
 _TRUE, _FALSE, _NONE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}, {"none", "null"}
 

@@ -10,7 +10,7 @@ parameter (optimiser references stay valid) and dropped channels keep their weig
 come back if the op is expanded later.
 
 ``reorder_channels`` ranks the full-width middle channels by the L1 norm of their depthwise
-filters (``scaling.rank_channels``, Appendix C) and applies one permutation to every coupled
+filters (``rank_channels``, Appendix C) and applies one permutation to every coupled
 tensor: expand conv (output dim), depthwise conv, SE reduce conv (input dim), SE expand conv
 (output dim and bias) and project conv (input dim).  Then the first ``active_mid`` channels are
 exactly the top-``active_mid`` channels the released code keeps.
@@ -20,7 +20,7 @@ Speed: ``fast = True`` (set by ``supernet.Supernet.set_fast``) runs the same fun
 plain reference.
 
 BatchNorm: the supernet's BNs are ``affine=False`` without running statistics, as the released
-code (OFFICIAL_IMPLEMENTATION_FACTS, "Supernet BatchNorms").  Such a BN has no state at all, so
+code (docs/official_behaviour.md, "Supernet BatchNorms").  Such a BN has no state at all, so
 "slicing its statistics" is normalising the active channels with their own batch statistics:
 ``F.batch_norm(x, None, None, training=True)`` on the slice, in train and eval mode alike.
 
@@ -36,8 +36,18 @@ from torch import nn
 
 from . import fast_ops
 from .ops import BN_EPS, MBInvRes, drop_connect, make_act, search_bn
-from .scaling import rank_channels
 from .space import BlockArgs
+
+
+def rank_channels(depthwise_weight) -> torch.Tensor:
+    """Channel order by importance: L1 norm of each depthwise filter, descending (Appendix C).
+
+    ``depthwise_weight`` has shape ``(mid, 1, k, k)``; keep the first ``mid'`` indices of the
+    result to shrink to ``mid'``.  The same indices select the expand conv's outputs, the
+    project conv's inputs and the SE convs' channels.  Ties keep the lower index first.
+    """
+    imp = depthwise_weight.detach().abs().flatten(1).sum(1)
+    return torch.sort(imp, descending=True, stable=True).indices
 
 
 class ElasticMBInvRes(nn.Module):

@@ -2,9 +2,9 @@
 
 A notebook builds a ``Context`` (profile, run store, overrides) and asks for what it needs:
 
-* ``search(ctx, seed, **variant)`` — a search run, reused when finished, resumed when
+* ``search_run(ctx, seed, **variant)`` — a search run, reused when finished, resumed when
   interrupted, started when missing (``runs.RunStore``, keyed by the resolved config);
-* ``retrain(ctx, spec, seed)`` — the retraining of a derived spec, the same way;
+* ``retrain_run(ctx, spec, seed)`` — the retraining of a derived spec, the same way;
 * ``ablation(ctx, variants, seeds)`` — for each variant: search → retrain → measure, one row per
   (variant, seed) with top-1, LUT and measured latency, FLOPs, search and retrain time;
 * ``table3/table4/table5/table13`` — ``ablation`` with the paper's rows beside ours;
@@ -24,12 +24,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from . import arch, flops, measure, paper_tables, plots, profiles, search_config, stats, zoo
+from . import arch_spec, flops, measure, paper_tables, plots, profiles, search_config, stats, zoo
+from .config import PROFILE_NAMES
 from .runs import RunStore
 from .space import Proxy
-
-PROFILES = ("paper", "mini", "smoke")
-
 
 @dataclass
 class Context:
@@ -47,8 +45,8 @@ class Context:
     progress: bool = True  # one line per epoch on the process's real stderr (progress.RunProgress)
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        if self.profile not in PROFILE_NAMES:
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILE_NAMES)}")
         smoke = self.profile == "smoke"
         if self.measure_repeats is None:
             self.measure_repeats = 3 if smoke else 20
@@ -85,8 +83,8 @@ class SearchRun:
     summary: dict
 
     @property
-    def spec(self) -> arch.Spec:
-        return arch.load(self.path / "spec.json")
+    def spec(self) -> arch_spec.Spec:
+        return arch_spec.load(self.path / "spec.json")
 
     @property
     def records(self) -> pd.DataFrame:
@@ -109,15 +107,15 @@ def search_key(cfg: search_config.SearchConfig) -> dict[str, Any]:
     return {**search_config.to_dict(cfg), "lut_sha256": digest}
 
 
-def search(ctx: Context, seed: int, **variant: Any) -> SearchRun:
+def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     """The search for ``variant`` (SearchConfig fields) at ``seed``: reused, resumed or run."""
-    from . import search as search_mod
+    from . import search
 
     cfg = search_cfg(ctx, seed, **variant)
     cfg_dict = search_key(cfg)
     desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
     run = ctx.store.get_or_run(
-        "search", cfg_dict, lambda p: search_mod.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
+        "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
         "summary.json", ignore=search_config.RESUME_FREE_KEYS)
     return SearchRun(run.path, cfg, json.loads((run.path / "summary.json").read_text()))
 
@@ -128,7 +126,7 @@ def train_cfg(ctx: Context, seed: int) -> profiles.TrainConfig:
     return profiles.check(cfg)
 
 
-def retrain(ctx: Context, spec: arch.Spec, seed: int = 0, label: str | None = None) -> dict:
+def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | None = None) -> dict:
     """Train ``spec`` from scratch with the profile's recipe: reused, resumed or run.
 
     ``label`` names the run in messages (default: the spec's name; searched specs of one seed
@@ -140,8 +138,8 @@ def retrain(ctx: Context, spec: arch.Spec, seed: int = 0, label: str | None = No
            **profiles.to_dict(cfg)}
     what = f"retrain [{label}] seed {seed} ({spec.name})" if label else f"retrain {spec.name} seed {seed}"
     run = ctx.store.get_or_run(
-        "train", key, lambda p: (arch.save(spec, p / "spec.json"),
-                                 train.run(spec, cfg, p, log=ctx.run_log(what, p))),
+        "train", key, lambda p: (arch_spec.save(spec, p / "spec.json"),
+                                      train.run(spec, cfg, p, log=ctx.run_log(what, p))),
         "result.json", ignore=profiles.RESUME_FREE_KEYS)
     return json.loads((run.path / "result.json").read_text())
 
@@ -161,9 +159,9 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
     rows = []
     for v in variants:
         for seed in seeds:
-            s = search(ctx, seed, **v.overrides)
+            s = search_run(ctx, seed, **v.overrides)
             spec = s.spec
-            r = retrain(ctx, spec, seed, label=v.label)
+            r = retrain_run(ctx, spec, seed, label=v.label)
             m = measure.measure(spec, device=ctx.measure_device, repeats=ctx.measure_repeats,
                                 min_time_s=ctx.measure_min_s)
             rows.append({
@@ -260,16 +258,16 @@ def table13_variants() -> list[Variant]:
 
 def fig2(ctx: Context, seeds: Iterable[int]) -> dict[str, list[SearchRun]]:
     """Fig. 2: Gumbel-only vs bi-sampling (random second path), T linear 5.0 -> 0.2."""
-    return {label: [search(ctx, seed, second_path=sp, t_schedule="linear") for seed in seeds]
+    return {label: [search_run(ctx, seed, second_path=sp, t_schedule="linear") for seed in seeds]
             for label, sp in (("Gumbel", "none"), ("bi-sampling", "random"))}
 
 
 def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
     """Fig. 4: (a) the three depth spaces; (b) the sink space with / without elasticity scaling."""
     seeds = list(seeds)
-    depth = {name: [search(ctx, s, depth_space=ds) for s in seeds]
+    depth = {name: [search_run(ctx, s, depth_space=ds) for s in seeds]
              for ds, name, *_ in paper_tables.TABLE4}
-    es = {label: [search(ctx, s, elasticity=on) for s in seeds]
+    es = {label: [search_run(ctx, s, elasticity=on) for s in seeds]
           for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
     return {"depth": depth, "latency": es}
 
@@ -277,7 +275,7 @@ def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchR
 def fig5(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
     """Fig. 5: the searched latency of C1 and C2 with / without elasticity scaling."""
     seeds = list(seeds)
-    return {obj: {label: [search(ctx, s, objective=obj, elasticity=on) for s in seeds]
+    return {obj: {label: [search_run(ctx, s, objective=obj, elasticity=on) for s in seeds]
                   for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
             for obj in ("c1", "c2")}
 
@@ -296,29 +294,38 @@ def searched_depth(runs: Sequence[SearchRun]) -> pd.DataFrame:
 
 
 def zoo_table(lut_path: str | None, device: str = "cpu", repeats: int = 20, min_time_s: float = 1.0,
-              measure_on: bool = True) -> pd.DataFrame:
+              measure_on: bool = True, flops_convention: str = "official", details: bool = False) -> pd.DataFrame:
     """Tables 2/6/8/9/11 for the published architectures: our FLOPs and LUT latency beside the
-    paper's, and the latency measured here with the LUT's error."""
+    paper's, and the latency measured here with the LUT's error.
+
+    ``details`` adds the depths, why a LUT gives no latency (``lut_note``) and the known
+    discrepancies of the paper's tables (``note``): what ``python -m tfnas_core zoo`` prints."""
     from . import latency
 
     lut = latency.load(lut_path) if lut_path else None
     rows = []
     for name, spec in zoo.load_all().items():
         p = zoo.PAPER[name]
-        row = {"architecture": name, "space": spec.space, "flops_m": flops.count_flops(spec),
+        row = {"architecture": name, "space": spec.space,
+               "flops_m": flops.count_flops(spec, convention=flops_convention),
                "paper_flops_m": p.flops_m, "params_m": flops.count_params(spec),
-               "proxy_flops_m": flops.count_flops(spec, Proxy(28, 0.25, 1, 10, 1)),
+               "proxy_flops_m": flops.count_flops(spec, Proxy(28, 0.25, 1, 10, 1), convention=flops_convention),
                "paper_top1": p.top1, "paper_gpu_ms": p.gpu_ms, "paper_gpu_lut_ms": p.gpu_lut_ms,
                "paper_cpu_ms": p.cpu_ms, "lut_ms": None, "measured_ms": None, "lut_error_pct": None}
+        lut_note = None
         if lut is not None:
             try:
                 row["lut_ms"] = lut.predict(spec)
-            except ValueError:
+            except ValueError as e:  # e.g. the official GPU table has no mbv2 keys
                 row["lut_ms"] = None
+                lut_note = str(e).split(" (needed")[0]
         if measure_on:
             row["measured_ms"] = measure.measure(spec, device=device, repeats=repeats, min_time_s=min_time_s)["ms"]
             if row["lut_ms"] is not None:
                 row["lut_error_pct"] = 100 * (row["lut_ms"] - row["measured_ms"]) / row["measured_ms"]
+        if details:
+            row.update(depths="-".join(map(str, spec.depths)), lut_note=lut_note,
+                       note=zoo.KNOWN_DISCREPANCIES.get(name))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -31,8 +31,8 @@ ROUNDS = 15
 
 def reference_block(space_name: str) -> tuple[str, BlockArgs]:
     """A mid-size fixed block (first layer of stage 5, the space's largest op at its largest
-    width): the drift reference ``latency.build`` times in every window."""
-    from .latency import layer_key
+    width): the drift reference ``lut_build.build`` times in every window."""
+    from .lut_keys import layer_key
 
     space = get_space(space_name)
     op_name = space.ops[-1]

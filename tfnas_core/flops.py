@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .arch import Spec, plan
+from .arch_spec import Spec, plan
 from .space import PAPER_SCALE, NetPlan, Proxy, conv_out
 
 

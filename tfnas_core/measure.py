@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from . import flops, model
-from .arch import Spec
+from .arch_spec import Spec
 from .space import PAPER_SCALE
 from .timing import DEFAULT_BATCH, ESTIMATOR, cpu_threads, resolve_device, time_interleaved
 
@@ -117,7 +117,7 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
 
 
 def _cpu_name() -> str:
-    from .latency import environment
+    from .lut_build import environment
 
     return environment("cpu", 1, 1)["device_name"]
 

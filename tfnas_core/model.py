@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .arch import Spec, plan
+from .arch_spec import Spec, plan
 from .ops import MBInvRes, conv_bn_act, make_act
 from .space import PAPER_SCALE, NetPlan, Proxy
 

@@ -88,13 +88,15 @@ def latency_loss(lat, target: float | None, name: str = DEFAULT_OBJECTIVE, lam: 
                  lam2: float | None = None) -> torch.Tensor:
     """``C(LAT)`` under the named objective; ``lam``/``lam2`` ``None`` take ``DEFAULTS[name]``.
 
-    ``lam2`` belongs to ``c1`` only; giving it to another objective is an error."""
+    An objective takes exactly the hyper-parameters ``DEFAULTS[name]`` lists (``lam2``: ``c1``
+    only); giving it another is an error."""
     fn = get_objective(name)
-    kw = {"lam": DEFAULTS[name]["lam"] if lam is None else lam}
-    if name == "c1":
-        kw["lam2"] = DEFAULTS["c1"]["lam2"] if lam2 is None else lam2
-    elif lam2 is not None:
-        raise ValueError(f"lam2 is a hyper-parameter of c1 only, not of {name!r}")
+    given = {"lam": lam, "lam2": lam2}
+    extra = [k for k, v in given.items() if v is not None and k not in DEFAULTS[name]]
+    if extra:
+        raise ValueError(f"{extra[0]} is not a hyper-parameter of the {name!r} objective "
+                         f"(it takes {', '.join(DEFAULTS[name])})")
+    kw = {k: default if given[k] is None else given[k] for k, default in DEFAULTS[name].items()}
     return fn(lat, target, **kw)
 
 

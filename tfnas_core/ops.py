@@ -1,6 +1,6 @@
 """Static building blocks: the MBInvRes block (MobileNetV2's inverted residual) with optional SE.
 
-Block layout (OFFICIAL_IMPLEMENTATION_FACTS, "MBInvRes"): 1x1 expand (only when mid != cin) →
+Block layout (docs/official_behaviour.md, "MBInvRes"): 1x1 expand (only when mid != cin) →
 BN → act; kxk depthwise (stride here) → BN → act; [SE: avg-pool → 1x1 (bias) → act → 1x1
 (bias) → sigmoid → scale]; 1x1 project → BN; residual add (with drop-connect) when the block
 keeps its shape.  Optional parts are ``nn.Identity`` so ``forward`` is straight-line.

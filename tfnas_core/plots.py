@@ -8,13 +8,14 @@ separate from drawing so notebooks and tests can use the numbers directly.
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .atomic import atomic_write
 
 
 def load_records(run_dir: str | os.PathLike) -> pd.DataFrame:
@@ -170,22 +171,11 @@ def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs ta
 
 
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf``, each atomically (temp file + rename)."""
+    """Write ``stem.png`` and ``stem.pdf``, each atomically (``atomic.atomic_write``)."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ext in ("png", "pdf"):
-        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=f".{ext}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, stem.with_suffix(f".{ext}"))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        out.append(stem.with_suffix(f".{ext}"))
-    return out
+    return [atomic_write(stem.with_suffix(f".{ext}"),
+                         lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight"))
+            for ext in ("png", "pdf")]
 
 
 def _integer_epochs(ax, epochs: Sequence[float] | None = None) -> None:

@@ -20,7 +20,7 @@ class PreflightError(ValueError):
 
 
 def check_profile(profile: str) -> None:
-    from .search_config import PROFILES  # the same names as experiments.PROFILES, without torch
+    from .config import PROFILE_NAMES as PROFILES  # the names every profile registry has, without torch
 
     if profile not in PROFILES:
         import difflib

@@ -6,7 +6,7 @@ keys refused).  ``None`` in ``lr``/``dropout``/``device``/``amp`` means "derive 
 ``resolve`` turns it into a number before the run starts, so ``OUT/config.json`` always holds
 the values actually used.
 
-Paper recipe (Appendix B; OFFICIAL_IMPLEMENTATION_FACTS "Deriving and retraining"): SGD, lr 0.2
+Paper recipe (Appendix B; docs/official_behaviour.md, "Deriving and retraining"): SGD, lr 0.2
 for batch 512 scaled linearly with the batch, momentum 0.9, weight decay 1e-5, 250 epochs, cosine
 to 0 after 5 linear warm-up epochs, label smoothing 0.1, dropout 0.2 (0.1 for the 10 ms models),
 drop-connect 0.2 scaled with block index, gradient clipping 5, random-resized crop + flip.
@@ -82,18 +82,16 @@ def paper() -> TrainConfig:
 def mini() -> TrainConfig:
     """The paper's recipe shrunk to real Fashion-MNIST on two CPU cores in under five minutes.
 
-    Budget: about 4 min on a 2-core machine that someone else is also using.  Choices:
+    The timings these choices rest on (one machine, when they were made) are in
+    ``results/bench/profile_choices.md``; ``make bench`` measures this machine.  Choices:
 
     * ``resolution=28, stem_stride=1``: the native 28 px with a stride-1 stem leaves a 2x2 map
       at stage 8 (224 px / stride 2 leaves 7x7); upsampling 28 px images would cost compute and
       add no information.
-    * ``width_mult=0.25``: the one knob that buys the time.  Measured here (TF-NAS-B, batch 256,
-      idle machine): 0.5 trains about 300 img/s, 0.35 about 490, 0.25 about 760.  Stage 3..8's
-      relative widths, kernels, SE and depths are kept, so the architectures still differ the
-      way the paper's do.
+    * ``width_mult=0.25``: the one knob that buys the time.  Stage 3..8's relative widths,
+      kernels, SE and depths are kept, so the architectures still differ the way the paper's do.
     * ``threads=1``: these small layers gain little from a second thread, and under contention a
-      two-thread pool spin-waits (measured: 35 s vs 18 s for the same 6 k-image epoch).
-      At ~600 img/s a full 60 k epoch costs ~100 s, evaluation of the 10 k test set ~7 s.
+      two-thread pool spin-waits.
     * ``epochs=2`` over the full 60 k training set (no subset): more distinct images beat more
       passes over fewer at equal compute; the whole 10 k test set is the validation set.
     * ``batch_size=256``: lr follows the paper's linear rule, 0.2 * 256 / 512 = 0.1; warm-up is
@@ -111,7 +109,7 @@ def smoke() -> TrainConfig:
     """Seconds: learnable synthetic data (``data.synthetic``), tiny proxy, 3 epochs; for tests/CI.
 
     One thread: these tiny layers gain nothing from a second one, and under CPU contention a
-    two-thread pool spin-waits (measured: first step 6.7 s with 2 threads, 0.2 s with 1)."""
+    two-thread pool spin-waits (see ``results/bench/profile_choices.md``)."""
     return TrainConfig(
         profile="smoke", dataset="synthetic", train_subset=512, val_subset=256, resolution=16,
         width_mult=0.25, stem_stride=1, crop_min_scale=0.5, batch_size=32, eval_batch_size=256,
@@ -120,14 +118,11 @@ def smoke() -> TrainConfig:
     )
 
 
-PROFILES: dict[str, Callable[[], TrainConfig]] = {"paper": paper, "mini": mini, "smoke": smoke}
+PROFILES: dict[str, Callable[[], TrainConfig]] = _config.profile_registry(paper=paper, mini=mini, smoke=smoke)
 
 
 def get_profile(name: str) -> TrainConfig:
-    try:
-        return PROFILES[name]()
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+    return _config.get_profile(PROFILES, name, ValueError, "profile")
 
 
 # ----------------------------------------------------------------------------- overrides

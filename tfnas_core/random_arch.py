@@ -5,13 +5,13 @@ range, each layer its operation uniformly from the space's candidates and its wi
 uniformly from that operation's range at the layer's ``cin`` (e3: [2·cin, 4·cin], e6:
 [4·cin, 8·cin]).  This covers the whole space the search may derive (every depth, op and
 width), not only the corners the published networks sit in.  Every spec passes
-``arch.validate``; the same ``seed`` gives the same specs on every machine.
+``arch_spec.validate``; the same ``seed`` gives the same specs on every machine.
 """
 from __future__ import annotations
 
 import random
 
-from .arch import Spec, validate
+from .arch_spec import Spec, validate
 from .space import SEARCHABLE_STAGES, get_space, layer_geometry
 
 

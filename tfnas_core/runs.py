@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .arch import atomic_write_text
+from .atomic import atomic_write_text
 from .checks import read_json
 
 DEFAULT_ROOT = Path(os.environ.get("TFNAS_RUNS", "runs"))
@@ -118,7 +118,8 @@ class RunStore:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else DEFAULT_ROOT
 
-    def run(self, kind: str, cfg: Mapping[str, Any], done_file: str, ignore: Iterable[str] = ()) -> Run:
+    def run_folder(self, kind: str, cfg: Mapping[str, Any], done_file: str, ignore: Iterable[str] = ()) -> Run:
+        """The run for ``cfg``: its folder under ``root`` (by config hash) and status; creates nothing."""
         key = config_hash(kind, cfg, ignore)
         return Run(kind, key, self.root / key, done_file)
 
@@ -135,7 +136,7 @@ class RunStore:
         The runner must write ``done_file`` last (atomically) and resume from whatever it left
         in ``path`` before.  ``store.json`` in the run folder records kind and hash.
         """
-        run = self.run(kind, cfg, done_file, ignore)
+        run = self.run_folder(kind, cfg, done_file, ignore)
         if run.done:
             return run
         with _locked(run.path):

@@ -127,8 +127,12 @@ def relaxed_weights(alphas: Sequence[torch.Tensor], temperature: float, generato
 # ----------------------------------------------------------------------------- temperature
 
 
-def exponential_temperature(epoch: int, t0: float = 5.0, decay: float = 0.96, warmup: int = 10) -> float:
-    """Released code: ``t0`` up to and during epoch ``warmup``, then ×``decay`` per epoch."""
+def exponential_temperature(epoch: int, t0: float = 5.0, decay: float = 0.96, warmup: int = 10,
+                            epochs: int | None = None) -> float:
+    """Released code: ``t0`` up to and during epoch ``warmup``, then ×``decay`` per epoch.
+
+    ``epochs`` is not used (the schedule does not depend on the run's length); every schedule
+    of ``TEMPERATURE_SCHEDULES`` takes it, so ``temperature`` calls them alike."""
     return t0 * decay ** max(0, epoch - warmup)
 
 
@@ -141,6 +145,7 @@ def linear_temperature(epoch: int, epochs: int, t0: float = 5.0, t1: float = 0.2
     return t0 + (t1 - t0) * frac
 
 
+# Every schedule is called as fn(epoch, epochs=..., t0=..., warmup=..., **its own hyper-parameters).
 TEMPERATURE_SCHEDULES: dict[str, Callable[..., float]] = {
     "exponential": exponential_temperature,
     "linear": linear_temperature,
@@ -149,12 +154,12 @@ DEFAULT_TEMPERATURE_SCHEDULE = "exponential"
 
 
 def temperature(schedule: str, epoch: int, epochs: int, t0: float = 5.0, warmup: int = 10, **kw) -> float:
-    """The temperature of ``epoch`` (0-based) under a named schedule."""
-    if schedule == "exponential":
-        return exponential_temperature(epoch, t0=t0, warmup=warmup, **kw)
-    if schedule == "linear":
-        return linear_temperature(epoch, epochs, t0=t0, warmup=warmup, **kw)
-    raise ValueError(f"unknown temperature schedule {schedule!r}; known: {', '.join(TEMPERATURE_SCHEDULES)}")
+    """The temperature of ``epoch`` (0-based) under a named schedule (``kw``: its hyper-parameters)."""
+    try:
+        fn = TEMPERATURE_SCHEDULES[schedule]
+    except KeyError:
+        raise ValueError(f"unknown temperature schedule {schedule!r}; known: {', '.join(TEMPERATURE_SCHEDULES)}") from None
+    return fn(epoch, epochs=epochs, t0=t0, warmup=warmup, **kw)
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Elasticity scaling (paper Sec. 3.3 "Rethinking Width-level Freedom", Algorithm 1, Appendix C).
 
-Reproduces the released code's behaviour (OFFICIAL_IMPLEMENTATION_FACTS, "Elasticity scaling"):
+Reproduces the released code's behaviour (docs/official_behaviour.md, "Elasticity scaling"):
 
 * above the target: one global *shrink* over stages 3-8, then *expansions* restricted to stages
   4-8, 5-8, 6-8, 7-8 and 8;
@@ -15,19 +15,17 @@ below the target (or the clipped widths); an expansion returns the last widths w
 was tried - so when every layer hits its upper bound during an expansion, the clipped widths
 are *not* taken, exactly as the original.
 
-``rank_channels`` is the channel-selection rule used with it (L1 norm of depthwise filters).
+The channel-selection rule used with it (L1 norm of depthwise filters) is ``elastic.rank_channels``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from .arch import Spec
+from .arch_spec import Spec
 from .latency import LUT
+from .lut_keys import layer_key
 from .space import SEARCHABLE_STAGES
-
-if TYPE_CHECKING:
-    import torch
 
 Bounds = Callable[[int], tuple[int, int]]
 
@@ -57,12 +55,11 @@ class ScaleResult:
         }
 
 
-class _Net:
-    """Flat view of a derived net for fast repeated latency evaluation."""
+class FlatLayers:
+    """A derived net as flat per-layer lists (LUT key, stage, width bounds), so the latency of
+    many candidate widths (``latency(mids)``) is a sum over lists, not a spec rebuilt each time."""
 
     def __init__(self, spec: Spec, lut: LUT, bounds: Bounds):
-        from .latency import layer_key
-
         space = spec.search_space
         self.keys, self.stage, self.lo, self.hi = [], [], [], []
         where = []
@@ -84,7 +81,7 @@ class _Net:
         return self.lut.base + sum(self.lut.entries[k][m] for k, m in zip(self.keys, mids))
 
 
-def _pass(net: _Net, mids: list[int], layers: list[int], expand: bool, target: float) -> list[int]:
+def _pass(net: FlatLayers, mids: list[int], layers: list[int], expand: bool, target: float) -> list[int]:
     """One shrink or expansion pass over ``layers`` (indices into ``mids``)."""
     if not layers:
         return mids
@@ -112,7 +109,7 @@ def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_boun
     """Shrink/expand the widths of a derived net toward ``target_ms`` under ``lut``."""
     if not target_ms > 0:
         raise ValueError(f"target latency must be positive, got {target_ms}")
-    net = _Net(spec, lut, bounds)
+    net = FlatLayers(spec, lut, bounds)
     mids = list(spec.mids)
     for i, m in enumerate(mids):
         if not net.lo[i] <= m <= net.hi[i]:
@@ -137,15 +134,3 @@ def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_boun
                + ("every layer at its lower width bound" if at_lo else "the widths scaling reached"))
     return ScaleResult(spec.with_mids(mids), before, after, float(target_ms), met, msg)
 
-
-def rank_channels(depthwise_weight) -> torch.Tensor:
-    """Channel order by importance: L1 norm of each depthwise filter, descending (Appendix C).
-
-    ``depthwise_weight`` has shape ``(mid, 1, k, k)``; keep the first ``mid'`` indices of the
-    result to shrink to ``mid'``.  The same indices select the expand conv's outputs, the
-    project conv's inputs and the SE convs' channels.  Ties keep the lower index first.
-    """
-    import torch
-
-    imp = depthwise_weight.detach().abs().flatten(1).sum(1)
-    return torch.sort(imp, descending=True, stable=True).indices

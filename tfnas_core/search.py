@@ -2,8 +2,8 @@
 
 ``run(cfg, out)`` searches with the settings of ``search_config.SearchConfig`` and writes to
 ``out``: ``config.json`` (resolved config), ``records.jsonl`` (one JSON object per epoch),
-``checkpoint.pt`` (after every epoch), and at the end ``spec.json`` (``arch.save``) and
-``summary.json``.  One epoch, as the released code (OFFICIAL_IMPLEMENTATION_FACTS "Search loop"):
+``checkpoint.pt`` (after every epoch), and at the end ``spec.json`` (``arch_spec.save``) and
+``summary.json``.  One epoch, as the released code (docs/official_behaviour.md, "Search loop"):
 
 * **Weight step** on every batch of the 80 % split (Eq. 8): the first path is Gumbel-sampled
   (``samplers.gumbel_path``: log_softmax(α) + Gumbel noise, argmax); after warm-up a second
@@ -47,7 +47,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,9 +57,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import arch, checkpoint, config, flops, runs, samplers, scaling, search_config
-from . import latency as latency_mod
+from . import arch_spec, flops, run_loop, samplers, scaling, search_config
+from . import latency
 from . import search_data
+from .atomic import atomic_write_text
 from .objectives import latency_loss
 from .search_config import SearchConfig
 from .space import Proxy, get_space
@@ -96,7 +96,7 @@ def build_optimizers(net: Supernet, cfg: SearchConfig):
 
 def temperature(cfg: SearchConfig, epoch: int) -> float:
     """T of (0-based) ``epoch`` under ``cfg.t_schedule``."""
-    kw = {"decay": cfg.t_decay} if cfg.t_schedule == "exponential" else {"t1": cfg.t_final}
+    kw = {k: getattr(cfg, f) for k, f in search_config.SCHEDULE_FIELDS[cfg.t_schedule].items()}
     return samplers.temperature(cfg.t_schedule, epoch, cfg.epochs, t0=cfg.t0, warmup=cfg.warmup_epochs, **kw)
 
 
@@ -261,21 +261,11 @@ def _load_state(st: dict, net: Supernet, w_opt, w_sched, a_opt, gen: torch.Gener
 
 
 def write_records(records: list[dict], path: Path) -> None:
-    arch.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def read_records(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def _check_config(out: Path, cfg_dict: dict) -> None:
-    config.check_resumable(out, cfg_dict, search_config.RESUME_FREE_KEYS, "search")
-
-
-def _progress(it, cfg: SearchConfig, **kw):
-    from tqdm import tqdm  # bars only on a TTY; tqdm.auto would warn in kernels without ipywidgets
-
-    return tqdm(it, disable=not (cfg.progress and sys.stderr.isatty()), dynamic_ncols=True, **kw)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -284,26 +274,24 @@ def _progress(it, cfg: SearchConfig, **kw):
 def run(cfg: SearchConfig, out: str | os.PathLike, log: Callable[[str], None] | None = None) -> dict | None:
     """Search with ``cfg`` into ``out``; return the summary, or ``None`` after ``stop_after_epoch``.
 
-    Resumes from ``out/checkpoint.pt`` when it exists (same config required)."""
-    say = log or (lambda m: print(m, file=sys.stderr))
+    Resumes from ``out/checkpoint.pt`` when it exists (same config required); the folder, the
+    resume, the records and the stop are ``run_loop.RunLoop``'s."""
+    say = log or run_loop.default_say
     cfg = search_config.resolve(cfg, torch.cuda.is_available())
     out = Path(out)
-    with cpu_threads(cfg.threads), runs.out_lock(out, lambda: say(f"waiting: another process is writing {out}")):
+    with cpu_threads(cfg.threads), run_loop.out_lock(out, say):
         return _run(cfg, out, say)
 
 
 def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
-    session_t0 = time.perf_counter()
-    cfg_dict = search_config.to_dict(cfg)
-    cfg_hash = runs.config_hash("search", cfg_dict, search_config.RESUME_FREE_KEYS)
-    ckpt_path = out / "checkpoint.pt"
-    _check_config(out, cfg_dict)
-    config_json_seen = (out / "config.json").is_file()
-    lut = latency_mod.load(search_config.resolve_path(cfg.lut))
+    loop = run_loop.RunLoop(out, "search", search_config.to_dict(cfg), search_config.RESUME_FREE_KEYS, cfg.epochs,
+                            cfg.stop_after_epoch, "records.jsonl", write_records, "summary.json", say,
+                            what="search", ckpt_what="search")
+    lut = latency.load(search_config.resolve_path(cfg.lut))
     missing = lut.check_covers(get_space(cfg.space))  # before the split file is written
     if missing:
-        raise latency_mod.LUTError(f"LUT {cfg.lut} does not cover space {cfg.space!r}: lacks {missing[0]}"
-                                   + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+        raise latency.LUTError(f"LUT {cfg.lut} does not cover space {cfg.space!r}: lacks {missing[0]}"
+                               + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
     data = search_data.make(cfg)  # before writing anything: a missing dataset leaves no trace
     device = torch.device(cfg.device)
     net = build_supernet(cfg, data.num_classes, data.in_chans, device)
@@ -311,107 +299,101 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
     gen = samplers.make_generator(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    atomic = arch.atomic_write_text
 
-    start, records, wall_before = 0, [], 0.0
-    if ckpt_path.is_file():  # checked and loaded before anything is written
-        st = checkpoint.load(ckpt_path, device, cfg_hash, CHECKPOINT_KEYS, config_json_seen, "search")
+    def same_split(st: dict) -> None:
         if st["split_sha256"] != data.split.sha256:
-            raise ValueError(f"{ckpt_path} was made with another data split ({str(st['split_sha256'])[:12]}); "
+            raise ValueError(f"{loop.ckpt_path} was made with another data split ({str(st['split_sha256'])[:12]}); "
                              f"{data.split.path} is {data.split.sha256[:12]}")
-        checkpoint.apply(ckpt_path, _load_state, st, net, w_opt, w_sched, a_opt, gen)
-        start, records, wall_before = st["data_position"]["epoch"], st["records"], st["wall_s"]
-        say(f"resuming {out} after epoch {start}/{cfg.epochs}")
-    atomic(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
-    lut_check = fingerprint.record(lut)  # the machine's speed vs the LUT's, this session (issue 9)
-    if lut_check is not None:
-        atomic(out / "lut_check.json", json.dumps(lut_check, indent=1) + "\n")
-    if start >= cfg.epochs and (out / "summary.json").is_file():
-        say(f"{out}: already complete")
-        return json.loads((out / "summary.json").read_text())
 
+    loop.resume(device, CHECKPOINT_KEYS, _load_state, net, w_opt, w_sched, a_opt, gen,
+                epoch_of=lambda st: st["data_position"]["epoch"], check=same_split)
+    lut_check = fingerprint.record(lut)  # the machine's speed vs the LUT's, this session (issue 9)
+    done = loop.begin({"lut_check.json": lut_check} if lut_check is not None else None)
+    if done is not None:
+        return done
     steps = len(data.weights) if cfg.steps_per_epoch is None else min(cfg.steps_per_epoch, len(data.weights))
     if steps < 1:
         raise ValueError(f"the weights split ({data.n_weights} images) cannot fill one batch of {cfg.batch_size}")
 
-    def kept() -> str:
-        return (f"the last good checkpoint (epoch {len(records)}) is kept at {ckpt_path}" if ckpt_path.is_file()
-                else "no checkpoint was written yet")
-
-    overall = _progress(range(start, cfg.epochs), cfg, desc="search", initial=start, total=cfg.epochs)
-    for epoch in overall:
+    for epoch in run_loop.progress_bar(loop.epoch_range(), cfg.progress, dynamic_ncols=True, desc="search",
+                                       initial=loop.start, total=cfg.epochs):
         t0 = time.perf_counter()
-        searching = epoch >= cfg.warmup_epochs
-        temp = temperature(cfg, epoch)
-        lr = w_sched.get_last_lr()[0]
-        data.weights.set_epoch(epoch)
-        arch_batches = data.arch_stream(epoch) if searching else None
-        sums = {"w_loss": 0.0, "w_correct": 0, "w_n": 0, "a_loss": 0.0, "a_ce": 0.0, "a_lat_loss": 0.0,
-                "a_lat_ms": 0.0, "a_steps": 0}
-        bar = _progress(zip(range(steps), data.weights), cfg, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                        total=steps, leave=False)
-        for step, (x, y) in bar:
-            where = lambda: (f"at epoch {epoch + 1} step {step + 1}; search stopped, {kept()}")  # noqa: E731
-            r = weight_step(net, x.to(device), y.to(device), w_opt, cfg, gen, bi=searching, where=where)
-            sums["w_loss"] += r["loss"] * r["n"]
-            sums["w_correct"] += r["correct"]
-            sums["w_n"] += r["n"]
-            if searching and (step + 1) % cfg.arch_every == 0:
-                xa, ya = next(arch_batches)
-                a = arch_step(net, xa.to(device), ya.to(device), a_opt, lut, cfg, temp, gen, where=where)
-                for k in ("loss", "ce", "lat_loss", "lat_ms"):
-                    sums[f"a_{k}"] += a[k]
-                sums["a_steps"] += 1
-        w_sched.step()
-        va = validate(net, data.val, gen, device, cfg.val_batches)
-        es = elasticity(net, lut, cfg.target_ms, w_opt, enabled=searching and cfg.elasticity)
-        na = max(sums["a_steps"], 1)
-        rec = {
-            "epoch": epoch + 1, "phase": "search" if searching else "warmup", "temperature": temp, "lr": lr,
-            "train_loss": sums["w_loss"] / sums["w_n"], "train_acc": 100 * sums["w_correct"] / sums["w_n"],
-            **va, "arch_steps": sums["a_steps"],
-            "arch_loss": sums["a_loss"] / na if sums["a_steps"] else None,
-            "arch_ce": sums["a_ce"] / na if sums["a_steps"] else None,
-            "lat_loss": sums["a_lat_loss"] / na if sums["a_steps"] else None,
-            "arch_expected_ms": sums["a_lat_ms"] / na if sums["a_steps"] else None,
-            **arch_state(net, lut), **es, "es_applied": searching and cfg.elasticity,
-            "target_ms": cfg.target_ms, "epoch_s": time.perf_counter() - t0,
-        }
-        records.append(rec)
-        checkpoint.save({
+        rec = search_epoch(net, data, lut, cfg, epoch, steps, w_opt, w_sched, a_opt, gen, device, loop.kept)
+        rec["epoch_s"] = time.perf_counter() - t0
+        loop.end_epoch(rec, lambda: {
             "net": net.state_dict(), "w_opt": w_opt.state_dict(), "w_sched": w_sched.state_dict(),
-            "a_opt": a_opt.state_dict(), "temperature": temp, "rng": _rng_state(gen), "records": records,
+            "a_opt": a_opt.state_dict(), "temperature": rec["temperature"], "rng": _rng_state(gen),
             "data_position": {"epoch": epoch + 1, "step": 0}, "split_sha256": data.split.sha256,
-            "wall_s": wall_before + time.perf_counter() - session_t0,
-        }, ckpt_path, cfg_hash)
-        write_records(records, out / "records.jsonl")
-        say(f"epoch {epoch + 1}/{cfg.epochs} [{rec['phase']}] T {temp:.3f} lr {lr:.4f} | train loss "
-            f"{rec['train_loss']:.3f} acc {rec['train_acc']:.1f} | val acc {rec['val_acc']:.1f} | LUT "
-            f"{rec['lut_ms_before']:.3f} -> {rec['lut_ms_after']:.3f} ms (target {cfg.target_ms:.3f}) | "
-            f"depths {rec['derived_depths']} | {rec['epoch_s']:.1f} s")
-        if cfg.stop_after_epoch and epoch + 1 >= cfg.stop_after_epoch and epoch + 1 < cfg.epochs:
-            say(f"stopped after epoch {epoch + 1} (stop_after_epoch); rerun the same command to resume")
+        }, f"epoch {epoch + 1}/{cfg.epochs} [{rec['phase']}] T {rec['temperature']:.3f} lr {rec['lr']:.4f} | train loss "
+           f"{rec['train_loss']:.3f} acc {rec['train_acc']:.1f} | val acc {rec['val_acc']:.1f} | LUT "
+           f"{rec['lut_ms_before']:.3f} -> {rec['lut_ms_after']:.3f} ms (target {cfg.target_ms:.3f}) | "
+           f"depths {rec['derived_depths']} | {rec['epoch_s']:.1f} s")
+        if loop.stopping(epoch):
             return None
+    return loop.finish(_summary(net, lut, cfg, data, loop))
 
+
+def search_epoch(net: Supernet, data, lut, cfg: SearchConfig, epoch: int, steps: int, w_opt, w_sched, a_opt,
+                 gen: torch.Generator, device, kept: Callable[[], str]) -> dict:
+    """One epoch (0-based ``epoch``): weight steps, arch steps after warm-up, validation and
+    elasticity scaling; its record (without ``epoch_s``)."""
+    searching = epoch >= cfg.warmup_epochs
+    temp = temperature(cfg, epoch)
+    lr = w_sched.get_last_lr()[0]
+    data.weights.set_epoch(epoch)
+    arch_batches = data.arch_stream(epoch) if searching else None
+    sums = {"w_loss": 0.0, "w_correct": 0, "w_n": 0, "a_loss": 0.0, "a_ce": 0.0, "a_lat_loss": 0.0,
+            "a_lat_ms": 0.0, "a_steps": 0}
+    bar = run_loop.progress_bar(zip(range(steps), data.weights), cfg.progress, dynamic_ncols=True,
+                                desc=f"epoch {epoch + 1}/{cfg.epochs}", total=steps, leave=False)
+    for step, (x, y) in bar:
+        where = lambda: (f"at epoch {epoch + 1} step {step + 1}; search stopped, {kept()}")  # noqa: E731
+        r = weight_step(net, x.to(device), y.to(device), w_opt, cfg, gen, bi=searching, where=where)
+        sums["w_loss"] += r["loss"] * r["n"]
+        sums["w_correct"] += r["correct"]
+        sums["w_n"] += r["n"]
+        if searching and (step + 1) % cfg.arch_every == 0:
+            xa, ya = next(arch_batches)
+            a = arch_step(net, xa.to(device), ya.to(device), a_opt, lut, cfg, temp, gen, where=where)
+            for k in ("loss", "ce", "lat_loss", "lat_ms"):
+                sums[f"a_{k}"] += a[k]
+            sums["a_steps"] += 1
+    w_sched.step()
+    va = validate(net, data.val, gen, device, cfg.val_batches)
+    es = elasticity(net, lut, cfg.target_ms, w_opt, enabled=searching and cfg.elasticity)
+    na = max(sums["a_steps"], 1)
+    return {
+        "epoch": epoch + 1, "phase": "search" if searching else "warmup", "temperature": temp, "lr": lr,
+        "train_loss": sums["w_loss"] / sums["w_n"], "train_acc": 100 * sums["w_correct"] / sums["w_n"],
+        **va, "arch_steps": sums["a_steps"],
+        "arch_loss": sums["a_loss"] / na if sums["a_steps"] else None,
+        "arch_ce": sums["a_ce"] / na if sums["a_steps"] else None,
+        "lat_loss": sums["a_lat_loss"] / na if sums["a_steps"] else None,
+        "arch_expected_ms": sums["a_lat_ms"] / na if sums["a_steps"] else None,
+        **arch_state(net, lut), **es, "es_applied": searching and cfg.elasticity,
+        "target_ms": cfg.target_ms,
+    }
+
+
+def _summary(net: Supernet, lut, cfg: SearchConfig, data, loop: run_loop.RunLoop) -> dict:
+    """Derive the final spec, write ``spec.json``; the content of ``summary.json``."""
     spec = net.derive(f"search-{cfg.profile}-seed{cfg.seed}")
     lut_ms = lut.predict(spec)
-    spec = arch.Spec(spec.name, spec.space, spec.stages,
-                     {**spec.meta, "profile": cfg.profile, "seed": cfg.seed, "lut": cfg.lut,
-                      "lut_ms": round(lut_ms, 6), "target_ms": cfg.target_ms})
-    arch.save(spec, out / "spec.json")
-    last = records[-1]
-    summary = {
+    spec = arch_spec.Spec(spec.name, spec.space, spec.stages,
+                          {**spec.meta, "profile": cfg.profile, "seed": cfg.seed, "lut": cfg.lut,
+                           "lut_ms": round(lut_ms, 6), "target_ms": cfg.target_ms})
+    arch_spec.save(spec, loop.out / "spec.json")
+    last = loop.records[-1]
+    return {
         "name": spec.name, "profile": cfg.profile, "dataset": cfg.dataset, "epochs": cfg.epochs,
         "spec": spec.to_dict(), "depths": list(spec.depths), "lut_ms": lut_ms, "target_ms": cfg.target_ms,
         "met": lut_ms <= cfg.target_ms, "flops_m": round(flops.count_flops(spec), 3),
         "final_train_acc": last["train_acc"], "final_val_acc": last["val_acc"],
-        "search_wall_s": round(wall_before + time.perf_counter() - session_t0, 2),
+        "search_wall_s": round(loop.wall_s(), 2),
         "split": str(data.split.path), "split_sha256": data.split.sha256, "device": cfg.device,
         "threads": torch.get_num_threads(),
     }
-    atomic(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    return summary
 
 
 __all__ = ["SearchDiverged", "arch_state", "arch_step", "build_optimizers", "build_supernet", "elasticity",
-           "read_records", "run", "temperature", "validate", "weight_step", "write_records"]
+           "read_records", "run", "search_epoch", "temperature", "validate", "weight_step", "write_records"]

@@ -1,7 +1,7 @@
 """Search settings: ``SearchConfig``, the profiles ``paper`` / ``mini`` / ``smoke`` and ``--set``.
 
 Every knob of an architecture search (paper Sec. 3.3 "Overall Algorithm", Sec. 4, Appendix B;
-OFFICIAL_IMPLEMENTATION_FACTS "Search loop") is a field of ``SearchConfig``; a profile is a
+docs/official_behaviour.md, "Search loop") is a field of ``SearchConfig``; a profile is a
 function returning one.  ``apply_overrides(cfg, ["key=value", ...])`` coerces each value to its
 field's type and refuses unknown keys (``SearchConfigError``, a ``ValueError``, so the CLI exits
 2 with one line).  ``resolve`` fills the derived fields (``target_ms`` when it is ``None``,
@@ -108,6 +108,10 @@ LIMITS: dict[str, Range] = {
     "seed": SEED, "threads": AT_LEAST_1, "stop_after_epoch": AT_LEAST_1,
 }
 
+# The hyper-parameters of each temperature schedule (``samplers.TEMPERATURE_SCHEDULES``) beyond
+# t0 and warm-up: the schedule's keyword -> the field that sets it.
+SCHEDULE_FIELDS: dict[str, dict[str, str]] = {"exponential": {"decay": "t_decay"}, "linear": {"t1": "t_final"}}
+
 # Keys that may differ between an interrupted run and its resumption.
 RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "progress", "num_workers", "threads"})
 
@@ -121,12 +125,8 @@ def paper() -> SearchConfig:
 def mini() -> SearchConfig:
     """The search on real Fashion-MNIST, one whole search in <= 10 minutes on 2 busy CPU cores.
 
-    Measured on this machine (2 cores shared with colleagues, load 1.2-1.8; 1 thread, batch 64,
-    per step): a bi-sampled weight step at 28 px / width 0.25 / stem stride 1 costs ~0.3 s, a
-    relaxed arch step (all 8 ops of all 22 layers) ~1.1 s (~0.7 s with weight gradients skipped);
-    a search epoch of 60 weight + 30 arch steps took 39 s, a warm-up epoch 10 s.  With 2 threads
-    steps were ~1.5x faster when the second core was free but up to 4x slower when a colleague
-    held it.  Choices:
+    The timings these choices rest on (one machine, when they were made) are in
+    ``results/bench/profile_choices.md``; ``make bench`` measures this machine.  Choices:
 
     * ``resolution=28, stem_stride=1``: the native 28 px; stage maps 28-14-7-4-4-2-2 keep some
       spatial extent to the end (a stride-2 stem leaves 1x1 maps in stages 7-8, where k3 and k5
@@ -135,12 +135,10 @@ def mini() -> SearchConfig:
       (what the search chooses between) are kept.
     * ``subset=6400`` (-> 5120 weights / 1280 arch images, per-class 80/20), ``batch_size=64``
       -> 80 weight steps and 40 arch steps per epoch.
-    * ``epochs=8, warmup_epochs=3``: a supernet trained on random single paths learns slowly
-      (measured: 19 % after 120 steps, where one fixed path reaches 50 % after 60), so the
-      warm-up is 3/8 of the epochs instead of the paper's 1/9 - warm-up steps are the cheap ones
-      - and 5 epochs update α/β with elasticity scaling after each.  Measured (CLI, load 1.3-2.2):
-      warm-up epochs 13.5 s, search epochs 49-53 s, whole search 296 s (4 min 58 s process wall).
-    * ``w_lr`` stays the paper's 0.025 (0.1 was measured worse: chance level after 120 steps).
+    * ``epochs=8, warmup_epochs=3``: a supernet trained on random single paths learns slowly, so
+      the warm-up is 3/8 of the epochs instead of the paper's 1/9 - warm-up steps are the cheap
+      ones - and 5 epochs update α/β with elasticity scaling after each.
+    * ``w_lr`` stays the paper's 0.025 (0.1 was measured worse).
     * ``crop_min_scale=0.35``: 8 % of a 28 px image is too little to classify.
     * ``threads=1``: predictable under contention; benchmarks/bench_search.py records both.
     * LUT: this machine's CPU table (tfnas_core/luts/cpu_local.json); target ``None`` = TF-NAS-B's
@@ -163,14 +161,11 @@ def smoke() -> SearchConfig:
     )
 
 
-PROFILES: dict[str, Callable[[], SearchConfig]] = {"paper": paper, "mini": mini, "smoke": smoke}
+PROFILES: dict[str, Callable[[], SearchConfig]] = _config.profile_registry(paper=paper, mini=mini, smoke=smoke)
 
 
 def get_profile(name: str) -> SearchConfig:
-    try:
-        return PROFILES[name]()
-    except KeyError:
-        raise SearchConfigError(f"unknown search profile {name!r}; known: {', '.join(PROFILES)}") from None
+    return _config.get_profile(PROFILES, name, SearchConfigError, "search profile")
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -184,8 +179,7 @@ def check(cfg: SearchConfig) -> SearchConfig:
     """Validate the values (names of variants, types, ``LIMITS``); raise ``SearchConfigError`` naming the field."""
     from .objectives import OBJECTIVES
     from .samplers import SECOND_PATH_STRATEGIES, TEMPERATURE_SCHEDULES
-    from .space import SPACES
-    from .supernet import DEPTH_SPACES
+    from .space import DEPTH_SPACES, SPACES
 
     choices = {
         "dataset": DATASETS, "space": tuple(SPACES), "depth_space": DEPTH_SPACES, "arch_step": ARCH_STEPS,
@@ -222,13 +216,11 @@ def fill_objective_defaults(cfg: SearchConfig) -> SearchConfig:
     if cfg.objective not in DEFAULTS:
         return cfg  # check() names the unknown objective
     d = DEFAULTS[cfg.objective]
+    if cfg.lam2 is not None and "lam2" not in d:
+        users = ", ".join(name for name, hyper in DEFAULTS.items() if "lam2" in hyper)
+        raise SearchConfigError(f"lam2: a hyper-parameter of objective {users} only, not of {cfg.objective!r}")
     lam = d["lam"] if cfg.lam is None else cfg.lam
-    if cfg.objective == "c1":
-        lam2 = d["lam2"] if cfg.lam2 is None else cfg.lam2
-    elif cfg.lam2 is not None:
-        raise SearchConfigError(f"lam2: a hyper-parameter of objective c1 only, not of {cfg.objective!r}")
-    else:
-        lam2 = None
+    lam2 = (d["lam2"] if cfg.lam2 is None else cfg.lam2) if "lam2" in d else None
     return replace(cfg, lam=float(lam), lam2=None if lam2 is None else float(lam2))
 
 

@@ -34,7 +34,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from .arch import atomic_write_text
+from .atomic import atomic_write_text
 from .checks import parse_json
 from .data import FMNIST_MEAN, FMNIST_STD, IMAGENET_MEAN, IMAGENET_STD, DataError, LoaderBatches, TensorBatches
 from .search_config import SearchConfig, resolve_path

@@ -22,7 +22,7 @@ class OpDef:
     ``family`` is the expansion family: ``e3`` takes ``mid in [2·cin, 4·cin]`` and starts the
     search at ``3·cin``; ``e6`` takes ``[4·cin, 8·cin]`` and starts at ``6·cin``.  ``se_ratio`` is
     the SE width over ``cin`` (0: no SE; 1 for e3_se, 2 for e6_se): it is fixed by the op, not by
-    ``mid`` (OFFICIAL_IMPLEMENTATION_FACTS, "SE width is fixed by the op family").
+    ``mid`` (docs/official_behaviour.md, "SE width is fixed by the op family").
     """
 
     name: str
@@ -177,6 +177,12 @@ def get_space(name: str) -> SearchSpace:
         return SPACES[name]
     except KeyError:
         raise ValueError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
+
+
+# How a stage's depth is searched (paper Sec. 3.2 "Rethinking Depth-level Freedom", Fig. 3, Table 4):
+# 'sink' (sink-connecting, Eq. 5/6; the method), 'skip-in' and 'skip-out' (Fig. 3(a, b)).
+# ``supernet.Supernet`` builds each; config validation reads the names here, without torch.
+DEPTH_SPACES = ("sink", "skip-in", "skip-out")
 
 
 # ----------------------------------------------------------------------------- layer geometry

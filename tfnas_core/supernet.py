@@ -3,7 +3,7 @@
 Stem → fixed stage-2 block → every searchable layer of stages 3..8 at maximum depth, each a
 ``MixedOp`` over the space's candidates (α order of ``space.OPS``) built from elastic blocks
 (``elastic.ElasticMBInvRes``) → 1x1 conv → pool → fc.  All BNs are ``affine=False`` without
-running statistics, as the released code (OFFICIAL_IMPLEMENTATION_FACTS, "Supernet BatchNorms").
+running statistics, as the released code (docs/official_behaviour.md, "Supernet BatchNorms").
 
 Architecture parameters (DARTS style, kept apart from the weights: ``arch_parameters()`` /
 ``weight_parameters()``):
@@ -50,14 +50,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import fast_ops
-from . import latency as _lat
-from .arch import Layer, Spec, plan, validate
+from . import relaxed_latency
+from .latency import LUT
+from .arch_spec import Layer, Spec, plan, validate
 from .elastic import ElasticMBInvRes
 from .model import EvalNet
 from .ops import MBInvRes, conv_bn_act
-from .space import SEARCHABLE_STAGES, PAPER_SCALE, LayerGeom, Proxy, all_layer_geometries, get_space
+from .space import DEPTH_SPACES, SEARCHABLE_STAGES, PAPER_SCALE, LayerGeom, Proxy, all_layer_geometries, get_space
 
-DEPTH_SPACES = ("sink", "skip-in", "skip-out")
 SKIP = "skip"
 Choice = Union[int, torch.Tensor]
 
@@ -328,19 +328,19 @@ class Supernet(nn.Module):
         return layer(x, op) if int(gate) else x
 
     # -- latency (Eq. 4 / 6) -----------------------------------------------------------------
-    def layer_latencies(self, lut: _lat.LUT) -> list[list[float]]:
+    def layer_latencies(self, lut: LUT) -> list[list[float]]:
         """LUT latency of every choice of every layer at its current width (skip: 0)."""
         out = []
         for l, g in enumerate(self.geoms):
-            lats = _lat.op_latencies(lut, self.space, g, self.mids[l])
+            lats = relaxed_latency.op_latencies(lut, self.space, g, self.mids[l])
             out.append(lats + [0.0] * int(self.layers[l].has_skip))
         return out
 
-    def expected_latency(self, lut: _lat.LUT, op_weights: Sequence[torch.Tensor],
+    def expected_latency(self, lut: LUT, op_weights: Sequence[torch.Tensor],
                          depth_weights: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Relaxed latency of the supernet under ``op_weights`` (per layer) and ``depth_weights``.
 
-        'sink': Eq. 6 (``latency.expected_latency`` with the stage depth distribution);
+        'sink': Eq. 6 (``relaxed_latency.expected_latency`` with the stage depth distribution);
         'skip-in': Eq. 4 with the skip candidate costing 0; 'skip-out': Eq. 4 with each gated
         layer's latency multiplied by P(keep).  ``base`` (fixed parts) is included.
         """
@@ -352,11 +352,11 @@ class Supernet(nn.Module):
         if len(depth_weights) != len(self.depth_parameters()):
             raise ValueError(f"expected {len(self.depth_parameters())} depth weight vectors, got {len(depth_weights)}")
         if self.depth_space == "sink":
-            return _lat.expected_latency(lut.base, op_weights, lats, depth_weights, self.stage_sizes)
+            return relaxed_latency.expected_latency(lut.base, op_weights, lats, depth_weights, self.stage_sizes)
         if self.depth_space == "skip-out":
             for g, l in enumerate(self.gated_layers):
                 lats[l] = lats[l] * depth_weights[g][1]
-        return _lat.expected_latency(lut.base, op_weights, lats)
+        return relaxed_latency.expected_latency(lut.base, op_weights, lats)
 
     # -- derivation --------------------------------------------------------------------------
     @torch.no_grad()
@@ -380,7 +380,7 @@ class Supernet(nn.Module):
     def derive(self, name: str = "derived") -> Spec:
         """The derived architecture (argmax α per layer, argmax depth) with the current widths.
 
-        Validated with ``arch.validate``; ``meta["supernet_layers"]`` records, per stage, the
+        Validated with ``arch_spec.validate``; ``meta["supernet_layers"]`` records, per stage, the
         in-stage positions of the supernet layers kept (they differ from 0..d-1 only in the skip
         spaces), which ``active_subnet`` and ``set_widths`` use to find the weights.
         """

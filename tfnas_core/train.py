@@ -17,14 +17,11 @@ any rank stops every rank with ``TrainingDiverged``, leaving the last good check
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
-import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_mod
-from . import checkpoint, config, flops, model, profiles, runs
-from .arch import Spec, atomic_write_text
+from . import flops, model, profiles, run_loop
+from .arch_spec import Spec
+from .atomic import atomic_write_text
 from .profiles import TrainConfig
 from .space import Proxy
 from .timing import cpu_threads
@@ -92,12 +90,6 @@ def _any_rank(flag: bool, device: torch.device, d: Dist) -> bool:
     return bool(t.item())
 
 
-def _progress(it, cfg: TrainConfig, d: Dist, desc: str):
-    from tqdm import tqdm  # bars only on a TTY; tqdm.auto would warn in kernels without ipywidgets
-
-    return tqdm(it, desc=desc, leave=False, disable=not (cfg.progress and d.main and sys.stderr.isatty()))
-
-
 def _layout(cfg: "profiles.TrainConfig") -> torch.memory_format:
     """``channels_last`` (NHWC) or the default layout: the same function, other kernels (on CPU the
     depthwise convolutions run 2-3x faster in NHWC)."""
@@ -108,7 +100,8 @@ def train_epoch(net, batches, opt, sched, scaler, criterion, cfg, device, d: Dis
                 on_diverged: Callable[[str], str]) -> dict:
     net.train()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
-    for step, (x, y) in enumerate(_progress(batches, cfg, d, f"epoch {epoch + 1}")):
+    for step, (x, y) in enumerate(run_loop.progress_bar(batches, cfg.progress and d.main, desc=f"epoch {epoch + 1}",
+                                                       leave=False)):
         x, y = x.to(device, non_blocking=True, memory_format=_layout(cfg)), y.to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=cfg.amp):
             logits = net(x)
@@ -200,19 +193,16 @@ def _load_state(st: dict, core: nn.Module, opt, sched, scaler, d: Dist) -> None:
         _set_rng_state(st["rng"][d.rank])
 
 
-def _check_config(out: Path, cfg_dict: dict) -> None:
-    config.check_resumable(out, cfg_dict, profiles.RESUME_FREE_KEYS, "run")
-
-
 # ----------------------------------------------------------------------------- the run
 
 
 def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str], None] | None = None) -> dict | None:
     """Train ``spec`` with ``cfg`` into ``out``; return the result dict, or ``None`` when the run
-    stopped early on purpose (``stop_after_epoch``).  Resumes from ``out/checkpoint.pt``."""
+    stopped early on purpose (``stop_after_epoch``).  Resumes from ``out/checkpoint.pt``; the
+    folder, the resume, the records and the stop are ``run_loop.RunLoop``'s."""
     d = dist_from_env()
     cfg = profiles.resolve(cfg, spec, torch.cuda.is_available())
-    say = (log or (lambda m: print(m, file=sys.stderr))) if d.main else (lambda m: None)
+    say = (log or run_loop.default_say) if d.main else (lambda m: None)
     out = Path(out)
     device = torch.device("cuda", d.local_rank) if cfg.device == "cuda" else torch.device("cpu")
     if cfg.device == "cuda":
@@ -220,10 +210,8 @@ def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str
     own_group = d.world > 1 and not dist.is_initialized()
     if own_group:
         dist.init_process_group("nccl" if cfg.device == "cuda" else "gloo", rank=d.rank, world_size=d.world)
-    lock = runs.out_lock(out, lambda: say(f"waiting: another process is writing {out}")) if d.main \
-        else contextlib.nullcontext()  # rank 0 writes; the other ranks only read
-    try:
-        with cpu_threads(cfg.threads), lock:
+    try:  # rank 0 writes; the other ranks only read
+        with cpu_threads(cfg.threads), run_loop.out_lock(out, say, enabled=d.main):
             return _run(spec, cfg, out, device, d, say)
     finally:
         if own_group:
@@ -231,12 +219,9 @@ def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str
 
 
 def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict | None:
-    session_t0 = time.perf_counter()
-    cfg_dict = profiles.to_dict(cfg)
-    cfg_hash = runs.config_hash("train", cfg_dict, profiles.RESUME_FREE_KEYS)
-    ckpt_path = out / "checkpoint.pt"
-    _check_config(out, cfg_dict)  # every rank reads; the folder is assumed shared
-    config_json_seen = (out / "config.json").is_file()
+    loop = run_loop.RunLoop(out, "train", profiles.to_dict(cfg), profiles.RESUME_FREE_KEYS, cfg.epochs,
+                            cfg.stop_after_epoch, "records.csv", write_records, "result.json", say,
+                            what="run", ckpt_what="retraining", main=d.main)  # every rank reads; the folder is shared
     if d.world > 1:
         dist.barrier()
     data = data_mod.make(cfg, d.rank, d.world)  # before writing anything: a missing dataset leaves no trace
@@ -254,24 +239,15 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp)
     criterion = make_criterion(cfg)
 
-    start, records, wall_before = 0, [], 0.0
-    if ckpt_path.is_file():  # checked and loaded before anything is written
-        st = checkpoint.load(ckpt_path, device, cfg_hash, CHECKPOINT_KEYS, config_json_seen, "retraining")
-        checkpoint.apply(ckpt_path, _load_state, st, core, opt, sched, scaler, d)
-        start, records, wall_before = st["epoch"], st["records"], st["wall_s"]
-        say(f"resuming {out} after epoch {start}/{cfg.epochs}")
-    if d.main:
-        atomic_write_text(out / "config.json", json.dumps(cfg_dict, indent=1) + "\n")
-    if start >= cfg.epochs and (out / "result.json").is_file():
-        say(f"{out}: already complete")
-        return json.loads((out / "result.json").read_text())
+    loop.resume(device, CHECKPOINT_KEYS, _load_state, core, opt, sched, scaler, d, epoch_of=lambda st: st["epoch"])
+    done = loop.begin()
+    if done is not None:
+        return done
 
     def diverged(what: str) -> str:
-        kept = f"the last good checkpoint (epoch {len(records)}) is kept at {ckpt_path}" if ckpt_path.is_file() \
-            else "no checkpoint was written yet"
-        return f"{what}; training stopped, {kept} (try a lower lr, or amp=false)"
+        return f"{what}; training stopped, {loop.kept()} (try a lower lr, or amp=false)"
 
-    for epoch in range(start, cfg.epochs):
+    for epoch in loop.epoch_range():
         t0 = time.perf_counter()
         data.train.set_epoch(epoch)
         tr = train_epoch(net, data.train, opt, sched, scaler, criterion, cfg, device, d, epoch, diverged)
@@ -280,33 +256,24 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
                 dist.broadcast(b, 0)
         va = evaluate(core, data.val, cfg, device, d)
         rec = {"epoch": epoch + 1, **tr, **va, "lr": opt.param_groups[0]["lr"], "epoch_s": time.perf_counter() - t0}
-        records.append(rec)
         rngs = _gather(_rng_state(), d)
-        if d.main:
-            checkpoint.save({
-                "model": core.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(), "epoch": epoch + 1, "rng": rngs, "records": records,
-                "wall_s": wall_before + time.perf_counter() - session_t0,
-            }, ckpt_path, cfg_hash)
-            write_records(records, out / "records.csv")
-        say(f"epoch {epoch + 1}/{cfg.epochs}: train loss {tr['train_loss']:.4f} top-1 {tr['train_top1']:.2f} | "
-            f"val loss {va['val_loss']:.4f} top-1 {va['val_top1']:.2f} top-5 {va['val_top5']:.2f} | {rec['epoch_s']:.1f} s")
+        loop.end_epoch(rec, lambda: {
+            "model": core.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict(), "epoch": epoch + 1, "rng": rngs,
+        }, f"epoch {epoch + 1}/{cfg.epochs}: train loss {tr['train_loss']:.4f} top-1 {tr['train_top1']:.2f} | "
+           f"val loss {va['val_loss']:.4f} top-1 {va['val_top1']:.2f} top-5 {va['val_top5']:.2f} | {rec['epoch_s']:.1f} s")
         if d.world > 1:
             dist.barrier()
-        if cfg.stop_after_epoch and epoch + 1 >= cfg.stop_after_epoch and epoch + 1 < cfg.epochs:
-            say(f"stopped after epoch {epoch + 1} (stop_after_epoch); rerun the same command to resume")
+        if loop.stopping(epoch):
             return None
 
-    last = records[-1]
-    result = {
+    last = loop.records[-1]
+    return loop.finish({
         "name": spec.name, "profile": cfg.profile, "dataset": cfg.dataset, "epochs": cfg.epochs,
         "top1": round(last["val_top1"], 4), "top5": round(last["val_top5"], 4), "val_loss": round(last["val_loss"], 6),
         "flops_m": round(flops.count_flops(spec), 3), "proxy_flops_m": round(flops.count_flops(spec, proxy), 4),
         "params_m": round(sum(p.numel() for p in core.parameters()) / 1e6, 5),
-        "wall_s": round(wall_before + time.perf_counter() - session_t0, 2),
+        "wall_s": round(loop.wall_s(), 2),
         "world_size": d.world, "device": cfg.device,
         "rank_digests": _gather(weights_digest(core), d),
-    }
-    if d.main:
-        atomic_write_text(out / "result.json", json.dumps(result, indent=1) + "\n")
-    return result
+    })

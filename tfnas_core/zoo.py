@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-from .arch import Spec, loads
+from .arch_spec import Spec, loads
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .atomic import atomic_write_text
 from .space import (
     PAPER_SCALE,
     SEARCHABLE_STAGES,
+    SPACES,
     BlockArgs,
     LayerGeom,
     NetPlan,
@@ -125,7 +126,7 @@ def validate(d: Any) -> Spec:
     space_name = d.get("space")
     if not isinstance(space_name, str):
         raise SpecError(f"space: {'missing' if space_name is None else f'expected a string, got {space_name!r}'} "
-                        "(one of tfnas, tfnas-wose, mbv2)")
+                        f"(one of {', '.join(SPACES)})")
     try:
         space = get_space(space_name)
     except ValueError as e:
@@ -192,61 +193,6 @@ def load(path: str | os.PathLike) -> Spec:
 def save(spec: Spec, path: str | os.PathLike) -> Path:
     """Write atomically (temp file + rename): never a half-written spec."""
     return atomic_write_text(Path(path), spec.to_json())
-
-
-def _cannot_write(path: Path, e: BaseException) -> OSError:
-    why = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[-1]
-    return OSError(f"cannot write {path}: {why}")
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write to a uniquely named temp file beside ``path``, then rename; the temp file is removed
-    on any failure (a full disk leaves the old file and no debris), naming ``path`` in the error."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise _cannot_write(path, e) from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for everyone to read
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise _cannot_write(path, e) from None
-        raise
-    return path
-
-
-def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a uniquely named temp file, then rename: a checkpoint is either the old
-    one or the new; two writers never share a temp file, and a failed write leaves none behind."""
-    import torch
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-    except OSError as e:
-        raise _cannot_write(path, e) from None
-    try:
-        torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as a plain torch.save would leave it
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, (OSError, RuntimeError)):  # torch reports a full disk as a RuntimeError
-            raise _cannot_write(path, e) from None
-        raise
-    return path
 
 
 def infer_op(space: SearchSpace, kernel: int, cin: int, mid: int, se: int) -> str:

@@ -1,0 +1,160 @@
+"""The run skeleton shared by the search (``search.run``) and the retraining (``train.run``).
+
+Both write one run folder ``OUT`` the same way, and this module is where that way lives:
+
+* **before anything is written**: ``OUT/config.json`` must hold the same config (``config.
+  check_resumable``) and ``OUT/checkpoint.pt`` the same config hash (``checkpoint.load``); a
+  refused run leaves the folder as it was;
+* **resume**: a checkpoint restores the state after its epoch, the records so far and the wall
+  time of earlier sessions; a finished run (every epoch and the done file) is returned as it is;
+* **after every epoch**: the checkpoint (atomically, with the config hash), the records file
+  (``records.jsonl`` for a search, ``records.csv`` for a retraining: the formats the notebooks
+  and ``plots.load_records`` read) and one progress line through ``say``;
+* ``stop_after_epoch`` stops cleanly after that epoch (rerun the same command to resume);
+* a non-finite loss names the epoch and step and what is kept (``kept``);
+* **at the end**: the done file (``summary.json`` / ``result.json``), written last, so
+  ``runs.RunStore`` takes a folder with it for a finished run.
+
+In a distributed retraining every rank runs the loop; only the main rank (``main=True``) writes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from . import checkpoint, config, runs
+from .atomic import atomic_write_text
+
+Say = Callable[[str], None]
+
+
+def default_say(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def out_lock(out: Path, say: Say, enabled: bool = True):
+    """``runs.out_lock`` on ``out``, announcing a wait (a no-op where ``enabled`` is false: the
+    ranks of a distributed run other than the main one only read)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return runs.out_lock(out, lambda: say(f"waiting: another process is writing {out}"))
+
+
+def progress_bar(it: Iterable, enabled: bool, **kw):
+    """A tqdm bar over ``it``, shown only where ``enabled`` and stderr is a terminal."""
+    from tqdm import tqdm  # bars only on a TTY; tqdm.auto would warn in kernels without ipywidgets
+
+    return tqdm(it, disable=not (enabled and sys.stderr.isatty()), **kw)
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+@dataclass
+class RunLoop:
+    """One session of a resumable run in ``out`` (see the module docstring).
+
+    ``kind`` keys the config hash (``"search"`` / ``"train"``); ``what`` names the run in
+    messages about its folder and ``ckpt_what`` in those about its checkpoint."""
+
+    out: Path
+    kind: str
+    cfg_dict: dict[str, Any]
+    resume_free: Iterable[str]
+    epochs: int
+    stop_after_epoch: int | None
+    records_file: str
+    write_records: Callable[[list[dict], Path], None]
+    done_file: str
+    say: Say = default_say
+    what: str = "run"
+    ckpt_what: str = "run"
+    main: bool = True
+    start: int = field(default=0, init=False)
+    records: list[dict] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._t0 = time.perf_counter()
+        self._wall_before = 0.0
+        self.out = Path(self.out)
+        self.cfg_hash = runs.config_hash(self.kind, self.cfg_dict, self.resume_free)
+        self.ckpt_path = self.out / "checkpoint.pt"
+        config.check_resumable(self.out, self.cfg_dict, self.resume_free, self.what)
+        self._config_json_seen = (self.out / "config.json").is_file()
+
+    # -- before the first epoch ------------------------------------------------------------------
+    def resume(self, device, keys: Iterable[str], load_state: Callable[..., None], *state_args: Any,
+               epoch_of: Callable[[dict], int], check: Callable[[dict], None] | None = None) -> None:
+        """Restore from the checkpoint when there is one (else start at epoch 0).
+
+        ``check(st)`` may refuse it (another data split ...); ``load_state(st, *state_args)``
+        restores the modules, optimisers and RNGs; ``epoch_of(st)`` is the epoch it ends."""
+        if not self.ckpt_path.is_file():
+            return
+        st = checkpoint.load(self.ckpt_path, device, self.cfg_hash, keys, self._config_json_seen, self.ckpt_what)
+        if check is not None:
+            check(st)
+        checkpoint.apply(self.ckpt_path, load_state, st, *state_args)
+        self.start, self.records, self._wall_before = epoch_of(st), st["records"], st["wall_s"]
+        self.say(f"resuming {self.out} after epoch {self.start}/{self.epochs}")
+
+    def begin(self, extra: Mapping[str, Any] | None = None) -> dict | None:
+        """Write ``config.json`` (and ``extra``: file name -> JSON object); return the done file's
+        content when the run is already complete, else ``None``."""
+        if self.main:
+            write_json(self.out / "config.json", self.cfg_dict)
+            for name, obj in (extra or {}).items():
+                write_json(self.out / name, obj)
+        done = self.out / self.done_file
+        if self.start >= self.epochs and done.is_file():
+            self.say(f"{self.out}: already complete")
+            return json.loads(done.read_text())
+        return None
+
+    def epoch_range(self) -> range:
+        return range(self.start, self.epochs)
+
+    # -- during and after each epoch -------------------------------------------------------------
+    def wall_s(self) -> float:
+        """Seconds of this run so far, over every session."""
+        return self._wall_before + time.perf_counter() - self._t0
+
+    def kept(self) -> str:
+        """What a stopped run leaves to resume from."""
+        if self.ckpt_path.is_file():
+            return f"the last good checkpoint (epoch {len(self.records)}) is kept at {self.ckpt_path}"
+        return "no checkpoint was written yet"
+
+    def end_epoch(self, rec: dict, state: Callable[[], dict], line: str) -> None:
+        """Append ``rec``; on the main rank save ``state()`` (+ records, wall time) as the
+        checkpoint and rewrite the records file; then say ``line``."""
+        self.records.append(rec)
+        if self.main:
+            checkpoint.save({**state(), "records": self.records, "wall_s": self.wall_s()}, self.ckpt_path,
+                            self.cfg_hash)
+            self.write_records(self.records, self.out / self.records_file)
+        self.say(line)
+
+    def stopping(self, epoch: int) -> bool:
+        """Whether to stop after (0-based) ``epoch`` on purpose (``stop_after_epoch``)."""
+        n = epoch + 1
+        if self.stop_after_epoch and n >= self.stop_after_epoch and n < self.epochs:
+            self.say(f"stopped after epoch {n} (stop_after_epoch); rerun the same command to resume")
+            return True
+        return False
+
+    # -- at the end --------------------------------------------------------------------------------
+    def finish(self, result: dict) -> dict:
+        """Write the done file (main rank) and return ``result``."""
+        if self.main:
+            write_json(self.out / self.done_file, result)
+        return result
+
+
+__all__ = ["RunLoop", "default_say", "out_lock", "progress_bar", "write_json"]
