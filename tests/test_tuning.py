@@ -47,10 +47,24 @@ def test_exact_line_is_hit_by_false_position():
 
 def test_out_of_reach_and_probe_budget():
     flat = lambda lam: [7.5]  # noqa: E731 - the searched net never moves
-    res = tuning.tune(flat, 22.0, 0.2, max_probes=3)
-    assert res.status == "max_probes" and len(res.probes) == 3 and res.gap_pct < -60
-    res = tuning.tune(flat, 22.0, 0.2, max_probes=50, lam_range=(1e-3, 1.0))
-    assert res.status == "unreachable" and [p.lam for p in res.probes] == [0.2, 0.02, 0.002]
+    res = tuning.tune(flat, 22.0, 0.2, max_probes=2)
+    assert res.status == "max_probes" and len(res.probes) == 2 and res.gap_pct < -60
+    # two steps without progress: the next probe is the range's end (no latency term), then stop
+    res = tuning.tune(flat, 22.0, 0.2, max_probes=50)
+    assert res.status == "unreachable" and [p.lam for p in res.probes] == [0.2, 0.02, tuning.LAM_RANGE[0]]
+    # slow progress (0.6 ms per decade, 6.2 ms short, accelerating): the end, over the target, brackets
+    calls = []
+    accelerating = lambda lam: calls.append(lam) or [5.0 + 0.2 * math.log10(lam) ** 2]  # noqa: E731
+    res = tuning.tune(accelerating, 12.0, 0.1, max_probes=50, lam_range=(1e-9, 1e3))
+    assert calls[:3] == [0.1, 0.01, 1e-9] and res.status == "converged" and abs(res.best.mean - 12.0) <= 0.6
+    assert all(1e-9 < lam < 0.01 for lam in calls[3:])
+
+
+def test_decades_needed():
+    a, b = tuning.Probe(0.2, (10.0,)), tuning.Probe(0.02, (11.0,))
+    assert tuning.decades_needed(a, b, 21.0) == pytest.approx(10.0)
+    assert tuning.decades_needed(b, a, 21.0) == math.inf  # moving away
+    assert tuning.decades_needed(a, tuning.Probe(0.02, (10.0,)), 21.0) == math.inf
 
 
 def test_first_probe_on_target_stops():

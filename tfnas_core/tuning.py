@@ -14,8 +14,10 @@ How (``tune``): the searched latency falls as λ1 grows, so on ``log λ1``
 
 1. start at ``lam0`` (the objective's default unless given; ``START`` scales it per profile);
 2. *bracket*: step by ``factor`` (10) toward the target - weaker when the searched net is under
-   the target, stronger when over - until two probes straddle it (or ``lo``/``hi`` is passed:
-   the target is out of reach, and the closest probe is returned with ``status="unreachable"``);
+   the target, stronger when over - until two probes straddle it.  When the last two probes,
+   extrapolated on log λ1, put the target beyond the end of ``lam_range`` (1e-7: no latency
+   term to speak of; 1e3), the next probe is that end; if even the end stays on the same side,
+   the target is out of reach and the closest probe is returned with ``status="unreachable"``;
 3. *bisect*: the next ``log λ1`` is where the straight line through the bracket's two probes
    (mean latency against ``log λ1``) meets the target, held inside the bracket's middle half
    (a safeguarded false position; plain bisection when the line is flat), until
@@ -137,15 +139,22 @@ def tune(measure: Callable[[float], Sequence[float]], target_ms: float, lam0: fl
     p = probe(lam0)
     if close(p):
         return done("converged")
-    # -- bracket: over the target -> stronger (×factor), under -> weaker (÷factor)
+    # -- bracket: over the target -> stronger (×factor), under -> weaker (÷factor); when the last
+    # two steps say the target lies beyond the range's end, probe that end instead
     over, under = (p, None) if p.mean > target_ms else (None, p)
+    prev = None
     while over is None or under is None:
         if len(probes) >= max_probes:
             return done("max_probes")
-        nxt = p.lam * factor if p.mean > target_ms else p.lam / factor
-        if not lam_range[0] <= nxt <= lam_range[1]:
+        up = p.mean > target_ms
+        end = lam_range[1] if up else lam_range[0]
+        if p.lam == end:
             return done("unreachable")
-        p = probe(nxt)
+        nxt = p.lam * factor if up else p.lam / factor
+        if prev is not None and decades_needed(prev, p, target_ms) > abs(math.log10(end / p.lam)):
+            nxt = end
+        nxt = min(max(nxt, lam_range[0]), lam_range[1])
+        prev, p = p, probe(nxt)
         if close(p):
             return done("converged")
         if p.mean > target_ms:
@@ -168,6 +177,15 @@ def tune(measure: Callable[[float], Sequence[float]], target_ms: float, lam0: fl
         else:
             under = p
     return done("max_probes")
+
+
+def decades_needed(a: Probe, b: Probe, target_ms: float) -> float:
+    """How many decades of λ1 beyond ``b`` the target lies, going on as from ``a`` to ``b``
+    (infinite when that step did not move the latency toward it)."""
+    gain = (b.mean - a.mean) * math.copysign(1.0, target_ms - b.mean)  # ms toward the target
+    if gain <= 0:
+        return math.inf
+    return abs(target_ms - b.mean) / gain * abs(math.log10(b.lam / a.lam))
 
 
 # ----------------------------------------------------------------------------- with real searches
