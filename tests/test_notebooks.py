@@ -150,6 +150,18 @@ def test_curve_figures(executed, name, groups):
     assert (figs / f"{name}-smoke.pdf").is_file()
 
 
+def test_fig5_uses_tuned_lambdas_and_records_the_target(executed):
+    """C1/C2 were tuned (Table 5's CSV, read back by Fig. 5) and the curves carry target and λ."""
+    res, _ = executed["fig5-latency-objectives"]
+    tuned = pd.read_csv(res.parent / "table5-latency-objectives" / "tuned-smoke.csv").set_index("objective")
+    c = pd.read_csv(res / "curves-smoke.csv")
+    assert {"target_ms", "lam", "lam2"} <= set(c.columns) and (c["target_ms"] == tuned["target_ms"].iloc[0]).all()
+    for obj in ("c1", "c2"):
+        assert (c.loc[c["objective"] == obj, "lam"] == tuned.loc[obj, "lam"]).all()
+    v = pd.read_csv(res / "verdict-smoke.csv")
+    assert len(v) == 4 and v["share_above_pct"].between(0, 100).all()
+
+
 def test_model_zoo_table(executed):
     res, _ = executed["model-zoo"]
     z = pd.read_csv(res / "zoo-smoke.csv")

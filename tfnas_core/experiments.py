@@ -240,10 +240,14 @@ def table4_variants() -> list[Variant]:
             for ds, name, top1, ms, fl in paper_tables.TABLE4]
 
 
-def table5_variants() -> list[Variant]:
-    """Table 5: latency objectives without / with elasticity scaling (Ours in both forms)."""
+def table5_variants(tuned: dict[str, dict[str, float]] | None = None) -> list[Variant]:
+    """Table 5: latency objectives without / with elasticity scaling (Ours in both forms).
+
+    ``tuned``: objective -> its λ values (``tuning.Tuned.values``), given to those rows (C1/C2);
+    the others keep their defaults."""
+    tuned = tuned or {}
     return [Variant(f"{paper_tables.TABLE5_NAMES[obj]} {'w/' if es else 'w/o'} ES",
-                    {"objective": obj, "elasticity": es}, {"top1": top1, "gpu_ms": ms})
+                    {"objective": obj, "elasticity": es, **tuned.get(obj, {})}, {"top1": top1, "gpu_ms": ms})
             for obj, es, top1, ms in paper_tables.TABLE5]
 
 
@@ -272,10 +276,12 @@ def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchR
     return {"depth": depth, "latency": es}
 
 
-def fig5(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
-    """Fig. 5: the searched latency of C1 and C2 with / without elasticity scaling."""
-    seeds = list(seeds)
-    return {obj: {label: [search_run(ctx, s, objective=obj, elasticity=on) for s in seeds]
+def fig5(ctx: Context, seeds: Iterable[int],
+         tuned: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, list[SearchRun]]]:
+    """Fig. 5: the searched latency of C1 and C2 with / without elasticity scaling; ``tuned``:
+    objective -> its λ values (``tuning.Tuned.values``), default the objectives' defaults."""
+    seeds, tuned = list(seeds), tuned or {}
+    return {obj: {label: [search_run(ctx, s, objective=obj, elasticity=on, **tuned.get(obj, {})) for s in seeds]
                   for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
             for obj in ("c1", "c2")}
 
