@@ -23,8 +23,8 @@ import pandas as pd
 
 from . import paper_tables, stats
 
-PRECISE = 0.01
-MISSES = 0.02
+PRECISE = 1.0  # %
+MISSES = 2.0  # %
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Check:
     estimate: stats.Estimate | None
     verdict: str
     note: str = ""
-    unit: str = "top-1 points"  # of the estimate: "top-1 points", "relative latency error", "top-op share points"
+    unit: str = "top-1 points"  # of the estimate: "top-1 points", "latency error, % of the target (abs(LUT / target - 1))", "top-op share points"
     margin: float = 0.0  # the verdict's threshold, in the estimate's unit
 
     def text(self) -> str:
@@ -104,23 +104,24 @@ def _accuracy_claim(experiment: str, pairs: Sequence[tuple[str, str, int]]):
 
 
 def _latency_claim(experiment: str, variants: Callable[[pd.DataFrame], Sequence[str]], margin: float, direction: int):
-    """Relative error |lut_ms / target_ms - 1| per run of each variant, against ``margin``."""
+    """Latency error 100·abs(lut_ms / target_ms - 1) (% of the target) per run of each variant,
+    against ``margin`` (%)."""
 
     def evaluate(root: Path, profile: str) -> list[Check]:
         df = _table(root, experiment, "per_seed", profile)
         if df is None:
-            return _missing(f"|LUT/target − 1| ({'<' if direction < 0 else '>'} {margin:.0%})", experiment, profile,
-                            "relative latency error", margin)
+            return _missing(f"latency error ({'<' if direction < 0 else '>'} {margin:g} %)", experiment, profile,
+                            "latency error, % of the target (abs(LUT / target - 1))", margin)
         out = []
         for v in variants(df):
             rows = df[df["variant"] == v].dropna(subset=["lut_ms", "target_ms"])
-            what = f"|LUT/target − 1| of {v} ({'<' if direction < 0 else '>'} {margin:.0%})"
+            what = f"latency error of {v} ({'<' if direction < 0 else '>'} {margin:g} %)"
             if rows.empty:
-                out.append(Check(what, None, "inconclusive", "no run", "relative latency error", margin))
+                out.append(Check(what, None, "inconclusive", "no run", "latency error, % of the target (abs(LUT / target - 1))", margin))
                 continue
-            e = stats.mean_ci((rows["lut_ms"] / rows["target_ms"] - 1).abs())
+            e = stats.mean_ci(100 * (rows["lut_ms"] / rows["target_ms"] - 1).abs())
             out.append(Check(what, e, stats.verdict(e, direction, margin), "" if e.n >= 2 else "one seed",
-                             "relative latency error", margin))
+                             "latency error, % of the target (abs(LUT / target - 1))", margin))
         return out
 
     return evaluate
@@ -254,14 +255,15 @@ def to_markdown(table: pd.DataFrame, profile: str) -> str:
     lines = [f"# Evidence report ({profile} profile)", "",
              "One row per claim of the paper. Verdict rule (tfnas_core/stats.py): the 95 % Student-t interval "
              "of the paired difference over seeds (or of the relative latency error, against the stated "
-             f"tolerance: precise < {PRECISE:.0%}, misses > {MISSES:.0%}) lies wholly on the paper's side → "
+             f"tolerance: precise < {PRECISE:g} %, misses > {MISSES:g} % of the target) lies wholly on the paper's side → "
              "reproduced; wholly on the other side → not reproduced; otherwise, or with fewer than 2 seeds, "
              "inconclusive. A claim of several checks needs every check. "
              + ", ".join(f"{v}: {counts.get(v, 0)}" for v in stats.VERDICTS) + ".", "",
              "| claim | where | paper | ours (mean difference [95 % CI], n) | verdict |",
              "| --- | --- | --- | --- | --- |"]
     for r in table.itertuples():
-        lines.append(f"| {r.claim} | {r.where} | {r.paper} | {r.ours} | **{r.verdict}** |")
+        cells = [str(x).replace("|", "\\|") for x in (r.claim, r.where, r.paper, r.ours)]
+        lines.append("| " + " | ".join(cells) + f" | **{r.verdict}** |")
     return "\n".join(lines) + "\n"
 
 
