@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+from benchmarks import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -251,21 +252,6 @@ def to_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> str | None:
-    """The checkout's commit (with ``+dirty`` for local changes), so a table says what it measured."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return rev + ("+dirty" if dirty else "")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="results/bench")
@@ -296,16 +282,8 @@ def main(argv=None) -> int:
         print(f"{name} batch {batch} threads {threads} ...", file=sys.stderr, flush=True)
         orig = a.original if CASES[name][2:4] == (1.0, 2) else None
         results.append(_subprocess(name, batch, threads, a.device, a.steps, orig))
-    name = torch.cuda.get_device_name() if a.device == "cuda" else (platform.processor() or platform.machine())
-    res = {"machine": f"{name}, {os.cpu_count()} logical CPUs", "torch": torch.__version__,
-           "loadavg_start": [round(v, 2) for v in load0], "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-           "matmul_peak_gflops": peaks, "cases": results, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _commit()}
-    from tfnas_core.atomic import atomic_write_text
-
-    out = Path(a.out)
-    atomic_write_text(out / f"search_bench_{a.device}.json", json.dumps(res, indent=1) + "\n")
-    atomic_write_text(out / f"search_bench_{a.device}.md", to_markdown(res))
-    print(to_markdown(res))
+    res = {**provenance.header(a.device, load0), "matmul_peak_gflops": peaks, "cases": results}
+    provenance.write(a.out, f"search_bench_{a.device}", res, to_markdown(res))
     return 0
 
 

@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks import provenance
 from tfnas_core import model, zoo
 from tfnas_core.atomic import atomic_write_text
 from tfnas_core.space import Proxy
@@ -137,21 +136,6 @@ def to_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> str | None:
-    """The checkout's commit (with ``+dirty`` for local changes), so a table says what it measured."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return rev + ("+dirty" if dirty else "")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -182,14 +166,8 @@ def main(argv=None) -> int:
     for name, batch in cases:
         print(f"{name} batch {batch} ...", file=sys.stderr, flush=True)
         results.append(run_case(name, batch, spec_name, a.device, a.steps, a.warmup))
-    machine = torch.cuda.get_device_name() if a.device == "cuda" else (platform.processor() or platform.machine())
-    res = {"machine": f"{machine}, {os.cpu_count()} logical CPUs", "torch": torch.__version__, "threads": a.threads,
-           "loadavg_start": [round(v, 2) for v in load0], "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-           "cases": results, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": _commit()}
-    out = Path(a.out)
-    atomic_write_text(out / f"train_speed_{a.device}.json", json.dumps(res, indent=1) + "\n")
-    atomic_write_text(out / f"train_speed_{a.device}.md", to_markdown(res))
-    print(to_markdown(res))
+    res = {**provenance.header(a.device, load0), "threads": a.threads, "cases": results}
+    provenance.write(a.out, f"train_speed_{a.device}", res, to_markdown(res))
     return 0
 
 
