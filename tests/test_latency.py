@@ -142,6 +142,17 @@ def test_build_measures_interpolates_and_resumes(tmp_path):
     assert all(interp.entries[keys[0]][w] == pytest.approx(v, abs=1e-6) for w, v in again.measured[keys[0]].items())
 
 
+@pytest.mark.parametrize("text, message", [(b'{"settings": {"spa', "not valid JSON"), (b"[1, 2]", "not a partial latency"),
+                                           (b'{"settings": {}, "points": []}', "not a partial latency")])
+def test_build_refuses_a_broken_partial_file_in_one_line(tmp_path, text, message):
+    out = tmp_path / "lut.json"
+    (tmp_path / "lut.json.partial").write_bytes(text)
+    with pytest.raises(LUTError, match=message) as e:
+        lut_build.build("tfnas", out, keys=["MBInvertedResBlock_7_192_0_320_k3_s1_swish"], step=64, repeats=2,
+                        warmup=1, progress=False, calib=0)
+    assert "lut.json.partial" in str(e.value) and "\n" not in str(e.value) and not out.exists()
+
+
 def test_linear_fit_ignores_a_timing_spike():
     pts = {w: 0.01 * w + 0.5 for w in range(32, 129, 8)}
     pts[64] = 50.0  # a spike from a busy machine

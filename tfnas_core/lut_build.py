@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .atomic import atomic_write_text
+from .checks import read_json
 from .latency import LUT, LUTError
 from .lut_keys import KeyInfo, space_keys
 from .lut_fit import FITS, fit_points, measured_widths
@@ -123,8 +124,10 @@ def build(
                 "cuda_mode": cuda_mode if device == "cuda" else None, "protocol": 3}
     state: dict[str, Any] = {"settings": settings, "base": None, "points": {}, "ref": {}}
     if partial.exists():
-        prev = json.loads(partial.read_text())
-        if prev.get("settings") != settings:
+        prev = read_json(partial, LUTError, "partial latency table")
+        if not isinstance(prev, dict) or not all(isinstance(prev.get(k), dict) for k in ("settings", "points", "ref")):
+            raise LUTError(f"{partial}: not a partial latency table of this builder; delete it to start over")
+        if prev["settings"] != settings:
             raise LUTError(f"{partial} was made with other settings; delete it to start over")
         state = prev
 
