@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from . import arch_spec, flops, measure, paper_tables, plots, profiles, search_config, stats, zoo
+from . import arch_spec, flops, measure, paper_tables, plots, profiles, report, search_config, stats, zoo
 from .config import PROFILE_NAMES
 from .runs import RunStore
 from .space import Proxy
@@ -196,10 +196,8 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
     out = out[cols]
     for col in CI_COLUMNS:  # the 95 % Student-t half-width beside each headline mean (stats.mean_ci)
         if col in out:
-            hw = [stats.mean_ci(per_seed.loc[per_seed["variant"] == v, col].dropna()).half_width
-                  if per_seed.loc[per_seed["variant"] == v, col].notna().any() else float("nan")
-                  for v in out["variant"]]
-            out.insert(out.columns.get_loc(col) + 1, f"{col}_ci95", hw)
+            hw = g[col].agg(lambda v: stats.mean_ci(v.dropna()).half_width if v.notna().any() else float("nan"))
+            out.insert(out.columns.get_loc(col) + 1, f"{col}_ci95", hw.reindex(order).to_numpy())
     return out
 
 
@@ -212,18 +210,12 @@ def paired_comparisons(per_seed: pd.DataFrame, pairs: Sequence[tuple[str, str, s
     ``a`` above ``b``, -1 below)."""
     rows = []
     for a, b, metric, direction in pairs:
-        va = per_seed[per_seed["variant"] == a].set_index("seed")[metric].dropna().to_dict()
-        vb = per_seed[per_seed["variant"] == b].set_index("seed")[metric].dropna().to_dict()
-        common = sorted(set(va) & set(vb))
-        if not common:
-            rows.append({"comparison": f"{a} - {b}", "metric": metric, "paper_direction": "+" if direction > 0 else "-",
-                         "seeds": 0, "mean_diff": float("nan"), "ci95_low": float("nan"),
-                         "ci95_high": float("nan"), "verdict": "inconclusive"})
-            continue
-        e = stats.paired(va, vb)
+        e = report.paired_by_seed(per_seed, a, b, metric)
         rows.append({"comparison": f"{a} - {b}", "metric": metric, "paper_direction": "+" if direction > 0 else "-",
-                     "seeds": e.n, "mean_diff": e.mean, "ci95_low": e.low, "ci95_high": e.high,
-                     "verdict": stats.verdict(e, direction)})
+                     "seeds": 0 if e is None else e.n, "mean_diff": float("nan") if e is None else e.mean,
+                     "ci95_low": float("nan") if e is None else e.low,
+                     "ci95_high": float("nan") if e is None else e.high,
+                     "verdict": "inconclusive" if e is None else stats.verdict(e, direction)})
     return pd.DataFrame(rows)
 
 

@@ -76,18 +76,22 @@ def _missing(what: str, experiment: str, profile: str, unit: str = "top-1 points
                   unit, margin)]
 
 
+def paired_by_seed(df: pd.DataFrame, a: str, b: str, metric: str) -> stats.Estimate | None:
+    """``stats.paired`` of variant ``a`` minus ``b`` in a per-seed table; None when no seed has both."""
+    va, vb = ({s: v for s, v in df.loc[df["variant"] == x, ["seed", metric]].dropna().itertuples(index=False)}
+              for x in (a, b))
+    return stats.paired(va, vb) if set(va) & set(vb) else None
+
+
 def _paired_checks(df: pd.DataFrame, pairs: Sequence[tuple[str, str, int]], metric: str = "top1") -> list[Check]:
     out = []
     for a, b, direction in pairs:
-        va = df[df["variant"] == a].set_index("seed")[metric].dropna().to_dict()
-        vb = df[df["variant"] == b].set_index("seed")[metric].dropna().to_dict()
         what = f"{metric} {a} − {b} ({'>' if direction > 0 else '<'} 0)"
-        if not set(va) & set(vb):
+        e = paired_by_seed(df, a, b, metric)
+        if e is None:
             out.append(Check(what, None, "inconclusive", "no seed has both variants"))
-            continue
-        e = stats.paired(va, vb)
-        note = "" if e.n >= 2 else "one seed"
-        out.append(Check(what, e, stats.verdict(e, direction), note))
+        else:
+            out.append(Check(what, e, stats.verdict(e, direction), "" if e.n >= 2 else "one seed"))
     return out
 
 
@@ -268,4 +272,4 @@ def to_markdown(table: pd.DataFrame, profile: str) -> str:
 
 
 __all__ = ["CLAIMS", "Check", "Claim", "MISSES", "PRECISE", "combine", "evaluate", "evaluate_checks", "figure",
-           "to_markdown"]
+           "paired_by_seed", "to_markdown"]

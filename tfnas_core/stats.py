@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 LEVEL = 0.95
 
@@ -126,9 +126,4 @@ def verdict(est: Estimate, direction: int, margin: float = 0.0) -> str:
     return "inconclusive"
 
 
-def summarise_column(groups: Mapping[str, Sequence[float]], level: float = LEVEL) -> dict[str, Estimate]:
-    """``mean_ci`` per group (e.g. per variant), in the mapping's order."""
-    return {k: mean_ci(v, level) for k, v in groups.items()}
-
-
-__all__ = ["Estimate", "LEVEL", "VERDICTS", "mean_ci", "paired", "summarise_column", "t_quantile", "verdict"]
+__all__ = ["Estimate", "LEVEL", "VERDICTS", "mean_ci", "paired", "t_quantile", "verdict"]
