@@ -11,6 +11,7 @@ RUNS ?= runs
 IMAGENET ?=
 LUT ?=
 SEEDS ?=
+FRESH ?=
 NB_OUT := outputs/notebooks
 PAPERMILL := $(VENV)/bin/papermill
 NB_ARGS = -p profile $(PROFILE) -p runs_root $(RUNS) $(if $(IMAGENET),-p imagenet_root $(IMAGENET)) \
@@ -29,7 +30,7 @@ $(error $(PREFLIGHT))
 endif
 endif
 
-.PHONY: setup venv deps fashion-mnist test lab lut bench zoo clean-venv smoke reproduce-all FORCE \
+.PHONY: setup venv deps fashion-mnist test lab lut bench zoo clean-venv smoke reproduce-all FORCE archive \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
 
@@ -86,10 +87,15 @@ bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search 
 $(NB_OUT)/%-$(PROFILE).ipynb: notebooks/%.ipynb FORCE | venv
 	@mkdir -p $(NB_OUT)
 	@echo "== $* (PROFILE=$(PROFILE)) =="
-	@start=$$(date +%s); $(PAPERMILL) $< $@ $(NB_ARGS) \
+	@start=$$(date +%s); $(if $(FRESH),TFNAS_FRESH=1 )$(PAPERMILL) $< $@ $(NB_ARGS) \
 	  --log-level WARNING --no-progress-bar && echo "$*: done in $$(( $$(date +%s) - start )) s"
 
 FORCE:
+
+# Finished runs are reused from run_archive/ (committed: config, records, spec, summary/result, no
+# checkpoints) when $(RUNS) lacks them; FRESH=1 ignores the archive and recomputes.
+archive: venv  ## copy the finished runs of $(RUNS) into run_archive/ (commit it with the results)
+	$(PYTHON) -m tfnas_core archive --runs $(RUNS) --out run_archive
 
 reproduce-zoo: $(NB_OUT)/model-zoo-$(PROFILE).ipynb                     ## Tables 2/6/8/9/11: the published architectures
 reproduce-table3: $(NB_OUT)/table3-sampling-$(PROFILE).ipynb            ## Table 3: second-path sampling

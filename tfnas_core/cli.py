@@ -1,4 +1,4 @@
-"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut,train,measure,fidelity,search} ...``.
+"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut,archive,train,measure,fidelity,search} ...``.
 
 Bad input (missing file, unknown op, width out of range, a LUT without a needed key) exits
 with code 2 and one line on stderr; nothing is written.
@@ -136,6 +136,14 @@ def cmd_lut_show(a: argparse.Namespace) -> None:
     print_result(out, a.json, "\n".join(lines))
 
 
+def cmd_archive(a: argparse.Namespace) -> None:
+    from . import run_archive
+
+    r = run_archive.export(a.runs, a.out)
+    print_result({"archive": a.out, "archived": r.archived, "kept": r.kept, "skipped": r.skipped,
+                  "size_bytes": r.size_bytes}, a.json, r.message(a.out))
+
+
 def latency_fits() -> tuple[str, ...]:
     from .lut_fit import FITS
 
@@ -198,6 +206,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rounds", type=positive_int, default=15, help="interleaved timed rounds of the sentinel networks")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_lut_check)
+    sp = sub.add_parser("archive", help="copy finished runs, without checkpoints, into the committed run archive",
+                        description="Copy every finished run of the run store (config, records, spec, summary or "
+                                    "result; no checkpoints) into the compact run archive that notebooks reuse.")
+    sp.add_argument("--runs", default="runs", help="the run store to export from (default: runs)")
+    sp.add_argument("--out", default="run_archive", help="the archive (default: run_archive)")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
+    sp.set_defaults(func=cmd_archive)
     add_train_measure_parsers(sub)
     add_search_parser(sub)
     return p

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from . import arch_spec, flops, measure, paper_tables, plots, profiles, report, search_config, stats, zoo
+from . import arch_spec, flops, measure, paper_tables, plots, profiles, report, run_archive, search_config, stats, zoo
 from .config import PROFILE_NAMES
 from .runs import RunStore
 from .space import Proxy
@@ -35,6 +35,9 @@ class Context:
 
     profile: str = "mini"
     runs_root: str = "runs"
+    # finished runs committed without checkpoints (run_archive.py), reused when runs_root lacks them;
+    # None, or TFNAS_FRESH=1 (make FRESH=1), ignores it and recomputes
+    archive_root: str | None = run_archive.DEFAULT_ARCHIVE
     search_overrides: dict[str, Any] = field(default_factory=dict)  # applied to every search
     train_overrides: dict[str, Any] = field(default_factory=dict)  # applied to every retraining
     measure_device: str = "cpu"  # measured latency of derived nets at paper scale
@@ -55,7 +58,8 @@ class Context:
 
     @property
     def store(self) -> RunStore:
-        return RunStore(self.runs_root)
+        use_archive = self.archive_root is not None and not run_archive.fresh_requested()
+        return RunStore(self.runs_root, archive=self.archive_root if use_archive else None)
 
     def say(self, msg: str) -> None:
         (self.log or (lambda m: print(m, file=sys.stderr)))(msg)

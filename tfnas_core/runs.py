@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .atomic import atomic_write_text
+from . import run_archive
 from .checks import read_json
 
 DEFAULT_ROOT = Path(os.environ.get("TFNAS_RUNS", "runs"))
@@ -112,16 +113,48 @@ def out_lock(path: str | os.PathLike, on_wait: Callable[[], None] | None = None)
         os.close(fd)
 
 
-class RunStore:
-    """Runs under ``root`` (default ``runs/``, or ``$TFNAS_RUNS``)."""
+def verify_archived(run_dir: str | os.PathLike, ignore: Iterable[str] = ()) -> dict:
+    """The ``store.json`` of an archived run, after checking that its config hashes to the folder
+    name and that the kind's done file is there; ``run_archive.ArchiveError`` naming the folder otherwise."""
+    run_dir = Path(run_dir)
+    meta = read_json(run_dir / "store.json", run_archive.ArchiveError, "run-store record")
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or meta.get("kind") not in run_archive.DONE_FILES:
+        raise run_archive.ArchiveError(f"{run_dir}/store.json: expected {{kind: search|train, key, config: {{...}}}}")
+    key = config_hash(meta["kind"], meta["config"], ignore)
+    if key != run_dir.name:
+        raise run_archive.ArchiveError(f"{run_dir}: its store.json config hashes to {key}, not to the folder name "
+                           "(an edited or misplaced archived run; delete it or run with FRESH=1)")
+    done = run_archive.DONE_FILES[meta["kind"]]
+    if not (run_dir / done).is_file():
+        raise run_archive.ArchiveError(f"{run_dir}: archived {meta['kind']} run without {done}")
+    return meta
 
-    def __init__(self, root: str | os.PathLike | None = None):
+
+class RunStore:
+    """Runs under ``root`` (default ``runs/``, or ``$TFNAS_RUNS``).
+
+    ``archive``: a compact run archive (``run_archive``) consulted for a run that ``root`` has not
+    finished: an archived finished run is reused from there (read only; its ``store.json`` must
+    hash to its folder name).  ``None``: no archive."""
+
+    def __init__(self, root: str | os.PathLike | None = None, archive: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else DEFAULT_ROOT
+        self.archive = Path(archive) if archive is not None else None
 
     def run_folder(self, kind: str, cfg: Mapping[str, Any], done_file: str, ignore: Iterable[str] = ()) -> Run:
-        """The run for ``cfg``: its folder under ``root`` (by config hash) and status; creates nothing."""
+        """The run for ``cfg``: its folder under ``root`` (by config hash) and status; creates nothing.
+
+        When ``root`` has not finished it and the archive holds it finished, the archived folder."""
+        ignore = tuple(ignore)
         key = config_hash(kind, cfg, ignore)
-        return Run(kind, key, self.root / key, done_file)
+        run = Run(kind, key, self.root / key, done_file)
+        if not run.done and self.archive is not None:
+            archived = Run(kind, key, self.archive / key, done_file)
+            if archived.path.is_dir():
+                verify_archived(archived.path, ignore)
+                if archived.done:
+                    return archived
+        return run
 
     def get_or_run(
         self,
