@@ -127,8 +127,15 @@ def banded(ax, bands: Mapping[str, pd.DataFrame], title: str, ylabel: str, targe
 def ours_vs_paper(ax, summary: pd.DataFrame, col: str = "top1", paper_col: str = "paper_top1",
                   title: str = "top-1: ours vs paper", xlabel: str = "paper: top-1 on ImageNet (%)",
                   ylabel: str = "ours: top-1 (%)") -> None:
-    """One point per variant (ours against the paper's), labelled: shows whether rankings agree."""
-    ax.scatter(summary[paper_col], summary[col])
+    """One point per variant (ours against the paper's), labelled: shows whether rankings agree.
+    With ``{col}_ci95`` in the summary (a mean over seeds), a vertical bar gives its 95 % interval."""
+    ci = summary.get(f"{col}_ci95")
+    if ci is not None and ci.notna().any():
+        ax.errorbar(summary[paper_col], summary[col], yerr=ci.fillna(0), fmt="o", capsize=3,
+                    label="ours: mean over seeds ± 95 % CI")
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.scatter(summary[paper_col], summary[col])
     mid = (summary[paper_col].min() + summary[paper_col].max()) / 2
     for _, r in summary.iterrows():
         right = r[paper_col] > mid  # labels of the right half go left of their point, inside the axes
@@ -147,8 +154,9 @@ def latency_note(summary: pd.DataFrame) -> str:
         return ""
     span = f"{ratio.min():.1f}x" if round(ratio.min(), 1) == round(ratio.max(), 1) else \
         f"{ratio.min():.1f}-{ratio.max():.1f}x"
-    return (f"Measured latency is {span} the LUT's: a LUT adds up blocks timed one by one, "
-            "a whole network runs slower (README: latency lookup tables); the search sees only the LUT.")
+    return (f"Measured latency is {span} the LUT's. The LUT is calibrated to whole networks on the "
+            "machine and in the hour it was built (README: latency lookup tables), so a ratio away from 1 is "
+            "mostly this machine's speed now (`lut check` prints it); the search sees only the LUT.")
 
 
 def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs target") -> None:
@@ -156,7 +164,11 @@ def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs ta
     caption under the panel saying how measured and LUT latency compare."""
     y = np.arange(len(summary))
     target = float(summary["target_ms"].iloc[0])
-    ax.barh(y, summary["lut_ms"], color="tab:blue", label="derived net: LUT latency (what the search optimises)")
+    ci = summary.get("lut_ms_ci95")
+    xerr = ci.fillna(0) if ci is not None and ci.notna().any() else None
+    ax.barh(y, summary["lut_ms"], xerr=xerr, capsize=3, color="tab:blue",
+            label="derived net: LUT latency (what the search optimises)"
+                  + (", mean ± 95 % CI" if xerr is not None else ""))
     if "measured_ms" in summary:
         ax.scatter(summary["measured_ms"], y, color="k", marker="x", zorder=3,
                    label="derived net: measured at paper scale here")
