@@ -25,10 +25,13 @@ def results(tmp_path):
     _write(tmp_path, "table3-sampling", "per_seed",
            [{"variant": v, "seed": s, "top1": t + 0.1 * s, "lut_ms": 20.0, "target_ms": 20.0}
             for v, t in t3.items() for s in seeds])
-    # Table 4: skip-in best (the paper's opposite) -> not reproduced
+    # Table 4: skip-in best (the paper's opposite) -> not reproduced; skip-in shallow (6 layers) and
+    # sink deep (12-14) -> reproduced; the sink runs on the target within 0.1 % (es-precise's 5th check)
     t4 = {"skip in candidates": 82.0, "skip out candidates": 80.0, "sink-connecting": 79.0}
+    depths = {"skip in candidates": "1-1-1-1-1-1", "skip out candidates": "1-2-2-2-3-1", "sink-connecting": "2-2-2-3-{}-1"}
     _write(tmp_path, "table4-depth-space", "per_seed",
-           [{"variant": v, "seed": s, "top1": t + (0.3 if s == 2 else 0.0)} for v, t in t4.items() for s in seeds])
+           [{"variant": v, "seed": s, "top1": t + (0.3 if s == 2 else 0.0), "depths": depths[v].format(s + 1),
+             "lut_ms": 20.0 * (1 + 0.001 * (s - 2)), "target_ms": 20.0} for v, t in t4.items() for s in seeds])
     # Table 5: ES runs within 0.2 % of the target; C1/C2 w/o ES 10 % off; accuracy noise straddles 0
     rows = []
     for obj in ("c1", "c2", "eq9", "abs"):
@@ -50,6 +53,7 @@ def test_verdicts_follow_the_rule(results):
     assert t["bi-beats-gumbel"] == "reproduced" and t["random-best"] == "reproduced"
     assert t["collapse-variants-worse"] == "reproduced"
     assert t["sink-best"] == "not reproduced" and t["mutual-exclusion"] == "not reproduced"
+    assert t["skip-in-shallow"] == "reproduced"
     assert t["es-precise"] == "reproduced" and t["c1-c2-miss"] == "reproduced"
     assert t["ours-beats-c1"] == "inconclusive"  # the paired differences straddle 0
     assert t["lambda-es-precise"] == "inconclusive" and t["lambda-0.1-best"] == "inconclusive"  # no table
@@ -70,7 +74,7 @@ def test_markdown_and_figure(results, tmp_path):
     checks = report.evaluate_checks(results, "mini")
     md = report.to_markdown(report.evaluate(results, "mini", checks), "mini")
     assert md.startswith("# Evidence report (mini profile)") and md.count("\n| ") == len(report.CLAIMS) + 2  # header, rule, one row per claim
-    assert "reproduced: 6, not reproduced: 2, inconclusive: 3" in md
+    assert "reproduced: 7, not reproduced: 2, inconclusive: 3" in md
     fig = report.figure(checks)
     fig.savefig(tmp_path / "r.png")
     assert (tmp_path / "r.png").stat().st_size > 0
