@@ -159,25 +159,51 @@ class Variant:
 
 
 def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) -> pd.DataFrame:
-    """Search, retrain and measure every variant at every seed: one row per (variant, seed)."""
-    rows = []
+    """Search, retrain and measure every variant at every seed: one row per (variant, seed).
+
+    The derived nets are measured at the end, all in one interleaved timing (``measure.measure_many``:
+    round r runs every net once), so machine drift hits every row alike.  When the search LUT carries
+    a fingerprint for this device (the CPU table), its sentinel networks join the rounds and
+    ``measured_ms_lut_base`` = ``measured_ms`` / speed factor is the latency in the LUT's time base
+    (what the LUT would have been compared with when it was built); ``speed_factor`` says how much
+    slower (> 1) or faster this machine ran than at the build."""
+    from . import latency
+
+    seeds = list(seeds)
+    rows, specs, names = [], {}, []
+    lut = None
     for v in variants:
         for seed in seeds:
             s = search_run(ctx, seed, **v.overrides)
             spec = s.spec
             r = retrain_run(ctx, spec, seed, label=v.label)
-            m = measure.measure(spec, device=ctx.measure_device, repeats=ctx.measure_repeats,
-                                min_time_s=ctx.measure_min_s)
+            if lut is None:
+                lut = latency.load(search_config.resolve_path(s.config.lut))
+            names.append(f"{v.label} seed {seed}")
+            specs[names[-1]] = spec
             rows.append({
                 "variant": v.label, "seed": seed,
                 "top1": r["top1"], "top5": r["top5"],
                 "lut_ms": s.summary["lut_ms"], "target_ms": s.summary["target_ms"],
-                "measured_ms": m["ms"],
                 "flops_m": flops.count_flops(spec), "proxy_flops_m": r.get("proxy_flops_m"),
                 "depths": "-".join(map(str, spec.depths)),
                 "search_min": s.summary["search_wall_s"] / 60, "retrain_min": r["wall_s"] / 60,
                 **{f"paper_{k}": val for k, val in v.paper.items()},
             })
+    if rows:
+        ctx.say(f"measuring {len(specs)} derived nets at paper scale on {ctx.measure_device}, interleaved")
+        m = measure.measure_many(specs, device=ctx.measure_device, repeats=ctx.measure_repeats,
+                                 min_time_s=ctx.measure_min_s, lut=lut)
+        factor = m["speed_factor"]
+        for row, name in zip(rows, names):
+            ms = m["timings"][name].ms
+            i = list(row).index("flops_m")  # measured columns beside the LUT's
+            items = list(row.items())
+            items[i:i] = [("measured_ms", ms),
+                          ("measured_ms_lut_base", ms / factor if factor is not None else float("nan")),
+                          ("speed_factor", factor if factor is not None else float("nan"))]
+            row.clear()
+            row.update(items)
     return pd.DataFrame(rows)
 
 
@@ -194,7 +220,7 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
         out["flops_minus_paper"] = out["flops_m"] - out["paper_flops_m"]
     # ours, the paper's and the difference side by side
     first = ["variant", "seeds", "top1", "paper_top1", "top1_minus_paper", "top5", "lut_ms", "target_ms",
-             "measured_ms", "paper_gpu_ms", "flops_m", "paper_flops_m", "flops_minus_paper", "proxy_flops_m",
+             "measured_ms", "measured_ms_lut_base", "speed_factor", "paper_gpu_ms", "flops_m", "paper_flops_m", "flops_minus_paper", "proxy_flops_m",
              "search_min", "paper_search_gpu_days", "retrain_min"]
     cols = [c for c in first if c in out] + [c for c in out if c not in first]
     out = out[cols]
