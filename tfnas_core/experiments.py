@@ -120,8 +120,8 @@ def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
     run = ctx.store.get_or_run(
         "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
-        "summary.json", ignore=search_config.RESUME_FREE_KEYS)
-    return SearchRun(run.path, cfg, json.loads((run.path / "summary.json").read_text()))
+        run_archive.DONE_FILES["search"], ignore=search_config.RESUME_FREE_KEYS)
+    return SearchRun(run.path, cfg, json.loads((run.path / run_archive.DONE_FILES["search"]).read_text()))
 
 
 def train_cfg(ctx: Context, seed: int) -> profiles.TrainConfig:
@@ -144,8 +144,8 @@ def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | 
     run = ctx.store.get_or_run(
         "train", key, lambda p: (arch_spec.save(spec, p / "spec.json"),
                                       train.run(spec, cfg, p, log=ctx.run_log(what, p))),
-        "result.json", ignore=profiles.RESUME_FREE_KEYS)
-    return json.loads((run.path / "result.json").read_text())
+        run_archive.DONE_FILES["train"], ignore=profiles.RESUME_FREE_KEYS)
+    return json.loads((run.path / run_archive.DONE_FILES["train"]).read_text())
 
 
 # ----------------------------------------------------------------------------- ablations
@@ -170,7 +170,7 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
     from . import latency
 
     seeds = list(seeds)
-    rows, specs, names = [], {}, []
+    rows, specs = [], {}
     lut = None
     for v in variants:
         for seed in seeds:
@@ -179,12 +179,12 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
             r = retrain_run(ctx, spec, seed, label=v.label)
             if lut is None:
                 lut = latency.load(search_config.resolve_path(s.config.lut))
-            names.append(f"{v.label} seed {seed}")
-            specs[names[-1]] = spec
+            specs[f"{v.label} seed {seed}"] = spec
             rows.append({
                 "variant": v.label, "seed": seed,
                 "top1": r["top1"], "top5": r["top5"],
                 "lut_ms": s.summary["lut_ms"], "target_ms": s.summary["target_ms"],
+                "measured_ms": None, "measured_ms_lut_base": None, "speed_factor": None,  # filled below
                 "flops_m": flops.count_flops(spec), "proxy_flops_m": r.get("proxy_flops_m"),
                 "depths": "-".join(map(str, spec.depths)),
                 "search_min": s.summary["search_wall_s"] / 60, "retrain_min": r["wall_s"] / 60,
@@ -195,15 +195,10 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
         m = measure.measure_many(specs, device=ctx.measure_device, repeats=ctx.measure_repeats,
                                  min_time_s=ctx.measure_min_s, lut=lut)
         factor = m["speed_factor"]
-        for row, name in zip(rows, names):
+        for row, name in zip(rows, specs):  # one name per row, in the rows' order
             ms = m["timings"][name].ms
-            i = list(row).index("flops_m")  # measured columns beside the LUT's
-            items = list(row.items())
-            items[i:i] = [("measured_ms", ms),
-                          ("measured_ms_lut_base", ms / factor if factor is not None else float("nan")),
-                          ("speed_factor", factor if factor is not None else float("nan"))]
-            row.clear()
-            row.update(items)
+            row.update(measured_ms=ms, measured_ms_lut_base=ms / factor if factor is not None else float("nan"),
+                       speed_factor=factor if factor is not None else float("nan"))
     return pd.DataFrame(rows)
 
 

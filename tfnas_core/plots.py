@@ -124,14 +124,20 @@ def banded(ax, bands: Mapping[str, pd.DataFrame], title: str, ylabel: str, targe
     _integer_epochs(ax, next(iter(bands.values())).index if bands else None)
 
 
+def _ci95(summary: pd.DataFrame, col: str) -> pd.Series | None:
+    """The 95 % half-widths beside ``col`` (``{col}_ci95``, a mean over seeds), or None without any."""
+    ci = summary.get(f"{col}_ci95")
+    return ci.fillna(0) if ci is not None and ci.notna().any() else None
+
+
 def ours_vs_paper(ax, summary: pd.DataFrame, col: str = "top1", paper_col: str = "paper_top1",
                   title: str = "top-1: ours vs paper", xlabel: str = "paper: top-1 on ImageNet (%)",
                   ylabel: str = "ours: top-1 (%)") -> None:
     """One point per variant (ours against the paper's), labelled: shows whether rankings agree.
     With ``{col}_ci95`` in the summary (a mean over seeds), a vertical bar gives its 95 % interval."""
-    ci = summary.get(f"{col}_ci95")
-    if ci is not None and ci.notna().any():
-        ax.errorbar(summary[paper_col], summary[col], yerr=ci.fillna(0), fmt="o", capsize=3,
+    ci = _ci95(summary, col)
+    if ci is not None:
+        ax.errorbar(summary[paper_col], summary[col], yerr=ci, fmt="o", capsize=3,
                     label="ours: mean over seeds ± 95 % CI")
         ax.legend(fontsize=7, loc="best")
     else:
@@ -164,8 +170,7 @@ def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs ta
     caption under the panel saying how measured and LUT latency compare."""
     y = np.arange(len(summary))
     target = float(summary["target_ms"].iloc[0])
-    ci = summary.get("lut_ms_ci95")
-    xerr = ci.fillna(0) if ci is not None and ci.notna().any() else None
+    xerr = _ci95(summary, "lut_ms")
     ax.barh(y, summary["lut_ms"], xerr=xerr, capsize=3, color="tab:blue",
             label="derived net: LUT latency (what the search optimises)"
                   + (", mean ± 95 % CI" if xerr is not None else ""))

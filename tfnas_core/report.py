@@ -15,7 +15,6 @@ mean relative error above ``MISSES`` (2 %: the paper's C1/C2 rows without ES are
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -84,28 +83,37 @@ def paired_by_seed(df: pd.DataFrame, a: str, b: str, metric: str) -> stats.Estim
     return stats.paired(va, vb) if set(va) & set(vb) else None
 
 
-def _paired_checks(df: pd.DataFrame, pairs: Sequence[tuple[str, str, int]], metric: str = "top1") -> list[Check]:
+def _paired_checks(df: pd.DataFrame, pairs: Sequence[tuple[str, str, int]], metric: str = "top1",
+                   unit: str = "top-1 points") -> list[Check]:
     out = []
     for a, b, direction in pairs:
         what = f"{metric} {a} − {b} ({'>' if direction > 0 else '<'} 0)"
         e = paired_by_seed(df, a, b, metric)
         if e is None:
-            out.append(Check(what, None, "inconclusive", "no seed has both variants"))
+            out.append(Check(what, None, "inconclusive", "no seed has both variants", unit))
         else:
-            out.append(Check(what, e, stats.verdict(e, direction), "" if e.n >= 2 else "one seed"))
+            out.append(Check(what, e, stats.verdict(e, direction), "" if e.n >= 2 else "one seed", unit))
     return out
 
 
-def _accuracy_claim(experiment: str, pairs: Sequence[tuple[str, str, int]]):
+def _paired_claim(experiment: str, pairs: Sequence[tuple[str, str, int]], metric: str = "top1",
+                  unit: str = "top-1 points", derive: Callable[[pd.DataFrame], pd.Series] | None = None):
+    """Paired differences of ``metric`` between variants of ``experiment``'s per-seed table;
+    ``derive`` computes the metric's column from the table when it is not one of its columns."""
     def evaluate(root: Path, profile: str) -> list[Check]:
         df = _table(root, experiment, "per_seed", profile)
         if df is None:
             a, b, direction = pairs[0]
-            return _missing(f"top1 {a} − {b} ({'>' if direction > 0 else '<'} 0)" + (" …" if len(pairs) > 1 else ""),
-                            experiment, profile)
-        return _paired_checks(df, pairs)
+            return _missing(f"{metric} {a} − {b} ({'>' if direction > 0 else '<'} 0)" + (" …" if len(pairs) > 1 else ""),
+                            experiment, profile, unit)
+        if derive is not None:
+            df = df.assign(**{metric: derive(df)})
+        return _paired_checks(df, pairs, metric, unit)
 
     return evaluate
+
+
+_accuracy_claim = _paired_claim  # top-1 differences, the default metric
 
 
 def _latency_claim(experiment: str, variants: Callable[[pd.DataFrame], Sequence[str]], margin: float, direction: int):
@@ -150,18 +158,9 @@ def _collapse(root: Path, profile: str) -> list[Check]:
     return [Check(what, e, stats.verdict(e, +1), "" if e.n >= 2 else "one seed", "top-op share points")]
 
 
-def _depth_claim(experiment: str, pairs: Sequence[tuple[str, str, int]]):
-    """Paired difference of the derived net's total depth (layers in stages 3-8, from the per-seed
-    table's ``depths`` column, e.g. ``2-3-1-2-4-1``)."""
-    def evaluate(root: Path, profile: str) -> list[Check]:
-        df = _table(root, experiment, "per_seed", profile)
-        if df is None:
-            a, b, direction = pairs[0]
-            return _missing(f"depth {a} − {b} ({'>' if direction > 0 else '<'} 0)", experiment, profile, "layers")
-        df = df.assign(depth=df["depths"].astype(str).map(lambda d: sum(int(x) for x in d.split("-"))))
-        return [dataclasses.replace(c, unit="layers") for c in _paired_checks(df, pairs, metric="depth")]
-
-    return evaluate
+def _total_depth(df: pd.DataFrame) -> pd.Series:
+    """The derived net's layers in stages 3-8, from the per-seed table's ``depths`` (e.g. ``2-3-1-2-4-1``)."""
+    return df["depths"].astype(str).map(lambda d: sum(int(x) for x in d.split("-")))
 
 
 def _all_of(*evaluators: Callable[[Path, str], list[Check]]) -> Callable[[Path, str], list[Check]]:
@@ -194,7 +193,8 @@ CLAIMS: list[Claim] = [
           "76.1 vs 75.6 %", _accuracy_claim("table4-depth-space", [("skip out candidates", "skip in candidates", +1)])),
     Claim("skip-in-shallow", "Sec. 3.3, Fig. 4a", "with skip in the candidates the derived net is shallow; sink-connecting is not",
           "skip in candidates: 'relatively shallow' with a large jitter; sink-connecting stable (Fig. 4a, 5 repeats)",
-          _depth_claim("table4-depth-space", [("sink-connecting", "skip in candidates", +1)])),
+          _paired_claim("table4-depth-space", [("sink-connecting", "skip in candidates", +1)], "depth", "layers",
+                        _total_depth)),
     Claim("es-precise", "Sec. 4.5, Table 5, Fig. 4b/5", "with elasticity scaling every objective meets the target precisely",
           "15.05, 15.08, 15.06 ms at a 15 ms target",
           _all_of(_latency_claim("table5-latency-objectives",

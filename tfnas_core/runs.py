@@ -151,9 +151,8 @@ class RunStore:
         if not run.done and self.archive is not None:
             archived = Run(kind, key, self.archive / key, done_file)
             if archived.path.is_dir():
-                verify_archived(archived.path, ignore)
-                if archived.done:
-                    return archived
+                verify_archived(archived.path, ignore)  # refuses an edited or unfinished archived run
+                return archived
         return run
 
     def get_or_run(
