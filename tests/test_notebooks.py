@@ -176,3 +176,12 @@ def test_report_notebook_writes_the_report_and_its_figure(executed):
     assert "no results/fig2-operation-collapse" not in md  # fig2 ran before it (sorted order): judged
     assert "top-op share (%, mean over the counted layers) Gumbel − bi-sampling" in md
     assert (figs / "report-smoke.png").stat().st_size > 0 and (figs / "report-smoke.pdf").is_file()
+    assert "## What the evidence cost" in md and "| all notebooks (distinct runs) |" in md
+
+
+@pytest.mark.parametrize("name", [n.stem for n in NOTEBOOKS if n.stem not in ("model-zoo", "report")])
+def test_experiment_notebooks_list_their_runs(executed, name):
+    res, _ = executed[name]
+    runs = pd.read_csv(res / "runs-smoke.csv")
+    assert len(runs) and runs["key"].is_unique and set(runs["kind"]) <= {"search", "train"}
+    assert set(runs["source"]) <= {"computed now", "run store", "archive"} and (runs["wall_min"] > 0).all()

@@ -91,6 +91,18 @@ def test_a_real_smoke_search_and_retraining_re_render_from_the_archive(tmp_path)
     assert s2.spec.to_dict() == s.spec.to_dict() and s2.records.equals(s.records)
     assert E.retrain_run(ctx2, s.spec, 2, label="x") == r
     assert not (tmp_path / "empty").exists()
+    # the ledger says where each run came from and keeps what it cost when it was computed
+    E.search_run(ctx, 2)  # asked again: the same run, counted once
+    first, again, archived = E.runs_table(ctx), E.runs_table(E.Context("smoke")), E.runs_table(ctx2)
+    assert again.empty and "no search" in E.cost_line(again)
+    assert list(first["kind"]) == ["search", "train"] and list(first["source"]) == ["computed now"] * 2
+    assert list(archived["source"]) == ["archive"] * 2 and list(archived["key"]) == list(first["key"])
+    assert archived["wall_min"].tolist() == pytest.approx([s.summary["search_wall_s"] / 60, r["wall_s"] / 60])
+    assert E.cost_line(archived).startswith("1 search (") and E.cost_line(archived).endswith("2 archive")
+    ctx3 = E.Context("smoke", runs_root=str(tmp_path / "runs"), archive_root=None, progress=False,
+                     search_overrides={"split_dir": str(tmp_path / "splits")})
+    assert list(E.runs_table(ctx3).source) == [] and E.search_run(ctx3, 2).path == s.path
+    assert list(E.runs_table(ctx3).source) == ["run store"]
 
 
 def test_the_committed_archive_is_trustworthy():

@@ -46,6 +46,7 @@ class Context:
     log: Callable[[str], None] | None = None  # every line a search/retraining logs (default: none)
     name: str = ""  # the notebook's name, shown on the terminal's progress lines
     progress: bool = True  # one line per epoch on the process's real stderr (progress.RunProgress)
+    ledger: list = field(default_factory=list)  # every run this context asked for (runs_table), in order
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILE_NAMES:
@@ -118,10 +119,13 @@ def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     cfg = search_cfg(ctx, seed, **variant)
     cfg_dict = search_key(cfg)
     desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
+    ran = []
     run = ctx.store.get_or_run(
-        "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
+        "search", cfg_dict, lambda p: (ran.append(p), search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p))),
         run_archive.DONE_FILES["search"], ignore=search_config.RESUME_FREE_KEYS)
-    return SearchRun(run.path, cfg, json.loads((run.path / run_archive.DONE_FILES["search"]).read_text()))
+    out = SearchRun(run.path, cfg, json.loads((run.path / run_archive.DONE_FILES["search"]).read_text()))
+    _note_run(ctx, run, "search", desc, seed, out.summary["search_wall_s"], bool(ran))
+    return out
 
 
 def train_cfg(ctx: Context, seed: int) -> profiles.TrainConfig:
@@ -141,11 +145,45 @@ def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | 
     key = {"spec": {"name": spec.name, "space": spec.space, "stages": spec.to_dict()["stages"]},
            **profiles.to_dict(cfg)}
     what = f"retrain [{label}] seed {seed} ({spec.name})" if label else f"retrain {spec.name} seed {seed}"
+    ran = []
     run = ctx.store.get_or_run(
-        "train", key, lambda p: (arch_spec.save(spec, p / "spec.json"),
-                                      train.run(spec, cfg, p, log=ctx.run_log(what, p))),
+        "train", key, lambda p: (ran.append(p), arch_spec.save(spec, p / "spec.json"),
+                                 train.run(spec, cfg, p, log=ctx.run_log(what, p))),
         run_archive.DONE_FILES["train"], ignore=profiles.RESUME_FREE_KEYS)
-    return json.loads((run.path / run_archive.DONE_FILES["train"]).read_text())
+    result = json.loads((run.path / run_archive.DONE_FILES["train"]).read_text())
+    _note_run(ctx, run, "train", label or spec.name, seed, result["wall_s"], bool(ran))
+    return result
+
+
+def _note_run(ctx: Context, run, kind: str, what: str, seed: int, wall_s: float, ran_now: bool) -> None:
+    """One ledger row: which run, where it came from, what it cost when it ran."""
+    archive = ctx.archive_root is not None and Path(run.path).parent == Path(ctx.archive_root)
+    ctx.ledger.append({"kind": kind, "what": what, "seed": seed, "key": run.key,
+                       "source": "computed now" if ran_now else "archive" if archive else "run store",
+                       "wall_min": wall_s / 60})
+
+
+def runs_table(ctx: Context) -> pd.DataFrame:
+    """The distinct runs ``ctx`` used (first use first): kind, variant, seed, run key, where it came
+    from (computed now / run store / archive) and the wall minutes it took when it ran (the
+    run's own ``search_wall_s`` / ``wall_s``, so an archived run keeps what it cost to compute)."""
+    cols = ["kind", "what", "seed", "key", "source", "wall_min"]
+    df = pd.DataFrame(ctx.ledger, columns=cols)
+    return df.drop_duplicates("key", keep="first").reset_index(drop=True)
+
+
+def cost_line(runs: pd.DataFrame) -> str:
+    """Plain words: how many searches and retrainings a table rests on and what they cost to compute."""
+    if runs.empty:
+        return "no search or retraining runs"
+    parts = []
+    for kind, one, many in (("search", "search", "searches"), ("train", "retraining", "retrainings")):
+        k = runs[runs["kind"] == kind]
+        if len(k):
+            parts.append(f"{len(k)} {one if len(k) == 1 else many} ({k['wall_min'].sum():.0f} min)")
+    src = runs["source"].value_counts()
+    return (f"{' + '.join(parts)} = {runs['wall_min'].sum():.0f} min of compute, one after another; "
+            + ", ".join(f"{n} {s}" for s, n in src.items()))
 
 
 # ----------------------------------------------------------------------------- ablations

@@ -280,7 +280,30 @@ def figure(checks: pd.DataFrame):
     return fig
 
 
-def to_markdown(table: pd.DataFrame, profile: str) -> str:
+def compute_costs(results_root: str | Path, profile: str) -> pd.DataFrame:
+    """What each notebook's runs cost to compute, from the ``runs-<profile>.csv`` each experiment
+    notebook writes (``experiments.runs_table``): searches, retrainings and their wall minutes, one
+    after another, per notebook, and a last row over the distinct runs of all of them (notebooks
+    share runs, so it is less than the column's sum).  Empty when no notebook has written one."""
+    rows, every = [], []
+    for path in sorted(Path(results_root).glob(f"*/runs-{profile}.csv")):
+        df = pd.read_csv(path)
+        every.append(df)
+        rows.append(_cost_row(path.parent.name, df))
+    if every:
+        rows.append(_cost_row("all notebooks (distinct runs)", pd.concat(every).drop_duplicates("key")))
+    return pd.DataFrame(rows, columns=["notebook", "searches", "retrainings", "search_min", "retrain_min",
+                                       "compute_min", "runs_computed_now"])
+
+
+def _cost_row(name: str, df: pd.DataFrame) -> dict:
+    s, t = df[df["kind"] == "search"], df[df["kind"] == "train"]
+    return {"notebook": name, "searches": len(s), "retrainings": len(t), "search_min": s["wall_min"].sum(),
+            "retrain_min": t["wall_min"].sum(), "compute_min": df["wall_min"].sum(),
+            "runs_computed_now": int((df["source"] == "computed now").sum())}
+
+
+def to_markdown(table: pd.DataFrame, profile: str, costs: pd.DataFrame | None = None) -> str:
     counts = table["verdict"].value_counts().to_dict()
     lines = [f"# Evidence report ({profile} profile)", "",
              "One row per claim of the paper. Verdict rule (tfnas_core/stats.py): the 95 % Student-t interval "
@@ -294,8 +317,20 @@ def to_markdown(table: pd.DataFrame, profile: str) -> str:
     for r in table.itertuples():
         cells = [str(x).replace("|", "\\|") for x in (r.claim, r.where, r.paper, r.ours)]
         lines.append("| " + " | ".join(cells) + f" | **{r.verdict}** |")
+    if costs is not None and len(costs):
+        lines += ["", "## What the evidence cost", "",
+                  "Wall minutes of the runs each notebook's tables rest on, as each run took when it was computed "
+                  "(one after another on one core; `make -j2` runs two at once), read from "
+                  "`results/<notebook>/runs-" + profile + ".csv`. Notebooks share runs: the last row counts each "
+                  "run once. `runs_computed_now`: runs the notebook's last execution computed (the others came "
+                  "from the run store or the committed run archive).", "",
+                  "| notebook | searches | retrainings | search min | retrain min | compute min | computed at last execution |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in costs.itertuples():
+            lines.append(f"| {r.notebook} | {r.searches} | {r.retrainings} | {r.search_min:.0f} | {r.retrain_min:.0f} "
+                         f"| {r.compute_min:.0f} | {r.runs_computed_now} |")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CLAIMS", "Check", "Claim", "MISSES", "PRECISE", "combine", "evaluate", "evaluate_checks", "figure",
+__all__ = ["CLAIMS", "Check", "Claim", "MISSES", "PRECISE", "combine", "compute_costs", "evaluate", "evaluate_checks", "figure",
            "paired_by_seed", "to_markdown"]
