@@ -138,6 +138,10 @@ def test_fig2_collapse_table(executed):
     assert set(c["sampling"]) == {"Gumbel", "bi-sampling"} and set(c["layer"]) == {12, 17}
     assert c["top_share"].between(0, 100).all()
     assert (figs / "fig2-operation-collapse-smoke.png").is_file()
+    a = pd.read_csv(res / "alpha-smoke.csv")
+    assert set(a["sampling"]) == {"Gumbel", "bi-sampling"} and a["max_share"].between(0, 1).all()
+    assert a["entropy"].between(0, 1 + 1e-9).all() and (a.groupby("seed")["arch_steps"].diff().dropna() >= 0).all()
+    assert (figs / "fig2-alpha-smoke.png").is_file()
 
 
 @pytest.mark.parametrize("name, groups", [("fig4-depth-and-latency", {"a", "b"}), ("fig5-latency-objectives", {"c1", "c2"})])

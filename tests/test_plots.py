@@ -3,6 +3,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -95,3 +96,15 @@ def test_epoch_axes_have_whole_ticks_and_a_shaded_warmup():
     plots.op_legend(fig, axes[0])
     assert [t.get_text() for t in fig.legends[0].get_texts()] == OPS and axes[0].get_legend() is None
     plt.close(fig)
+
+
+def test_alpha_movement_measures_distance_from_uniform():
+    recs = pd.DataFrame([
+        {"epoch": 1, "arch_steps": 0, "alpha_softmax": [[0.25] * 4, [0.5, 0.5]], "derived_ops": ["a", "x"]},
+        {"epoch": 2, "arch_steps": 3, "alpha_softmax": [[1.0, 0.0, 0.0, 0.0], [0.5, 0.5]], "derived_ops": ["b", "x"]},
+    ])
+    m = plots.alpha_movement(recs)
+    assert m["arch_steps"].tolist() == [0, 3]
+    assert m["max_share"].tolist() == pytest.approx([0.375, 0.75])
+    assert m["entropy"].tolist() == pytest.approx([1.0, 0.5])
+    assert np.isnan(m["changed"].iloc[0]) and m["changed"].iloc[1] == pytest.approx(0.5)

@@ -51,6 +51,32 @@ def collapse_summary(records: pd.DataFrame, layers: Iterable[int], ops: Sequence
     return out
 
 
+def alpha_movement(records: pd.DataFrame) -> pd.DataFrame:
+    """How far α has moved from uniform after each epoch (the signal behind Fig. 2's collapse).
+
+    Per epoch: ``max_share``, the mean over layers of the largest softmax(α) share (1/ops while α is
+    uniform, 1 when a layer has settled on one op); ``entropy``, the mean normalised entropy of
+    softmax(α) (1 uniform, 0 one op); ``changed``, the fraction of layers whose derived op differs
+    from the epoch before; ``arch_steps``, the architecture steps taken so far."""
+    rows, prev = [], None
+    for r in records.itertuples(index=False):
+        a = [np.asarray(x, dtype=float) for x in r.alpha_softmax]
+        ent = [float(-(x * np.log(np.clip(x, 1e-300, None))).sum() / np.log(len(x))) for x in a if len(x) > 1]
+        ops = list(r.derived_ops)
+        rows.append({"epoch": int(r.epoch), "arch_steps": int(r.arch_steps or 0),
+                     "max_share": float(np.mean([x.max() for x in a])), "entropy": float(np.mean(ent)),
+                     "changed": float("nan") if prev is None else float(np.mean([p != o for p, o in zip(prev, ops)]))})
+        prev = ops
+    df = pd.DataFrame(rows)
+    df["arch_steps"] = df["arch_steps"].cumsum()
+    return df
+
+
+def steps_axis(ax, steps_per_epoch: int, label: str = "weight steps") -> None:
+    """A second x-axis on top of an epoch axis, counting ``steps_per_epoch`` per epoch."""
+    ax.secondary_xaxis("top", functions=(lambda e: e * steps_per_epoch, lambda s: s / steps_per_epoch)).set_xlabel(label)
+
+
 def band(series: Sequence[Sequence[float]]) -> pd.DataFrame:
     """Mean, min and max across repeated runs (rows: epochs; runs may differ in length)."""
     n = min(len(s) for s in series)
