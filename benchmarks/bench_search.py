@@ -277,6 +277,7 @@ def main(argv=None) -> int:
                     help="a checkout of github.com/AberHu/TF-NAS: time its supernet beside ours (cpu32 / paper cases)")
     ap.add_argument("--cases", nargs="+", default=None, metavar="CASE:BATCH:THREADS",
                     help="default cpu: mini:64:1 mini:64:2 cpu32:32:2 paper:4:1; cuda: mini:64:1 paper:32:1")
+    ap.add_argument("--name", default=None, help="output file stem (default search_bench_<device>): keep a partial run beside the full table")
     ap.add_argument("--one", nargs=5, metavar=("CASE", "BATCH", "THREADS", "DEVICE", "STEPS"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
@@ -298,7 +299,7 @@ def main(argv=None) -> int:
         orig = a.original if CASES[name][2:4] == (1.0, 2) else None
         results.append(_subprocess(name, batch, threads, a.device, a.steps, orig))
     res = {**provenance.header(a.device, load0), "matmul_peak_gflops": peaks, "cases": results}
-    provenance.write(a.out, f"search_bench_{a.device}", res, to_markdown(res))
+    provenance.write(a.out, a.name or f"search_bench_{a.device}", res, to_markdown(res))
     return 0
 
 
