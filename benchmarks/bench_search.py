@@ -1,8 +1,7 @@
 """Benchmark: throughput of the search steps (paper Sec. 3.3 / Eq. 8 weight step, Eq. 3-7 arch step).
 
-For each case (proxy x batch x threads) one fresh subprocess builds the supernet three times - the plain
-path (``--set fast=false``), the fast path (``tfnas_core.fast_ops``, the default) and the fast path
-with oneDNN's depthwise weight gradient throughout (``fast-stock-dw``, CPU only) - and, with
+For each case (proxy x batch x threads) one fresh subprocess builds the supernet twice - the plain
+path (``--set fast=false``) and the fast path (``tfnas_core.fast_ops``, the default) - and, with
 ``--original DIR`` (a checkout of github.com/AberHu/TF-NAS), the released TF-NAS supernet, and times
 them interleaved (plain, fast, original, plain, ...) after one warm-up step each, so that the drift of
 a shared machine hits every implementation alike.  Steps: ``weight_bi`` (bi-sampled weight step:
@@ -135,7 +134,7 @@ def run_case(case: str, batch: int, threads: int, device: str, steps: int, origi
     steps timed interleaved (plain, fast[, original], plain, fast, ...), so drift hits them alike."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from tfnas_core import fast_ops, latency, samplers, search, search_config
+    from tfnas_core import latency, samplers, search, search_config
 
     torch.set_num_threads(threads)
     cfg, classes, chans = _case_config(case, batch, device)
@@ -149,19 +148,8 @@ def run_case(case: str, batch: int, threads: int, device: str, steps: int, origi
         if device == "cuda":
             torch.cuda.synchronize()
 
-    def stock_dw(f):  # the fast path with fast_ops' small-map depthwise weight gradient switched off
-        def run():
-            fast_ops.SMALL_MAP_WGRAD = False
-            try:
-                return f()
-            finally:
-                fast_ops.SMALL_MAP_WGRAD = True
-        return run
-
     impls = {}
-    for name, fast in (("plain", False), ("fast", True), ("fast-stock-dw", True)):
-        if name == "fast-stock-dw" and device != "cpu":
-            continue  # the small-map kernel is CPU-only
+    for name, fast in (("plain", False), ("fast", True)):
         c = replace(cfg, fast=fast)
         net = search.build_supernet(c, classes, chans, dev)
         w_opt, _, a_opt = search.build_optimizers(net, c)
@@ -173,8 +161,6 @@ def run_case(case: str, batch: int, threads: int, device: str, steps: int, origi
             "arch_hard": lambda net=net, o=a_opt, c=c, gen=gen: search.arch_step(
                 net, x, y, o, lut, replace(c, arch_step="hard"), 5.0, gen),
         }
-        if name == "fast-stock-dw":
-            impls[name] = {step: stock_dw(f) for step, f in impls[name].items()}
     if original:
         impls["original"] = _original_steps(original, cfg, classes, chans, x, y, dev)
 
@@ -255,8 +241,7 @@ def to_markdown(res: dict) -> str:
     lines += ["", "Estimator: the minimum over the timed steps (the least-disturbed run on a shared machine; "
               "medians beside it, every time in the JSON). Implementations of a case run interleaved in one "
               "process after one warm-up step each. plain: the reference path (`--set fast=false`); fast: "
-              "`fast_ops` (default); fast-stock-dw: the fast path with its small-map depthwise weight gradient "
-              "(`fast_ops.SMALL_MAP_WGRAD`) off, i.e. oneDNN's kernel throughout (CPU only); original: the released TF-NAS supernet (`--original DIR`, a checkout of "
+              "`fast_ops` (default); original: the released TF-NAS supernet (`--original DIR`, a checkout of "
               "github.com/AberHu/TF-NAS), same batch and optimiser settings, its initial op widths. "
               "weight_bi: Gumbel path + random second path, summed losses, one backward, SGD step. "
               "arch_relaxed: every candidate op runs (soft Gumbel-softmax, Eq. 3), CE + latency loss, Adam step "

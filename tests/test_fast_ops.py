@@ -121,39 +121,6 @@ def test_depthwise_shortcuts_and_embedding(k, stride, hw):
         torch.testing.assert_close(fast_ops.depthwise(x, F.pad(w, [1] * 4), stride, 5), ref)
 
 
-@pytest.mark.parametrize("k,stride,h,w", [(3, 1, 2, 2), (5, 1, 2, 2), (5, 1, 4, 4), (5, 2, 4, 4), (5, 2, 5, 3),
-                                           (3, 2, 3, 2), (5, 1, 1, 4), (3, 1, 3, 3)])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_small_map_depthwise_gradients(k, stride, h, w, channels_last):
-    """On maps with H·W <= k² the weight gradient comes from pixel pairs (``_SmallMapDepthwise``):
-    output and both gradients equal the stock convolution's, in either memory layout; the arch
-    steps' ``weight_grad=False`` and the no-grad case keep the stock kernel."""
-    x = torch.randn(5, 7, h, w)
-    x = (fast_ops.to_cl(x) if channels_last else x).requires_grad_()
-    wt = torch.randn(7, 1, k, k, requires_grad=True)
-    ref = F.conv2d(x, wt, None, stride, k // 2, 1, 7)
-    g = torch.randn_like(ref)
-    ref_grads = torch.autograd.grad(ref, [x, wt], g)
-    out = fast_ops.depthwise(x, wt, stride, k)
-    assert out.grad_fn.name().endswith("_SmallMapDepthwiseBackward")
-    torch.testing.assert_close(out, ref)
-    for a, b in zip(torch.autograd.grad(out, [x, wt], g), ref_grads):
-        torch.testing.assert_close(a, b)
-    gx_only = torch.autograd.grad(fast_ops.depthwise(x, wt, stride, k), [x], g)[0]
-    torch.testing.assert_close(gx_only, ref_grads[0])
-    assert "Small" not in fast_ops.depthwise(x, wt, stride, k, weight_grad=False).grad_fn.name()
-    with torch.no_grad():
-        torch.testing.assert_close(fast_ops.depthwise(x, wt, stride, k), ref.detach())
-
-
-def test_small_map_depthwise_only_where_it_pays():
-    """Maps larger than k² taps (7x7 at k5, 4x4 at k3) keep the stock kernel."""
-    wt = torch.randn(3, 1, 5, 5, requires_grad=True)
-    assert "Small" not in fast_ops.depthwise(torch.randn(2, 3, 7, 7), wt, 1, 5).grad_fn.name()
-    w3 = torch.randn(3, 1, 3, 3, requires_grad=True)
-    assert "Small" not in fast_ops.depthwise(torch.randn(2, 3, 4, 4), w3, 1, 3).grad_fn.name()
-
-
 def test_pointwise_and_se_match_convolutions():
     x = fast_ops.to_cl(torch.randn(3, 5, 4, 4))
     w, b = torch.randn(7, 5, 1, 1), torch.randn(7)

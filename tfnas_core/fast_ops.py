@@ -55,83 +55,15 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
     return y.permute(0, 3, 1, 2)
 
 
-def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, kernel: int,
-              weight_grad: bool = True) -> torch.Tensor:
+def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, kernel: int) -> torch.Tensor:
     """Depthwise kxk convolution, "same" padding ``kernel // 2``, ``weight`` (C, 1, k', k') with k' <= k
-    centred (a k3 kernel inside a k5 call is the same function: zero border).
-
-    ``weight_grad``: the caller's backward wants the weight's gradient (the weight step) - on maps
-    with ``H·W <= k²`` it then comes from ``_SmallMapDepthwise``; false (the arch steps, which
-    backpropagate to α only) keeps the stock kernel, whose backward skips it.  CPU only: the
-    slow kernel it replaces is oneDNN's."""
+    centred (a k3 kernel inside a k5 call is the same function: zero border)."""
     h, w = x.shape[-2:]
     if h == 1 and w == 1 and stride == 1:
         c = weight.shape[-1] // 2
         return x * weight[:, 0, c, c].view(1, -1, 1, 1)  # only the centre tap meets the pixel
     k = weight.shape[-1]
-    if (SMALL_MAP_WGRAD and weight_grad and h * w <= k * k and x.device.type == "cpu"
-            and weight.requires_grad and torch.is_grad_enabled()):
-        return _SmallMapDepthwise.apply(x, weight, stride)
     return F.conv2d(x, weight, None, stride, k // 2, 1, x.shape[1])
-
-
-SMALL_MAP_WGRAD = True  # depthwise: the pixel-pair weight gradient on small maps (False: the stock kernel throughout)
-_TAPS: dict[tuple, torch.Tensor] = {}
-
-
-def _tap_matrix(h: int, w: int, ho: int, wo: int, k: int, stride: int, dtype: torch.dtype) -> torch.Tensor:
-    """0/1 matrix (ho·wo·h·w, k·k): row (output pixel p, input pixel q) has a 1 at the tap that
-    connects them in a "same"-padded kxk convolution with ``stride`` (none when q is out of reach)."""
-    key = (h, w, ho, wo, k, stride, dtype)
-    if key not in _TAPS:
-        pad = k // 2
-        t = torch.zeros(ho, wo, h, w, k, k, dtype=dtype)
-        for yo in range(ho):
-            for xo in range(wo):
-                for i in range(k):
-                    for j in range(k):
-                        yi, xi = yo * stride + i - pad, xo * stride + j - pad
-                        if 0 <= yi < h and 0 <= xi < w:
-                            t[yo, xo, yi, xi, i, j] = 1
-        _TAPS[key] = t.reshape(ho * wo * h * w, k * k)
-    return _TAPS[key]
-
-
-class _SmallMapDepthwise(torch.autograd.Function):
-    """Depthwise convolution whose weight gradient is computed over pixel pairs (same function).
-
-    ∂L/∂w[c,i,j] = Σ_n Σ_p g[n,c,p] · x[n,c,q(p,i,j)].  On a map of H·W pixels every output pixel p
-    meets at most H·W input pixels q, so the sum is ``M[c] = G[c] @ X[c]ᵀ`` - one batched GEMM
-    (C, Ho·Wo, N) @ (C, N, H·W) - followed by folding the (p, q) pairs onto their taps with a
-    constant 0/1 matrix.  When H·W <= k² this is less work than the tap-by-tap form and, on the
-    CPU, replaces oneDNN's depthwise weight-gradient kernel, which is slow on tiny maps (measured,
-    one thread, batch 64: 2x2 maps with 288 channels at k5 1.3 ms for the stock backward against
-    0.4 ms here; ``benchmarks/bench_search.py`` measures the whole step with and without it).
-    The input gradient is the stock kernel's."""
-
-    @staticmethod
-    def forward(ctx, x, weight, stride):
-        ctx.save_for_backward(x, weight)
-        ctx.stride = stride
-        k = weight.shape[-1]
-        return F.conv2d(x, weight, None, stride, k // 2, 1, x.shape[1])
-
-    @staticmethod
-    def backward(ctx, g):
-        x, weight = ctx.saved_tensors
-        s, k = ctx.stride, weight.shape[-1]
-        n, c, h, w = x.shape
-        ho, wo = g.shape[-2:]
-        gx = gw = None
-        if ctx.needs_input_grad[0]:
-            gx = torch.ops.aten.convolution_backward(g, x, weight, None, [s, s], [k // 2] * 2, [1, 1], False,
-                                                     [0, 0], c, [True, False, False])[0]
-        if ctx.needs_input_grad[1]:
-            xc = x.permute(1, 0, 2, 3).reshape(c, n, h * w).contiguous()  # bmm wants dense batches
-            gc = g.permute(1, 2, 3, 0).reshape(c, ho * wo, n).contiguous()
-            pairs = torch.bmm(gc, xc).reshape(c, ho * wo * h * w)
-            gw = (pairs @ _tap_matrix(h, w, ho, wo, k, s, pairs.dtype)).view(c, 1, k, k)
-        return gx, gw, None
 
 
 def se_scale(h: torch.Tensor, reduce_w: torch.Tensor, reduce_b: torch.Tensor, expand_w: torch.Tensor,
@@ -194,7 +126,7 @@ def relaxed_layer(candidates: Sequence, x: torch.Tensor, weights: torch.Tensor, 
         w_exp = torch.cat([op.expand_conv.weight[:m] for op, m in zip(ops, mids)])
         h = first.act(search_bn(pointwise(x, w_exp)))  # BN is per channel: one call over the group
         w_dw = torch.cat([F.pad(op.dw_conv.weight[:m], [(k - op.kernel) // 2] * 4) for op, m in zip(ops, mids)])
-        h = first.act(search_bn(depthwise(h, w_dw, first.stride, k, weight_grad=False)))
+        h = first.act(search_bn(depthwise(h, w_dw, first.stride, k)))
         for i, op, m, hi in zip(idx, ops, mids, torch.split(h, mids, dim=1)):
             if op.se_reduce is not None:
                 hi = se_scale(hi, op.se_reduce.weight[:, :m], op.se_reduce.bias, op.se_expand.weight[:m],
