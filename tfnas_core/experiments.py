@@ -119,12 +119,11 @@ def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     cfg = search_cfg(ctx, seed, **variant)
     cfg_dict = search_key(cfg)
     desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
-    ran = []
     run = ctx.store.get_or_run(
-        "search", cfg_dict, lambda p: (ran.append(p), search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p))),
+        "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
         run_archive.DONE_FILES["search"], ignore=search_config.RESUME_FREE_KEYS)
     out = SearchRun(run.path, cfg, json.loads((run.path / run_archive.DONE_FILES["search"]).read_text()))
-    _note_run(ctx, run, "search", desc, seed, out.summary["search_wall_s"], bool(ran))
+    _note_run(ctx, run, desc, seed, out.summary["search_wall_s"])
     return out
 
 
@@ -145,21 +144,18 @@ def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | 
     key = {"spec": {"name": spec.name, "space": spec.space, "stages": spec.to_dict()["stages"]},
            **profiles.to_dict(cfg)}
     what = f"retrain [{label}] seed {seed} ({spec.name})" if label else f"retrain {spec.name} seed {seed}"
-    ran = []
     run = ctx.store.get_or_run(
-        "train", key, lambda p: (ran.append(p), arch_spec.save(spec, p / "spec.json"),
+        "train", key, lambda p: (arch_spec.save(spec, p / "spec.json"),
                                  train.run(spec, cfg, p, log=ctx.run_log(what, p))),
         run_archive.DONE_FILES["train"], ignore=profiles.RESUME_FREE_KEYS)
     result = json.loads((run.path / run_archive.DONE_FILES["train"]).read_text())
-    _note_run(ctx, run, "train", label or spec.name, seed, result["wall_s"], bool(ran))
+    _note_run(ctx, run, label or spec.name, seed, result["wall_s"])
     return result
 
 
-def _note_run(ctx: Context, run, kind: str, what: str, seed: int, wall_s: float, ran_now: bool) -> None:
-    """One ledger row: which run, where it came from, what it cost when it ran."""
-    archive = ctx.archive_root is not None and Path(run.path).parent == Path(ctx.archive_root)
-    ctx.ledger.append({"kind": kind, "what": what, "seed": seed, "key": run.key,
-                       "source": "computed now" if ran_now else "archive" if archive else "run store",
+def _note_run(ctx: Context, run, what: str, seed: int, wall_s: float) -> None:
+    """One ledger row: which run, where it came from (``Run.source``), what it cost when it ran."""
+    ctx.ledger.append({"kind": run.kind, "what": what, "seed": seed, "key": run.key, "source": run.source,
                        "wall_min": wall_s / 60})
 
 
@@ -176,14 +172,12 @@ def cost_line(runs: pd.DataFrame) -> str:
     """Plain words: how many searches and retrainings a table rests on and what they cost to compute."""
     if runs.empty:
         return "no search or retraining runs"
-    parts = []
-    for kind, one, many in (("search", "search", "searches"), ("train", "retraining", "retrainings")):
-        k = runs[runs["kind"] == kind]
-        if len(k):
-            parts.append(f"{len(k)} {one if len(k) == 1 else many} ({k['wall_min'].sum():.0f} min)")
-    src = runs["source"].value_counts()
-    return (f"{' + '.join(parts)} = {runs['wall_min'].sum():.0f} min of compute, one after another; "
-            + ", ".join(f"{n} {s}" for s, n in src.items()))
+    c = report.cost_row("", runs)
+    parts = [f"{c[n]} {one if c[n] == 1 else n} ({c[m]:.0f} min)"
+             for n, one, m in (("searches", "search", "search_min"), ("retrainings", "retraining", "retrain_min"))
+             if c[n]]
+    return (f"{' + '.join(parts)} = {c['compute_min']:.0f} min of compute, one after another; "
+            + ", ".join(f"{n} {s}" for s, n in runs["source"].value_counts().items()))
 
 
 # ----------------------------------------------------------------------------- ablations

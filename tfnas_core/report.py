@@ -289,14 +289,15 @@ def compute_costs(results_root: str | Path, profile: str) -> pd.DataFrame:
     for path in sorted(Path(results_root).glob(f"*/runs-{profile}.csv")):
         df = pd.read_csv(path)
         every.append(df)
-        rows.append(_cost_row(path.parent.name, df))
+        rows.append(cost_row(path.parent.name, df))
     if every:
-        rows.append(_cost_row("all notebooks (distinct runs)", pd.concat(every).drop_duplicates("key")))
+        rows.append(cost_row("all notebooks (distinct runs)", pd.concat(every).drop_duplicates("key")))
     return pd.DataFrame(rows, columns=["notebook", "searches", "retrainings", "search_min", "retrain_min",
                                        "compute_min", "runs_computed_now"])
 
 
-def _cost_row(name: str, df: pd.DataFrame) -> dict:
+def cost_row(name: str, df: pd.DataFrame) -> dict:
+    """Counts and wall minutes of one runs table (``experiments.runs_table``), by kind."""
     s, t = df[df["kind"] == "search"], df[df["kind"] == "train"]
     return {"notebook": name, "searches": len(s), "retrainings": len(t), "search_min": s["wall_min"].sum(),
             "retrain_min": t["wall_min"].sum(), "compute_min": df["wall_min"].sum(),
@@ -332,5 +333,5 @@ def to_markdown(table: pd.DataFrame, profile: str, costs: pd.DataFrame | None = 
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CLAIMS", "Check", "Claim", "MISSES", "PRECISE", "combine", "compute_costs", "evaluate", "evaluate_checks", "figure",
+__all__ = ["CLAIMS", "Check", "Claim", "MISSES", "PRECISE", "combine", "compute_costs", "cost_row", "evaluate", "evaluate_checks", "figure",
            "paired_by_seed", "to_markdown"]

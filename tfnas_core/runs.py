@@ -16,7 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -47,6 +47,7 @@ class Run:
     key: str
     path: Path
     done_file: str
+    source: str = "run store"  # where the finished run came from: run store | archive | computed now
 
     @property
     def done(self) -> bool:
@@ -149,7 +150,7 @@ class RunStore:
         key = config_hash(kind, cfg, ignore)
         run = Run(kind, key, self.root / key, done_file)
         if not run.done and self.archive is not None:
-            archived = Run(kind, key, self.archive / key, done_file)
+            archived = Run(kind, key, self.archive / key, done_file, "archive")
             if archived.path.is_dir():
                 verify_archived(archived.path, ignore)  # refuses an edited or unfinished archived run
                 return archived
@@ -172,14 +173,15 @@ class RunStore:
         if run.done:
             return run
         with _locked(run.path):
-            if not run.done:  # another process may have finished it while we waited
-                atomic_write_text(run.path / "store.json",
-                                  json.dumps({"kind": kind, "key": run.key, "config": dict(cfg)}, indent=1,
-                                             default=str) + "\n")
-                runner(run.path)
-                if not run.done:
-                    raise RuntimeError(f"run {run.key} ({kind}) finished without writing {done_file}")
-        return run
+            if run.done:  # another process finished it while we waited
+                return run
+            atomic_write_text(run.path / "store.json",
+                              json.dumps({"kind": kind, "key": run.key, "config": dict(cfg)}, indent=1,
+                                         default=str) + "\n")
+            runner(run.path)
+            if not run.done:
+                raise RuntimeError(f"run {run.key} ({kind}) finished without writing {done_file}")
+        return replace(run, source="computed now")
 
     def index(self) -> list[dict[str, Any]]:
         """Every run in the store: key, kind, status and its config."""
