@@ -161,6 +161,17 @@ def run_case(case: str, batch: int, threads: int, device: str, steps: int, origi
             "arch_hard": lambda net=net, o=a_opt, c=c, gen=gen: search.arch_step(
                 net, x, y, o, lut, replace(c, arch_step="hard"), 5.0, gen),
         }
+    if device == "cuda":  # the GPU path: relaxed arch step from a CUDA graph, no host reads in either step
+        c = replace(cfg, fast=True, cuda_graphs=True)
+        net = search.build_supernet(c, classes, chans, dev)
+        w_opt, _, a_opt = search.build_optimizers(net, c)
+        gen = samplers.make_generator(0)
+        impls["graphed"] = {
+            "weight_bi": lambda net=net, o=w_opt, c=c, gen=gen: search.weight_step(net, x, y, o, c, gen, bi=True,
+                                                                                 sync=False),
+            "arch_relaxed": lambda net=net, o=a_opt, c=c, gen=gen: search.arch_step(
+                net, x, y, o, lut, replace(c, arch_step="relaxed"), 5.0, gen, sync=False),
+        }
     if original:
         impls["original"] = _original_steps(original, cfg, classes, chans, x, y, dev)
 
@@ -196,10 +207,34 @@ def run_case(case: str, batch: int, threads: int, device: str, steps: int, origi
             "step_s_min": best, "step_s_median": med, "step_s_all": ts, "images_per_s": batch / best,
             "images_per_s_median": batch / med, "forward_gflop": fwd / 1e9, "gflop_per_step": total / 1e9,
             "gflops": total / best / 1e9}
+    if device == "cuda":  # kernel-busy fraction: profiled GPU kernel time per step over the step's wall time
+        for impl in impls:
+            for step, fn in impls[impl].items():
+                out["impls"][impl][step]["kernel_busy"] = _kernel_busy(fn, sync)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device == "cuda":
         out["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
+
+
+def _kernel_busy(fn, sync, steps: int = 5) -> dict:
+    """GPU kernel time per step (torch.profiler, summed over kernels) against the step's wall time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        sync()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            sync()
+            wall = (time.perf_counter() - t) / steps
+        kernel_us = sum(getattr(e, "self_device_time_total", 0) for e in prof.key_averages()
+                        if str(getattr(e, "device_type", "")).endswith("CUDA"))
+        kernel = kernel_us / 1e6 / steps
+        return {"kernel_s": kernel, "wall_s_profiled": wall, "fraction": kernel / wall if wall else None}
+    except Exception as e:  # the profiler's API moves between torch versions: say so, keep the timings
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def _subprocess(case: str, batch: int, threads: int, device: str, steps: int, original: str | None) -> dict:
@@ -211,6 +246,14 @@ def _subprocess(case: str, batch: int, threads: int, device: str, steps: int, or
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _busy(kb: dict | None) -> str:
+    if not kb:
+        return "-"
+    if kb.get("fraction") is None:
+        return "error"
+    return f"{100 * kb['fraction']:.0f} % ({1000 * kb['kernel_s']:.1f} ms)"
+
+
 def to_markdown(res: dict) -> str:
     lines = [
         "# Search-step benchmark", "",
@@ -220,8 +263,8 @@ def to_markdown(res: dict) -> str:
         "Matmul peak (float32 1024x1024, best of 12): "
         + ", ".join(f"{k} thread(s) {v:.1f} GFLOP/s" for k, v in res["matmul_peak_gflops"].items()), "",
         "| case | batch | threads | step | impl | min s | median s | images/s (min) | vs plain | vs original "
-        "| GFLOP/step | GFLOP/s | % of matmul peak | peak RSS MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| GFLOP/step | GFLOP/s | % of matmul peak | kernel busy | peak RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in res["cases"]:
         peak = res["matmul_peak_gflops"][str(c["threads"])]
@@ -237,11 +280,13 @@ def to_markdown(res: dict) -> str:
                     f"| {c['case']} ({c['resolution']} px, x{c['width_mult']}) | {c['batch']} | {c['threads']} | {step} | "
                     f"{impl} | {s['step_s_min']:.3f} | {s['step_s_median']:.3f} | {s['images_per_s']:.1f} | "
                     f"{base / s['step_s_min']:.2f}x | {vs_orig} | "
-                    f"{s['gflop_per_step']:.3f} | {s['gflops']:.2f} | {100 * s['gflops'] / peak:.1f} | {c['peak_rss_mb']:.0f} |")
+                    f"{s['gflop_per_step']:.3f} | {s['gflops']:.2f} | {100 * s['gflops'] / peak:.1f} | "
+                    f"{_busy(s.get('kernel_busy'))} | {c['peak_rss_mb']:.0f} |")
     lines += ["", "Estimator: the minimum over the timed steps (the least-disturbed run on a shared machine; "
               "medians beside it, every time in the JSON). Implementations of a case run interleaved in one "
               "process after one warm-up step each. plain: the reference path (`--set fast=false`); fast: "
-              "`fast_ops` (default); original: the released TF-NAS supernet (`--original DIR`, a checkout of "
+              "`fast_ops` (default); graphed (CUDA only): fast + the relaxed arch step replayed from a CUDA graph "
+              "(`--set cuda_graphs=true`) and no host reads in either step; original: the released TF-NAS supernet (`--original DIR`, a checkout of "
               "github.com/AberHu/TF-NAS), same batch and optimiser settings, its initial op widths. "
               "weight_bi: Gumbel path + random second path, summed losses, one backward, SGD step. "
               "arch_relaxed: every candidate op runs (soft Gumbel-softmax, Eq. 3), CE + latency loss, Adam step "

@@ -36,11 +36,17 @@ def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gener
     return g
 
 
-def gumbel_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """i.i.d. Gumbel(0, 1) noise shaped like ``like`` (``-log E``, ``E ~ Exp(1)``)."""
+def gumbel_noise_on(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """i.i.d. Gumbel(0, 1) noise shaped like ``like`` (``-log E``, ``E ~ Exp(1)``), on the
+    generator's device (``like``'s without one)."""
     dev = generator.device if generator is not None else like.device
     e = torch.empty(like.shape, dtype=like.dtype, device=dev).exponential_(generator=generator)
-    return (-e.log()).to(like.device)
+    return -e.log()
+
+
+def gumbel_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``gumbel_noise_on``, moved to ``like``'s device."""
+    return gumbel_noise_on(like, generator).to(like.device)
 
 
 # ----------------------------------------------------------------------------- first path
@@ -52,9 +58,21 @@ def gumbel_index(alpha: torch.Tensor, generator: torch.Generator | None = None) 
     return int(torch.argmax(F.log_softmax(a, dim=-1) + gumbel_noise(a, generator)))
 
 
+def on_host(alphas: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``alphas`` detached and on the CPU, with one device-to-host copy for all layers.
+
+    A path is Python control flow (which op each layer runs), so choosing it needs α on the
+    host; reading each layer's argmax on a GPU would stall the stream once per layer.  On the CPU
+    this returns the tensors themselves (detached), so the sampled path is the same bit for bit."""
+    if all(a.device.type == "cpu" for a in alphas):
+        return [a.detach() for a in alphas]
+    flat = torch.cat([a.detach().reshape(-1) for a in alphas]).cpu()
+    return [t.view(a.shape) for t, a in zip(flat.split([a.numel() for a in alphas]), alphas)]
+
+
 def gumbel_path(alphas: Sequence[torch.Tensor], generator: torch.Generator | None = None) -> list[int]:
-    """The first (Gumbel-sampled) path: one op index per layer."""
-    return [gumbel_index(a, generator) for a in alphas]
+    """The first (Gumbel-sampled) path: one op index per layer (sampled on the host)."""
+    return [gumbel_index(a, generator) for a in on_host(alphas)]
 
 
 # ----------------------------------------------------------------------------- second path
@@ -93,14 +111,15 @@ def second_path(alphas: Sequence[torch.Tensor], first_path: Sequence[int], strat
         raise ValueError(f"{len(alphas)} layers of α but a first path of {len(first_path)}")
     if strategy == "none":
         return None
-    return [second_index(a, f, strategy, generator) for a, f in zip(alphas, first_path)]
+    return [second_index(a, f, strategy, generator) for a, f in zip(on_host(alphas), first_path)]
 
 
 def bi_sample(alphas: Sequence[torch.Tensor], strategy: str = DEFAULT_SECOND_PATH,
               generator: torch.Generator | None = None) -> tuple[list[int], list[int] | None]:
     """Bi-sampling (Eq. 8): the Gumbel path and the second path (``None`` for ``'none'``)."""
-    first = gumbel_path(alphas, generator)
-    return first, second_path(alphas, first, strategy, generator)
+    host = on_host(alphas)
+    first = gumbel_path(host, generator)
+    return first, second_path(host, first, strategy, generator)
 
 
 # ----------------------------------------------------------------------------- relaxation
@@ -109,9 +128,14 @@ def bi_sample(alphas: Sequence[torch.Tensor], strategy: str = DEFAULT_SECOND_PAT
 def gumbel_softmax(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None,
                    hard: bool = False) -> torch.Tensor:
     """Eq. 3: ``softmax((logits + g) / T)``; ``hard`` gives the straight-through one-hot."""
+    return relax(logits, gumbel_noise(logits, generator), temperature, hard)
+
+
+def relax(logits: torch.Tensor, noise: torch.Tensor, temperature: float, hard: bool = False) -> torch.Tensor:
+    """``gumbel_softmax`` with its Gumbel ``noise`` given (drawn by ``relaxed_noise``)."""
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    soft = F.softmax((logits + gumbel_noise(logits, generator)) / temperature, dim=-1)
+    soft = F.softmax((logits + noise) / temperature, dim=-1)
     if not hard:
         return soft
     one_hot = F.one_hot(torch.argmax(soft, dim=-1), soft.shape[-1]).to(soft.dtype)
@@ -122,6 +146,13 @@ def relaxed_weights(alphas: Sequence[torch.Tensor], temperature: float, generato
                     hard: bool = False) -> list[torch.Tensor]:
     """Gumbel-softmax weights for every layer (the arch step's ``ops`` argument)."""
     return [gumbel_softmax(a, temperature, generator, hard) for a in alphas]
+
+
+def relaxed_noise(alphas: Sequence[torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+    """The Gumbel noise ``relaxed_weights`` would draw for ``alphas``, concatenated, on the
+    generator's device: the same draws in the same order, for a caller that moves them to the
+    device in one copy (``cuda_graph``).  Split it with ``[a.numel() for a in alphas]``."""
+    return torch.cat([gumbel_noise_on(a, generator).reshape(-1) for a in alphas])
 
 
 # ----------------------------------------------------------------------------- temperature
@@ -164,6 +195,6 @@ def temperature(schedule: str, epoch: int, epochs: int, t0: float = 5.0, warmup:
 
 __all__ = [
     "DEFAULT_SECOND_PATH", "DEFAULT_TEMPERATURE_SCHEDULE", "SECOND_PATH_STRATEGIES", "TEMPERATURE_SCHEDULES", "bi_sample",
-    "exponential_temperature", "gumbel_index", "gumbel_noise", "gumbel_path", "gumbel_softmax", "linear_temperature",
-    "make_generator", "relaxed_weights", "second_index", "second_path", "temperature",
+    "exponential_temperature", "gumbel_index", "gumbel_noise", "gumbel_noise_on", "gumbel_path", "gumbel_softmax", "linear_temperature",
+    "make_generator", "on_host", "relax", "relaxed_noise", "relaxed_weights", "second_index", "second_path", "temperature",
 ]

@@ -86,11 +86,13 @@ def build_supernet(cfg: SearchConfig, num_classes: int, in_chans: int, device: t
 
 
 def build_optimizers(net: Supernet, cfg: SearchConfig):
-    """SGD + cosine (per epoch, over all epochs) for ω; Adam for α, β (Appendix B)."""
+    """SGD + cosine (per epoch, over all epochs) for ω; Adam for α, β (Appendix B); with
+    ``cfg.cuda_graphs`` on a GPU the Adam is ``capturable`` (``cuda_graph``)."""
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_wd)
     w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=0.0)
+    graphed = cfg.cuda_graphs and net.arch_parameters()[0].device.type == "cuda"
     a_opt = torch.optim.Adam(net.arch_parameters(), lr=cfg.a_lr, betas=(cfg.a_beta1, cfg.a_beta2),
-                             weight_decay=cfg.a_wd)
+                             weight_decay=cfg.a_wd, capturable=graphed)  # capturable: its step count stays on the GPU
     return w_opt, w_sched, a_opt
 
 
@@ -109,8 +111,12 @@ def _finite(loss: torch.Tensor, where: Callable[[], str]) -> None:
 
 
 def weight_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, cfg: SearchConfig,
-                gen: torch.Generator, bi: bool, where: Callable[[], str] = lambda: "") -> dict:
-    """One ω update (Eq. 8): Gumbel path (+ second path when ``bi``), summed losses, one backward."""
+                gen: torch.Generator, bi: bool, where: Callable[[], str] = lambda: "", sync: bool = True) -> dict:
+    """One ω update (Eq. 8): Gumbel path (+ second path when ``bi``), summed losses, one backward.
+
+    ``sync=False`` (the search loop on a GPU) reads nothing back from the device: ``loss`` and
+    ``correct`` stay 0-d tensors, ``finite`` says whether the loss was finite, and the update is
+    applied either way (the loop checks ``finite`` at the end of the epoch, before it saves)."""
     net.train()
     first, second = samplers.bi_sample(list(net.alphas), cfg.second_path if bi else "none", gen)
     depths = [w.detach() for w in net.depth_weights()]
@@ -125,12 +131,16 @@ def weight_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.opti
         loss = cross_entropy(logits, y)
         if second is not None:
             loss = loss + cross_entropy(net(x, second, depths), y)
-    _finite(loss, where)
+    if sync:
+        _finite(loss, where)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], cfg.w_grad_clip)
     opt.step()
-    return {"loss": loss.item(), "correct": int((logits.argmax(1) == y).sum()), "n": int(y.numel())}
+    correct = (logits.argmax(1) == y).sum()
+    if not sync:
+        return {"loss": loss.detach(), "correct": correct, "n": int(y.numel()), "finite": torch.isfinite(loss.detach())}
+    return {"loss": loss.item(), "correct": int(correct), "n": int(y.numel())}
 
 
 @contextmanager
@@ -146,31 +156,104 @@ def _weighted_outputs(net: Supernet, weights: Sequence[torch.Tensor], choices: S
 
 
 def arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, lut, cfg: SearchConfig,
-              temp: float, gen: torch.Generator, where: Callable[[], str] = lambda: "") -> dict:
-    """One α/β update: CE + C(LAT) (Eq. 7) under Gumbel-softmax weights (Eq. 3-6)."""
+              temp: float, gen: torch.Generator, where: Callable[[], str] = lambda: "", sync: bool = True) -> dict:
+    """One α/β update: CE + C(LAT) (Eq. 7) under Gumbel-softmax weights (Eq. 3-6).
+
+    With ``cfg.cuda_graphs`` on a CUDA device the relaxed step is replayed from a CUDA graph
+    (``cuda_graph.StepGraph`` over ``relaxed_body``: the same computation, captured once per widths and T).
+    ``sync=False``: as ``weight_step``'s (0-d tensors and ``finite``, nothing read back)."""
+    if cfg.cuda_graphs and cfg.arch_step == "relaxed" and x.device.type == "cuda":
+        from . import cuda_graph
+
+        if not opt.defaults.get("capturable"):
+            raise ValueError("cuda_graphs needs a capturable Adam for α/β (search.build_optimizers builds one "
+                             "when cfg.cuda_graphs is on and the supernet is on a GPU)")
+        noise = samplers.relaxed_noise(list(net.alphas), gen)  # the eager step's draws, on the host
+        key = (tuple(map(tuple, net.mids)), float(temp), tuple(x.shape), x.dtype, tuple(y.shape), id(opt), id(lut),
+               repr(cfg))  # what a captured graph is valid for
+        vec = cuda_graph.for_net(net).run(
+            key, lambda x, y, noise: relaxed_body(net, x, y, noise, opt, lut, cfg, temp), {"x": x, "y": y, "noise": noise},
+            x.device, before_capture=lambda: opt.zero_grad(set_to_none=True))  # α/β grads: allocated by the capture
+        out = dict(zip(ARCH_OUTPUTS, vec.unbind()))
+        out["finite"] = torch.isfinite(out["loss"])
+        out["n"] = int(y.numel())
+        if sync:
+            _finite(out["loss"], where)  # after the update: the run stops all the same, its last checkpoint kept
+            return _host(out)
+        return out
     net.train()
     hard = cfg.arch_step == "hard"
-    ops = samplers.relaxed_weights(list(net.alphas), temp, gen, hard=hard)
-    depths = net.depth_weights()
     if hard:
+        ops = samplers.relaxed_weights(list(net.alphas), temp, gen, hard=True)
+        depths = net.depth_weights()
         choices = [int(w.detach().argmax()) for w in ops]
         with _weighted_outputs(net, ops, choices):
             logits = net(x, choices, depths)
+        loss, ce, lat, lat_loss = arch_loss(net, logits, y, lut, cfg, ops, depths)
     else:
-        logits = net(x, ops, depths)
+        ops = samplers.relaxed_weights(list(net.alphas), temp, gen)
+        logits, loss, ce, lat, lat_loss = relaxed_loss(net, x, y, lut, cfg, ops)
+    if sync:
+        _finite(loss, where)
+    arch_update(net, opt, cfg, loss)
+    out = {"loss": loss.detach(), "ce": ce.detach(), "lat_loss": lat_loss.detach(), "lat_ms": lat.detach(),
+           "correct": (logits.argmax(1) == y).sum(), "n": int(y.numel())}
+    if not sync:
+        out["finite"] = torch.isfinite(out["loss"])
+        return out
+    return _host(out)
+
+
+ARCH_OUTPUTS = ("loss", "ce", "lat_loss", "lat_ms", "correct")  # the order of relaxed_body's output vector
+
+
+def relaxed_body(net: Supernet, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, opt: torch.optim.Optimizer,
+                 lut, cfg: SearchConfig, temp: float) -> torch.Tensor:
+    """The relaxed arch step from given Gumbel ``noise`` (``samplers.relaxed_noise``, on ``x``'s
+    device) - what ``cuda_graph`` captures: the update, and its outputs stacked in ``ARCH_OUTPUTS``
+    order.  Reads nothing back from the device and builds no tensor from host data."""
+    alphas = list(net.alphas)
+    parts = noise.split([a.numel() for a in alphas])
+    ops = [samplers.relax(a, g.view(a.shape), temp) for a, g in zip(alphas, parts)]
+    logits, loss, ce, lat, lat_loss = relaxed_loss(net, x, y, lut, cfg, ops)
+    arch_update(net, opt, cfg, loss)
+    correct = (logits.argmax(1) == y).sum()
+    return torch.stack([loss.detach(), ce.detach(), lat_loss.detach(), lat.detach().to(loss.dtype),
+                        correct.to(loss.dtype)])
+
+
+def _host(out: dict) -> dict:
+    """An arch step's outputs as Python numbers (``correct`` an int)."""
+    res = {k: float(out[k]) for k in ("loss", "ce", "lat_loss", "lat_ms")}
+    return {**res, "correct": int(out["correct"]), "n": out["n"]}
+
+
+def arch_loss(net: Supernet, logits: torch.Tensor, y: torch.Tensor, lut, cfg: SearchConfig,
+              ops: Sequence[torch.Tensor], depths: Sequence[torch.Tensor]):
+    """Eq. 7 from the logits: (loss, CE, expected latency LAT, C(LAT))."""
     ce = cross_entropy(logits, y)
     lat = net.expected_latency(lut, ops, depths)
     lat_loss = latency_loss(lat, cfg.target_ms, cfg.objective, cfg.lam, cfg.lam2)
-    loss = ce + lat_loss
-    _finite(loss, where)
+    return ce + lat_loss, ce, lat, lat_loss
+
+
+def relaxed_loss(net: Supernet, x: torch.Tensor, y: torch.Tensor, lut, cfg: SearchConfig, ops: Sequence[torch.Tensor]):
+    """The relaxed forward (every op mixed by ``ops``, depths by softmax(β)) and Eq. 7:
+    (logits, loss, CE, LAT, C(LAT)).  Reads nothing back from the device."""
+    net.train()
+    depths = net.depth_weights()
+    logits = net(x, ops, depths)
+    return (logits, *arch_loss(net, logits, y, lut, cfg, ops, depths))
+
+
+def arch_update(net: Supernet, opt: torch.optim.Optimizer, cfg: SearchConfig, loss: torch.Tensor) -> None:
+    """Backward to α/β only (ω is not updated here), clip, the optimiser's step, re-normalise."""
     params = net.arch_parameters()
     opt.zero_grad(set_to_none=True)
-    loss.backward(inputs=params)  # no weight gradients: ω is not updated here
+    loss.backward(inputs=params)
     nn.utils.clip_grad_norm_(params, cfg.a_grad_clip)
     opt.step()
     net.renormalize_arch()
-    return {"loss": loss.item(), "ce": ce.item(), "lat_loss": lat_loss.item(), "lat_ms": lat.item(),
-            "correct": int((logits.argmax(1) == y).sum()), "n": int(y.numel())}
 
 
 @torch.no_grad()
@@ -294,6 +377,8 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
                                + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
     data = search_data.make(cfg)  # before writing anything: a missing dataset leaves no trace
     device = torch.device(cfg.device)
+    if cfg.cuda_graphs and device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # autotuned in each graph's eager warm-up step
     net = build_supernet(cfg, data.num_classes, data.in_chans, device)
     w_opt, w_sched, a_opt = build_optimizers(net, cfg)
     gen = samplers.make_generator(cfg.seed)
@@ -342,22 +427,20 @@ def search_epoch(net: Supernet, data, lut, cfg: SearchConfig, epoch: int, steps:
     lr = w_sched.get_last_lr()[0]
     data.weights.set_epoch(epoch)
     arch_batches = data.arch_stream(epoch) if searching else None
-    sums = {"w_loss": 0.0, "w_correct": 0, "w_n": 0, "a_loss": 0.0, "a_ce": 0.0, "a_lat_loss": 0.0,
-            "a_lat_ms": 0.0, "a_steps": 0}
+    sums = EpochSums(device if defer_host_reads(device) else None)
     bar = run_loop.progress_bar(zip(range(steps), data.weights), cfg.progress, dynamic_ncols=True,
                                 desc=f"epoch {epoch + 1}/{cfg.epochs}", total=steps, leave=False)
     for step, (x, y) in bar:
         where = lambda: (f"at epoch {epoch + 1} step {step + 1}; search stopped, {kept()}")  # noqa: E731
-        r = weight_step(net, x.to(device), y.to(device), w_opt, cfg, gen, bi=searching, where=where)
-        sums["w_loss"] += r["loss"] * r["n"]
-        sums["w_correct"] += r["correct"]
-        sums["w_n"] += r["n"]
+        r = weight_step(net, x.to(device), y.to(device), w_opt, cfg, gen, bi=searching, where=where,
+                        sync=not sums.defer)
+        sums.add_weight(r, epoch, step)
         if searching and (step + 1) % cfg.arch_every == 0:
             xa, ya = next(arch_batches)
-            a = arch_step(net, xa.to(device), ya.to(device), a_opt, lut, cfg, temp, gen, where=where)
-            for k in ("loss", "ce", "lat_loss", "lat_ms"):
-                sums[f"a_{k}"] += a[k]
-            sums["a_steps"] += 1
+            a = arch_step(net, xa.to(device), ya.to(device), a_opt, lut, cfg, temp, gen, where=where,
+                          sync=not sums.defer)
+            sums.add_arch(a, epoch, step)
+    sums = sums.read(kept)
     w_sched.step()
     va = validate(net, data.val, gen, device, cfg.val_batches)
     es = elasticity(net, lut, cfg.target_ms, w_opt, enabled=searching and cfg.elasticity)
@@ -373,6 +456,59 @@ def search_epoch(net: Supernet, data, lut, cfg: SearchConfig, epoch: int, steps:
         **arch_state(net, lut), **es, "es_applied": searching and cfg.elasticity,
         "target_ms": cfg.target_ms,
     }
+
+
+def defer_host_reads(device: torch.device) -> bool:  # a function, so tests can defer on the CPU
+    """Keep the steps' metrics on the device until the epoch ends: on a GPU (no step waits for the
+    device to report its loss); on the CPU reading a number costs nothing and the check is at once."""
+    return device.type == "cuda"
+
+
+class EpochSums:
+    """An epoch's sums of the step metrics: Python numbers, or (``device`` given) float64 / int64
+    tensors on it, read once by ``read``, which also raises ``SearchDiverged`` for the first
+    non-finite loss.  Deferred sums add in the same order and precision as the Python numbers
+    (each float32 loss widened to float64, times the batch size, then added), so the records
+    are the same."""
+
+    FLOATS = ("w_loss", "a_loss", "a_ce", "a_lat_loss", "a_lat_ms")
+
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.defer = device is not None
+        zero = (lambda dt: torch.zeros((), dtype=dt, device=device)) if self.defer else (lambda dt: dt(0))
+        self.v = {k: zero(torch.float64 if self.defer else float) for k in self.FLOATS}
+        self.v["w_correct"] = zero(torch.int64 if self.defer else int)
+        self.v["w_n"] = self.v["a_steps"] = 0
+        self.checks: list[tuple] = []  # deferred: (finite flag, loss, epoch, step, which) per step
+
+    def _f(self, value):
+        return value.to(torch.float64) if self.defer else value
+
+    def add_weight(self, r: dict, epoch: int, step: int) -> None:
+        self.v["w_loss"] = self.v["w_loss"] + self._f(r["loss"]) * r["n"]
+        self.v["w_correct"] = self.v["w_correct"] + r["correct"]
+        self.v["w_n"] += r["n"]
+        if self.defer:
+            self.checks.append((r["finite"], r["loss"], epoch, step, "weight"))
+
+    def add_arch(self, a: dict, epoch: int, step: int) -> None:
+        for k in ("loss", "ce", "lat_loss", "lat_ms"):
+            self.v[f"a_{k}"] = self.v[f"a_{k}"] + self._f(a[k])
+        self.v["a_steps"] += 1
+        if self.defer:
+            self.checks.append((a["finite"], a["loss"], epoch, step, "arch"))
+
+    def read(self, kept: Callable[[], str]) -> dict:
+        """The sums as Python numbers; deferred: first the losses' finiteness, in step order."""
+        if self.checks:
+            finite = torch.stack([c[0] for c in self.checks]).cpu()
+            if not bool(finite.all()):
+                _, loss, epoch, step, which = self.checks[int((~finite).nonzero()[0])]
+                raise SearchDiverged(f"loss is {float(loss)} ({which} step) at epoch {epoch + 1} step {step + 1}; "
+                                     f"search stopped, {kept()}")
+        out = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in self.v.items()}
+        out["w_correct"] = int(out["w_correct"])
+        return out
 
 
 def _summary(net: Supernet, lut, cfg: SearchConfig, data, loop: run_loop.RunLoop) -> dict:
@@ -395,5 +531,6 @@ def _summary(net: Supernet, lut, cfg: SearchConfig, data, loop: run_loop.RunLoop
     }
 
 
-__all__ = ["SearchDiverged", "arch_state", "arch_step", "build_optimizers", "build_supernet", "elasticity",
-           "read_records", "run", "search_epoch", "temperature", "validate", "weight_step", "write_records"]
+__all__ = ["ARCH_OUTPUTS", "EpochSums", "SearchDiverged", "arch_loss", "arch_state", "arch_step", "arch_update",
+           "build_optimizers", "build_supernet", "defer_host_reads", "elasticity", "read_records", "relaxed_body",
+           "relaxed_loss", "run", "search_epoch", "temperature", "validate", "weight_step", "write_records"]

@@ -91,6 +91,9 @@ class SearchConfig:
     stop_after_epoch: int | None = None  # stop cleanly after this epoch (rerun the command to resume)
     progress: bool = True  # tqdm bars (on a TTY)
     fast: bool = True  # fast_ops path (same losses/gradients up to float rounding); false: the plain reference path
+    # CUDA only: replay the relaxed arch step from a CUDA graph (cuda_graph.py; capturable Adam) and keep
+    # every step's metrics on the device until the epoch ends.  Off until measured on a GPU; no effect on a CPU.
+    cuda_graphs: bool = False
 
 
 # Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
@@ -113,7 +116,7 @@ LIMITS: dict[str, Range] = {
 SCHEDULE_FIELDS: dict[str, dict[str, str]] = {"exponential": {"decay": "t_decay"}, "linear": {"t1": "t_final"}}
 
 # Keys that may differ between an interrupted run and its resumption.
-RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "progress", "num_workers", "threads"})
+RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "progress", "num_workers", "threads", "cuda_graphs"})
 
 
 def paper() -> SearchConfig:

@@ -336,6 +336,17 @@ class Supernet(nn.Module):
             out.append(lats + [0.0] * int(self.layers[l].has_skip))
         return out
 
+    def _latency_tensors(self, lut: LUT, ref: torch.Tensor) -> list[torch.Tensor]:
+        """``layer_latencies`` as tensors like ``ref``, built once per (LUT, widths, device, dtype):
+        no host-to-device copy per arch step, which a CUDA graph could not capture."""
+        key = (tuple(map(tuple, self.mids)), ref.device, ref.dtype)
+        cached = self.__dict__.get("_lat_cache")
+        if cached is None or cached[0] is not lut or cached[1] != key:
+            tensors = [torch.tensor(t, dtype=ref.dtype, device=ref.device) for t in self.layer_latencies(lut)]
+            cached = (lut, key, tensors)
+            self.__dict__["_lat_cache"] = cached  # not a module attribute: stays out of state_dict
+        return list(cached[2])
+
     def expected_latency(self, lut: LUT, op_weights: Sequence[torch.Tensor],
                          depth_weights: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Relaxed latency of the supernet under ``op_weights`` (per layer) and ``depth_weights``.
@@ -346,8 +357,7 @@ class Supernet(nn.Module):
         """
         if len(op_weights) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} op weight vectors, got {len(op_weights)}")
-        ref = op_weights[0]
-        lats = [torch.tensor(t, dtype=ref.dtype, device=ref.device) for t in self.layer_latencies(lut)]
+        lats = self._latency_tensors(lut, op_weights[0])
         depth_weights = list(depth_weights) if depth_weights is not None else []
         if len(depth_weights) != len(self.depth_parameters()):
             raise ValueError(f"expected {len(self.depth_parameters())} depth weight vectors, got {len(depth_weights)}")
