@@ -142,6 +142,12 @@ def test_fig2_collapse_table(executed):
     assert set(a["sampling"]) == {"Gumbel", "bi-sampling"} and a["max_share"].between(0, 1).all()
     assert a["entropy"].between(0, 1 + 1e-9).all() and (a.groupby(["sampling", "seed"])["arch_steps"].diff().dropna() >= 0).all()
     assert (figs / "fig2-alpha-smoke.png").is_file()
+    # the longer search: 3x the epochs, the same warm-up, so more arch steps than the plain searches
+    long = pd.read_csv(res / "alpha-smoke-long.csv")
+    assert set(long["sampling"]) == {"Gumbel", "bi-sampling"}
+    assert long["arch_steps"].max() > 3 * a["arch_steps"].max() and long["epoch"].max() == 3 * a["epoch"].max()
+    assert len(pd.read_csv(res / "collapse-smoke-long.csv")) == len(c)
+    assert (figs / "fig2-alpha-smoke-long.png").is_file() and (figs / "fig2-operation-collapse-smoke-long.png").is_file()
 
 
 @pytest.mark.parametrize("name, groups", [("fig4-depth-and-latency", {"a", "b"}), ("fig5-latency-objectives", {"c1", "c2"})])

@@ -309,10 +309,38 @@ def table13_variants() -> list[Variant]:
 # ----------------------------------------------------------------------------- figures
 
 
-def fig2(ctx: Context, seeds: Iterable[int]) -> dict[str, list[SearchRun]]:
-    """Fig. 2: Gumbel-only vs bi-sampling (random second path), T linear 5.0 -> 0.2."""
-    return {label: [search_run(ctx, seed, second_path=sp, t_schedule="linear") for seed in seeds]
+def fig2(ctx: Context, seeds: Iterable[int], **variant: Any) -> dict[str, list[SearchRun]]:
+    """Fig. 2: Gumbel-only vs bi-sampling (random second path), T linear 5.0 -> 0.2; ``variant``:
+    more SearchConfig fields for both (the notebook's longer search: ``epochs``)."""
+    seeds = list(seeds)
+    return {label: [search_run(ctx, seed, second_path=sp, t_schedule="linear", **variant) for seed in seeds]
             for label, sp in (("Gumbel", "none"), ("bi-sampling", "random"))}
+
+
+def fig2_collapse(runs: dict[str, list[SearchRun]], layers: Sequence[int], ops: Sequence[str]) -> pd.DataFrame:
+    """Per sampling, seed and paper layer: the most derived op and its share over the search epochs."""
+    idx = [paper_tables.paper_layer_to_supernet_index(l) for l in layers]
+    return pd.DataFrame([{"sampling": label, "seed": r.config.seed, "layer": layer,
+                          **plots.collapse_summary(r.records, [i], ops)[i]}
+                         for label, rs in runs.items() for r in rs for layer, i in zip(layers, idx)])
+
+
+def fig2_alpha(runs: dict[str, list[SearchRun]]) -> pd.DataFrame:
+    """``plots.alpha_movement`` of every search, with its sampling and seed."""
+    return pd.concat([plots.alpha_movement(r.records).assign(sampling=label, seed=r.config.seed)
+                      for label, rs in runs.items() for r in rs], ignore_index=True)
+
+
+def fig2_signal_line(runs: dict[str, list[SearchRun]], alpha: pd.DataFrame, n_ops: int) -> str:
+    """One sentence: the steps per search epoch and, after the last epoch, α's largest share and
+    the supernet's validation accuracy (means over runs)."""
+    first = next(iter(runs.values()))[0]
+    arch = int(first.records["arch_steps"].max())
+    last = alpha.groupby(["sampling", "seed"]).tail(1)
+    val = pd.concat([r.records.tail(1) for rs in runs.values() for r in rs])["val_acc"].mean()
+    return (f"{arch * first.config.arch_every} weight steps and {arch} arch steps per search epoch; after the last "
+            f"epoch ({int(last['arch_steps'].max())} arch steps) the largest α share is {last['max_share'].mean():.3f} "
+            f"on average (uniform: {1 / n_ops:.3f}) and the supernet validation accuracy {val:.1f} %")
 
 
 def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:

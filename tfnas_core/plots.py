@@ -213,6 +213,53 @@ def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs ta
         ax.text(1.01, 0.0, textwrap.fill(note, 42), transform=ax.transAxes, fontsize=7, va="bottom", ha="left")
 
 
+def collapse_panels(runs: Mapping[str, Sequence], layers: Sequence[int], idx: Sequence[int], ops: Sequence[str],
+                    title: str):
+    """Fig. 2's six panels for the first seed of two samplings: (a, b, d, e) the counting share of
+    each derived op after every search epoch in two ``layers`` (paper numbers; ``idx`` their
+    supernet indices), (c, f) supernet training and validation accuracy.  Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    warmup = next(iter(runs.values()))[0].config.warmup_epochs
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    for row, (label, rs) in enumerate(runs.items()):
+        for col, (layer, i) in enumerate(zip(layers, idx)):
+            stacked_shares(axes[row, col], op_shares(rs[0].records, i, ops),
+                           f"({'abde'[2 * row + col]}) {label}: layer {layer}")
+    for ax, col, name in ((axes[0, 2], "train_acc", "(c) supernet training accuracy"),
+                          (axes[1, 2], "val_acc", "(f) supernet validation accuracy")):
+        curves(ax, {label: (rs[0].records["epoch"], rs[0].records[col]) for label, rs in runs.items()}, name,
+               "accuracy (%)", warmup=warmup)
+    fig.suptitle(title)
+    fig.tight_layout()
+    op_legend(fig, axes[0, 0])
+    return fig
+
+
+def alpha_panels(runs: Mapping[str, Sequence], alpha: pd.DataFrame, n_ops: int, title: str):
+    """Fig. 2's "signal behind collapse": supernet validation accuracy (weight steps on top), the
+    largest softmax(α) share and the share of layers whose derived op changed, per sampling, as
+    mean and min-max over seeds.  ``runs``: label -> search runs (``records``, ``config``);
+    ``alpha``: ``experiments.fig2_alpha(runs)``.  Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    first = next(iter(runs.values()))[0]
+    warmup = first.config.warmup_epochs
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    banded(axes[0], {label: band([r.records["val_acc"] for r in rs]) for label, rs in runs.items()},
+           "supernet validation accuracy", "accuracy (%)", warmup=warmup)
+    steps_axis(axes[0], int(first.records["arch_steps"].max()) * first.config.arch_every)
+    by = {label: alpha[alpha["sampling"] == label] for label in runs}
+    banded(axes[1], {label: band([d["max_share"] for _, d in a.groupby("seed")]) for label, a in by.items()},
+           "largest α share (mean over layers)", "softmax(α) share", warmup=warmup)
+    axes[1].axhline(1 / n_ops, color="k", linestyle=":", linewidth=1)
+    banded(axes[2], {label: band([d["changed"].fillna(0) for _, d in a.groupby("seed")]) for label, a in by.items()},
+           "layers whose derived op changed", "fraction of layers", warmup=warmup)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
     """Write ``stem.png`` and ``stem.pdf``, each atomically (``atomic.atomic_write``)."""
     stem = Path(stem)

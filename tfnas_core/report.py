@@ -143,7 +143,15 @@ def _latency_claim(experiment: str, variants: Callable[[pd.DataFrame], Sequence[
 def _collapse(root: Path, profile: str) -> list[Check]:
     """Fig. 2: the share of the most derived op per layer (over the search epochs), averaged over
     the counted layers per seed, Gumbel-only minus bi-sampling, paired by seed (seeds are the
-    replicates; layers of one search are not independent)."""
+    replicates; layers of one search are not independent).  A second check reads the notebook's
+    longer searches (``collapse-<profile>-long``: more epochs, more α steps) when they exist."""
+    out = _collapse_check(root, profile, "")
+    if (root / "fig2-operation-collapse" / f"collapse-{profile}-long.csv").is_file():
+        out += _collapse_check(root, f"{profile}-long", ", longer search")
+    return out
+
+
+def _collapse_check(root: Path, profile: str, label: str) -> list[Check]:
     df = _table(root, "fig2-operation-collapse", "collapse", profile)
     if df is None:
         return _missing("top-op share Gumbel − bi-sampling (> 0)", "fig2-operation-collapse", profile,
@@ -151,7 +159,7 @@ def _collapse(root: Path, profile: str) -> list[Check]:
     per_seed = df.groupby(["sampling", "seed"])["top_share"].mean()
     g = per_seed.get("Gumbel", pd.Series(dtype=float)).to_dict()
     b = per_seed.get("bi-sampling", pd.Series(dtype=float)).to_dict()
-    what = "top-op share (%, mean over the counted layers) Gumbel − bi-sampling (> 0)"
+    what = f"top-op share (%, mean over the counted layers{label}) Gumbel − bi-sampling (> 0)"
     if not set(g) & set(b):
         return [Check(what, None, "inconclusive", "no seed has both")]
     e = stats.paired(g, b)
