@@ -288,8 +288,11 @@ def test_killed_process_resumes_to_the_same_result(tmp_path):
     assert comparable(search.read_records(ref / "records.jsonl")) == comparable(search.read_records(killed / "records.jsonl"))
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("defer", [False, True], ids=["at-once", "deferred"])
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, defer):
+    """``deferred``: as on a GPU, the steps' losses are checked at the end of the epoch, before it is saved."""
     cfg = tiny(tmp_path)
+    monkeypatch.setattr(search, "defer_host_reads", lambda device: defer)
     calls = {"n": 0}
     real = search.cross_entropy
 
@@ -300,7 +303,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(search, "cross_entropy", poisoned)
     out = tmp_path / "run"
-    with pytest.raises(search.SearchDiverged, match=r"nan at epoch 2 step 1.*last good checkpoint \(epoch 1\)"):
+    with pytest.raises(search.SearchDiverged,
+                       match=r"nan( \(weight step\))? at epoch 2 step 1;.*last good checkpoint \(epoch 1\)"):
         search.run(cfg, out, log=QUIET)
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck["data_position"]["epoch"] == 1 and len(ck["records"]) == 1
