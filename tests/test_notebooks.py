@@ -147,6 +147,8 @@ def test_fig2_collapse_table(executed):
     assert set(long["sampling"]) == {"Gumbel", "bi-sampling"}
     assert long["arch_steps"].max() > 3 * a["arch_steps"].max() and long["epoch"].max() == 3 * a["epoch"].max()
     assert len(pd.read_csv(res / "collapse-smoke-long.csv")) == len(c)
+    per = pd.read_csv(res / "per_seed-smoke-long.csv")
+    assert set(per["variant"]) == {"Gumbel", "bi-sampling"} and (per["lut_ms"] > 0).all() and (per["target_ms"] > 0).all()
     assert (figs / "fig2-alpha-smoke-long.png").is_file() and (figs / "fig2-operation-collapse-smoke-long.png").is_file()
 
 

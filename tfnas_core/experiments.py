@@ -331,6 +331,14 @@ def fig2_alpha(runs: dict[str, list[SearchRun]]) -> pd.DataFrame:
                       for label, rs in runs.items() for r in rs], ignore_index=True)
 
 
+def search_rows(runs: dict[str, list[SearchRun]]) -> pd.DataFrame:
+    """One row per search: its label as ``variant``, seed, the derived net's LUT latency and the
+    target, its depths (stages 3-8, ``2-3-1-2-4-1``) and the final supernet validation accuracy."""
+    return pd.DataFrame([{"variant": label, "seed": r.config.seed, "lut_ms": r.summary["lut_ms"],
+                          "target_ms": r.summary["target_ms"], "depths": "-".join(map(str, r.summary["depths"])),
+                          "val_acc": r.summary["final_val_acc"]} for label, rs in runs.items() for r in rs])
+
+
 def fig2_signal_line(runs: dict[str, list[SearchRun]], alpha: pd.DataFrame, n_ops: int) -> str:
     """One sentence: the steps per search epoch and, after the last epoch, α's largest share and
     the supernet's validation accuracy (means over runs)."""
