@@ -106,11 +106,4 @@ def for_net(net) -> StepGraph:
     return g
 
 
-def release(net) -> None:
-    """Drop a supernet's captured graph (its memory pool with it)."""
-    g = net.__dict__.get("_arch_graph")
-    if g is not None:
-        g.release()
-
-
-__all__ = ["StepGraph", "for_net", "release"]
+__all__ = ["StepGraph", "for_net"]

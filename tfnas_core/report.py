@@ -144,30 +144,29 @@ def _latency_claim(experiment: str, variants: Callable[[pd.DataFrame], Sequence[
     return evaluate
 
 
-def _collapse(root: Path, profile: str) -> list[Check]:
+def _collapse(suffix: str = "", label: str = ""):
     """Fig. 2: the share of the most derived op per layer (over the search epochs), averaged over
     the counted layers per seed, Gumbel-only minus bi-sampling, paired by seed (seeds are the
-    replicates; layers of one search are not independent).  A second check reads the notebook's
-    longer searches (``collapse-<profile>-long``: more epochs, more α steps) when they exist."""
-    out = _collapse_check(root, profile, "")
-    if (root / "fig2-operation-collapse" / f"collapse-{profile}-long.csv").is_file():
-        out += _collapse_check(root, f"{profile}-long", ", longer search")
-    return out
+    replicates; layers of one search are not independent).  ``suffix``/``label``: as
+    ``_latency_claim``'s (``-long``: the notebook's longer searches, a check only where they ran)."""
 
+    def evaluate(root: Path, profile: str) -> list[Check]:
+        df = _table(root, "fig2-operation-collapse", "collapse", profile + suffix)
+        if df is None and suffix:
+            return []
+        if df is None:
+            return _missing("top-op share Gumbel − bi-sampling (> 0)", "fig2-operation-collapse", profile,
+                            "top-op share points")
+        per_seed = df.groupby(["sampling", "seed"])["top_share"].mean()
+        g = per_seed.get("Gumbel", pd.Series(dtype=float)).to_dict()
+        b = per_seed.get("bi-sampling", pd.Series(dtype=float)).to_dict()
+        what = f"top-op share (%, mean over the counted layers{label}) Gumbel − bi-sampling (> 0)"
+        if not set(g) & set(b):
+            return [Check(what, None, "inconclusive", "no seed has both")]
+        e = stats.paired(g, b)
+        return [Check(what, e, stats.verdict(e, +1), "" if e.n >= 2 else "one seed", "top-op share points")]
 
-def _collapse_check(root: Path, profile: str, label: str) -> list[Check]:
-    df = _table(root, "fig2-operation-collapse", "collapse", profile)
-    if df is None:
-        return _missing("top-op share Gumbel − bi-sampling (> 0)", "fig2-operation-collapse", profile,
-                        "top-op share points")
-    per_seed = df.groupby(["sampling", "seed"])["top_share"].mean()
-    g = per_seed.get("Gumbel", pd.Series(dtype=float)).to_dict()
-    b = per_seed.get("bi-sampling", pd.Series(dtype=float)).to_dict()
-    what = f"top-op share (%, mean over the counted layers{label}) Gumbel − bi-sampling (> 0)"
-    if not set(g) & set(b):
-        return [Check(what, None, "inconclusive", "no seed has both")]
-    e = stats.paired(g, b)
-    return [Check(what, e, stats.verdict(e, +1), "" if e.n >= 2 else "one seed", "top-op share points")]
+    return evaluate
 
 
 def _total_depth(df: pd.DataFrame) -> pd.Series:
@@ -187,7 +186,7 @@ def _t5(obj: str, es: bool) -> str:
 CLAIMS: list[Claim] = [
     Claim("op-collapse", "Sec. 3.3, Fig. 2", "Gumbel-only sampling collapses onto few ops; bi-sampling explores more",
           "~80 % of derivations fall on one op in layers 12 and 17 with Gumbel only; fewer with bi-sampling",
-          _collapse),
+          _all_of(_collapse(), _collapse("-long", ", longer search"))),
     Claim("bi-beats-gumbel", "Sec. 4.3, Table 3", "bi-sampling (Gumbel+Random) beats one-path Gumbel",
           "76.3 vs 75.8 % top-1", _accuracy_claim("table3-sampling", [("Gumbel+Random", "Gumbel", +1)])),
     Claim("random-best", "Sec. 4.3, Table 3", "a random second path is the best of the four",

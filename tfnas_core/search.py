@@ -174,13 +174,10 @@ def arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.
         vec = cuda_graph.for_net(net).run(
             key, lambda x, y, noise: relaxed_body(net, x, y, noise, opt, lut, cfg, temp), {"x": x, "y": y, "noise": noise},
             x.device, before_capture=lambda: opt.zero_grad(set_to_none=True))  # α/β grads: allocated by the capture
-        out = dict(zip(ARCH_OUTPUTS, vec.unbind()))
-        out["finite"] = torch.isfinite(out["loss"])
-        out["n"] = int(y.numel())
+        out = {**dict(zip(ARCH_OUTPUTS, vec.unbind())), "n": int(y.numel())}
         if sync:
             _finite(out["loss"], where)  # after the update: the run stops all the same, its last checkpoint kept
-            return _host(out)
-        return out
+        return _arch_result(out, sync)
     net.train()
     hard = cfg.arch_step == "hard"
     if hard:
@@ -196,12 +193,8 @@ def arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.
     if sync:
         _finite(loss, where)
     arch_update(net, opt, cfg, loss)
-    out = {"loss": loss.detach(), "ce": ce.detach(), "lat_loss": lat_loss.detach(), "lat_ms": lat.detach(),
-           "correct": (logits.argmax(1) == y).sum(), "n": int(y.numel())}
-    if not sync:
-        out["finite"] = torch.isfinite(out["loss"])
-        return out
-    return _host(out)
+    return _arch_result({"loss": loss.detach(), "ce": ce.detach(), "lat_loss": lat_loss.detach(), "lat_ms": lat.detach(),
+                         "correct": (logits.argmax(1) == y).sum(), "n": int(y.numel())}, sync)
 
 
 ARCH_OUTPUTS = ("loss", "ce", "lat_loss", "lat_ms", "correct")  # the order of relaxed_body's output vector
@@ -222,10 +215,13 @@ def relaxed_body(net: Supernet, x: torch.Tensor, y: torch.Tensor, noise: torch.T
                         correct.to(loss.dtype)])
 
 
-def _host(out: dict) -> dict:
-    """An arch step's outputs as Python numbers (``correct`` an int)."""
-    res = {k: float(out[k]) for k in ("loss", "ce", "lat_loss", "lat_ms")}
-    return {**res, "correct": int(out["correct"]), "n": out["n"]}
+def _arch_result(out: dict, sync: bool) -> dict:
+    """An arch step's outputs: Python numbers (``correct`` an int), or with ``sync=False`` the
+    device tensors and ``finite``."""
+    if not sync:
+        return {**out, "finite": torch.isfinite(out["loss"])}
+    return {**{k: float(out[k]) for k in ("loss", "ce", "lat_loss", "lat_ms")}, "correct": int(out["correct"]),
+            "n": out["n"]}
 
 
 def arch_loss(net: Supernet, logits: torch.Tensor, y: torch.Tensor, lut, cfg: SearchConfig,
