@@ -14,8 +14,14 @@ SEEDS ?=
 FRESH ?=
 NB_OUT := outputs/notebooks
 PAPERMILL := $(VENV)/bin/papermill
+# The longer-search sections (Table 5/13, Fig. 2/4/5; not the zoo): LONG_FACTOR=1 skips them,
+# LONG_FINISHED_ONLY=1 renders the searches already finished (run store or archive) and lists the rest.
+LONG_FACTOR ?=
+LONG_FINISHED_ONLY ?=
 NB_ARGS = -p profile $(PROFILE) -p runs_root $(RUNS) $(if $(IMAGENET),-p imagenet_root $(IMAGENET)) \
-          $(if $(LUT),-p lut $(LUT)) $(if $(SEEDS),-y "seeds: $(SEEDS)")
+          $(if $(LUT),-p lut $(LUT)) $(if $(SEEDS),-y "seeds: $(SEEDS)") \
+          $(if $(filter-out model-zoo table3-sampling table4-depth-space,$*),$(if $(LONG_FACTOR),-p long_factor $(LONG_FACTOR)) \
+                                          $(if $(LONG_FINISHED_ONLY),-p long_compute False))
 
 # Bad PROFILE / LUT / IMAGENET / SEEDS stop make here, while it reads this file: one line
 # (tfnas_core/preflight.py), exit 2, before papermill starts or anything is written.

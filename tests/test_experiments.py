@@ -59,3 +59,35 @@ def test_paired_comparisons_give_a_verdict_per_pair():
     assert out["verdict"].tolist() == ["reproduced", "not reproduced", "inconclusive"]
     assert out.loc[0, "seeds"] == 3 and out.loc[0, "mean_diff"] == pytest.approx((2.0 + 1.8 + 1.6) / 3)
     assert out.loc[0, "ci95_low"] > 0 and out.loc[2, "seeds"] == 0
+
+
+def test_longer_context_multiplies_the_epochs_and_shares_the_ledger():
+    ctx = E.Context("smoke")
+    base = E.search_cfg(ctx, 2)
+    long = E.longer(ctx, 3)
+    cfg = E.search_cfg(long, 2, second_path="random")
+    assert cfg.epochs == 3 * base.epochs and cfg.warmup_epochs == base.warmup_epochs
+    assert long.ledger is ctx.ledger and long.compute
+    assert E.longer(ctx, 1) is None and E.longer(E.Context("paper"), 3) is None
+
+
+def test_a_finished_only_context_computes_nothing_and_lists_what_is_missing(tmp_path):
+    ctx = E.Context("smoke", runs_root=str(tmp_path / "runs"), progress=False, log=lambda m: None)
+    lazy = E.longer(ctx, 2, compute=False)
+    with pytest.raises(E.MissingRun):
+        E.search_run(lazy, 2, second_path="none")
+    assert not (tmp_path / "runs").exists()  # nothing was started
+    variants = [v for v in E.table3_variants() if v.label in ("Gumbel", "Gumbel+Random")]
+    assert E.searches(lazy, variants, [2]) == {"Gumbel": [], "Gumbel+Random": []}
+    missing = E.missing_table(lazy)
+    assert len(missing) == 2 and set(missing["status"]) == {"absent"}
+    assert missing["what"].str.contains("epochs=4, warmup_epochs=1").all()  # the longer budget is named
+    done = E.search_run(E.longer(ctx, 2), 2, **variants[0].overrides)  # computed by a computing context
+    found = E.searches(lazy, variants, [2])
+    assert [r.path for r in found["Gumbel"]] == [done.path] and found["Gumbel+Random"] == []
+    rows = E.search_rows(found)
+    assert list(rows.columns) == ["variant", "seed", "lut_ms", "target_ms", "depths", "val_acc", "epochs", "search_min"]
+    assert rows["epochs"].tolist() == [4] and (rows["search_min"] > 0).all()
+    curves = E.per_seed_curves(found, panel="a")
+    assert len(curves) == 4 and curves["epoch"].tolist() == [1, 2, 3, 4] and (curves["warmup_epochs"] == 1).all()
+    assert (curves["depth"] > 0).all() and (curves["lut_ms"] > 0).all() and set(curves["panel"]) == {"a"}

@@ -92,14 +92,15 @@ def nb_out(tmp_path_factory):
 @pytest.fixture(scope="module")
 def executed(clone, nb_out):
     """Run every notebook once at smoke as JupyterLab runs it: the kernel starts in notebooks/ and
-    the paths keep their relative defaults (so all notebooks share the clone's run store)."""
+    the paths keep their relative defaults (so all notebooks share the clone's run store).  The
+    longer-search sections run at 2x the smoke epochs (3x is the default) to keep the suite short."""
     import papermill as pm
 
     base = nb_out
     out = {}
     for nb in NOTEBOOKS:
         pm.execute_notebook(str(clone / "notebooks" / nb.name), str(base / nb.name), cwd=str(clone / "notebooks"),
-                            progress_bar=False, parameters={"profile": "smoke", "seeds": [2]})
+                            progress_bar=False, parameters={"profile": "smoke", "seeds": [2], "long_factor": 2})
         out[nb.stem] = (clone / "results" / nb.stem, clone / "figures")
     return out
 

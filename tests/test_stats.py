@@ -55,3 +55,36 @@ def test_verdict_rule():
     errs = stats.mean_ci([0.10, 0.12, 0.08])
     assert stats.verdict(errs, -1, margin=0.5) == "reproduced"
     assert stats.verdict(errs, -1, margin=0.05) == "not reproduced"
+
+
+def test_per_run_verdict():
+    # "every run within 1 %" with a grey zone up to 2 %
+    assert stats.per_run_verdict([0.1, -0.5, 0.9], 1.0, 2.0, want_inside=True) == "reproduced"
+    assert stats.per_run_verdict([0.1, -0.5, -2.5], 1.0, 2.0, want_inside=True) == "not reproduced"
+    assert stats.per_run_verdict([0.1, -0.5, 1.5], 1.0, 2.0, want_inside=True) == "inconclusive"
+    # "every run misses by more than 2 %", signs either way
+    assert stats.per_run_verdict([-4.0, 5.0, 2.5], 1.0, 2.0, want_inside=False) == "reproduced"
+    assert stats.per_run_verdict([-4.0, 5.0, 0.5], 1.0, 2.0, want_inside=False) == "not reproduced"
+    assert stats.per_run_verdict([-4.0, 1.5], 1.0, 2.0, want_inside=False) == "inconclusive"
+    assert stats.per_run_verdict([0.1], 1.0, 2.0, want_inside=True) == "inconclusive"  # one run decides nothing
+    with pytest.raises(ValueError):
+        stats.per_run_verdict([0.1, 0.2], 2.0, 1.0, want_inside=True)
+
+
+def test_pooled_sd_by_hand():
+    # groups (1, 2, 3) and (10, 12): SS 2 + 2 over 2 + 1 degrees of freedom
+    assert stats.pooled_sd([[1, 2, 3], [10, 12], [7]]) == pytest.approx(math.sqrt(4 / 3))
+    assert math.isnan(stats.pooled_sd([[1], [2]]))
+
+
+def test_seeds_needed_by_hand():
+    # half-width t_{0.975, n-1} / sqrt(n) <= 1: n = 6 gives 2.571 / 2.449 = 1.05, n = 7 gives 2.447 / 2.646 = 0.92
+    assert stats.seeds_needed(1.0, 1.0) == 7
+    assert stats.seeds_needed(1.0, -1.0) == 7  # the sign of the effect does not matter
+    # 80 % power adds t_{0.8, n-1}: n = 9: (2.306 + 0.889) / 3 = 1.06; n = 10: (2.262 + 0.883) / 3.162 = 0.99
+    assert stats.seeds_needed(1.0, 1.0, power=0.8) == 10
+    # large n approaches the normal formula ((1.96 + 0.84) * sd / effect)^2 = 784
+    assert 784 <= stats.seeds_needed(1.0, 0.1, power=0.8) <= 800
+    assert stats.seeds_needed(1.0, 0.0) is None and stats.seeds_needed(float("nan"), 1.0) is None
+    assert stats.seeds_needed(0.0, 1.0) == 2
+    assert stats.seeds_needed(1.0, 1e-6) is None  # more than the cap

@@ -113,7 +113,7 @@ def test_smoke_tuning_end_to_end(tmp_path, monkeypatch):
     assert len(_configs(tmp_path / "runs")) == 4  # nothing searched again
     # another target: the file does not apply, tuning runs again (faked here: no searches)
     fake = tuning.tune(lambda lam: [99.0], 99.0, 0.5)
-    monkeypatch.setattr(tuning, "tune_objective", lambda ctx, obj, seeds: fake)
+    monkeypatch.setattr(tuning, "tune_objective", lambda ctx, obj, seeds, **kw: fake)
     ctx2 = E.Context("smoke", runs_root=str(tmp_path / "runs"), progress=False, log=lambda m: None,
                      search_overrides={"target_ms": 99.0})
     again = tuning.tuned_values(ctx2, [2], results_dir=str(res_dir), write=False)
@@ -148,3 +148,21 @@ def test_fig5_runs_use_the_tuned_values(tmp_path):
     assert seen == {("c1", True, 0.0123), ("c1", False, 0.0123), ("c2", True, 0.000456), ("c2", False, 0.000456)}
     on_disk = {(c["objective"], c["elasticity"], c["lam"]) for c in _configs(tmp_path / "runs")}
     assert on_disk == seen
+
+
+def test_a_longer_budget_is_tuned_apart_from_a_start_and_waits_for_missing_runs(tmp_path):
+    """``suffix`` keeps another budget's tuning in its own CSV, ``start`` is where it brackets from, and a
+    finished-only context leaves an objective whose probes are missing out (``incomplete``), writing nothing."""
+    ctx = E.Context("smoke", runs_root=str(tmp_path / "runs"), progress=False, log=lambda m: None)
+    res_dir = tmp_path / "results"
+    start = {"c1": {"lam": 0.5, "lam2": 0.6}, "c2": {"lam": 0.05}}
+    lazy = tuning.tuned_values(E.longer(ctx, 2, compute=False), [2], results_dir=str(res_dir), suffix="-long", start=start)
+    assert lazy.values == {} and lazy.incomplete == ("c1", "c2") and not res_dir.exists()
+    t = tuning.tuned_values(E.longer(ctx, 2), [2], results_dir=str(res_dir), suffix="-long", start=start)
+    table = pd.read_csv(res_dir / "tuned-smoke-long.csv")
+    probes = pd.read_csv(res_dir / "tuned_probes-smoke-long.csv")
+    assert (table["epochs"] == 4).all() and not (res_dir / "tuned-smoke.csv").exists()
+    assert probes.groupby("objective")["lam"].first().to_dict() == {"c1": 0.5, "c2": 0.05}
+    assert all(c["epochs"] == 4 for c in _configs(tmp_path / "runs"))
+    again = tuning.tuned_values(E.longer(ctx, 2, compute=False), [2], results_dir=str(res_dir), suffix="-long")
+    assert again.values == t.values and again.source.startswith("read from") and again.incomplete == ()

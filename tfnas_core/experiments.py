@@ -47,6 +47,11 @@ class Context:
     name: str = ""  # the notebook's name, shown on the terminal's progress lines
     progress: bool = True  # one line per epoch on the process's real stderr (progress.RunProgress)
     ledger: list = field(default_factory=list)  # every run this context asked for (runs_table), in order
+    # False: finished runs only (run store or archive); a search that is not finished raises
+    # MissingRun and is listed in ``missing``, nothing is computed (a section rendered from what is there)
+    compute: bool = True
+    missing: list = field(default_factory=list)
+    shown_overrides: tuple[str, ...] = ()  # search_overrides named in every run's description (``longer``: epochs)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILE_NAMES:
@@ -79,6 +84,10 @@ class Context:
 
 
 # ----------------------------------------------------------------------------- single runs
+
+
+class MissingRun(LookupError):
+    """A run a ``compute=False`` context asked for is not finished (``Context.missing`` lists it)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,13 @@ def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
 
     cfg = search_cfg(ctx, seed, **variant)
     cfg_dict = search_key(cfg)
-    desc = ", ".join(f"{k}={v}" for k, v in variant.items()) or "default"
+    shown = {**variant, **{k: ctx.search_overrides[k] for k in ctx.shown_overrides if k not in variant}}
+    desc = ", ".join(f"{k}={v}" for k, v in shown.items()) or "default"
+    if not ctx.compute:
+        found = ctx.store.run_folder("search", cfg_dict, run_archive.DONE_FILES["search"], search_config.RESUME_FREE_KEYS)
+        if not found.done:
+            ctx.missing.append({"kind": "search", "what": desc, "seed": seed, "key": found.key, "status": found.status})
+            raise MissingRun(f"search [{desc}] seed {seed} ({found.key}) is {found.status}")
     run = ctx.store.get_or_run(
         "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
         run_archive.DONE_FILES["search"], ignore=search_config.RESUME_FREE_KEYS)
@@ -178,6 +193,55 @@ def cost_line(runs: pd.DataFrame) -> str:
              if c[n]]
     return (f"{' + '.join(parts)} = {c['compute_min']:.0f} min of compute, one after another; "
             + ", ".join(f"{n} {s}" for s, n in runs["source"].value_counts().items()))
+
+
+def longer(ctx: Context, factor: int, compute: bool = True) -> Context | None:
+    """The context of a notebook's "longer search" section: every search ``factor`` times the
+    profile's epochs with the same warm-up (so α/β get more than ``factor`` times the steps),
+    sharing ``ctx``'s ledger (its runs join ``runs-<profile>.csv``).  ``compute=False``: finished
+    runs only (``Context.compute``).  None at the paper profile (its 90 epochs are the paper's)
+    or when ``factor <= 1``."""
+    if ctx.profile == "paper" or factor <= 1:
+        return None
+    base = search_cfg(ctx, 0)
+    return dataclasses.replace(ctx, search_overrides={**ctx.search_overrides, "epochs": factor * base.epochs,
+                                                      "warmup_epochs": base.warmup_epochs},
+                               ledger=ctx.ledger, compute=compute, missing=[], shown_overrides=("epochs", "warmup_epochs"))
+
+
+def _runs(ctx: Context, seeds: Iterable[int], **variant: Any) -> list[SearchRun]:
+    """``search_run`` at every seed; with ``ctx.compute`` off, the finished ones only."""
+    out = []
+    for s in seeds:
+        try:
+            out.append(search_run(ctx, s, **variant))
+        except MissingRun:
+            pass
+    return out
+
+
+def searches(ctx: Context, variants: Sequence["Variant"], seeds: Iterable[int]) -> dict[str, list[SearchRun]]:
+    """The searches of ``variants`` at ``seeds`` (no retraining), by variant label; with
+    ``ctx.compute`` off, the finished ones only."""
+    seeds = list(seeds)
+    return {v.label: _runs(ctx, seeds, **v.overrides) for v in variants}
+
+
+def missing_table(ctx: Context) -> pd.DataFrame:
+    """The runs a ``compute=False`` context asked for and did not find finished."""
+    return pd.DataFrame(ctx.missing, columns=["kind", "what", "seed", "key", "status"]).drop_duplicates("key")
+
+
+def per_seed_curves(runs: dict[str, list[SearchRun]], **columns: Any) -> pd.DataFrame:
+    """One row per (series, seed, epoch): the derived net's depth (layers in stages 3-8) and LUT
+    latency after that epoch, the target and the warm-up epochs; ``columns``: constant columns
+    to add (e.g. ``panel``, ``objective``)."""
+    return pd.DataFrame([{**columns, "series": label, "seed": r.config.seed, "epoch": int(e),
+                          "depth": sum(d), "lut_ms": lat, "target_ms": r.summary["target_ms"],
+                          "warmup_epochs": r.config.warmup_epochs}
+                         for label, rs in runs.items() for r in rs
+                         for e, d, lat in zip(r.records["epoch"], r.records["derived_depths"], r.records["lut_ms_after"])],
+                        columns=[*columns, "series", "seed", "epoch", "depth", "lut_ms", "target_ms", "warmup_epochs"])
 
 
 # ----------------------------------------------------------------------------- ablations
@@ -289,15 +353,16 @@ def table4_variants() -> list[Variant]:
             for ds, name, top1, ms, fl in paper_tables.TABLE4]
 
 
-def table5_variants(tuned: dict[str, dict[str, float]] | None = None) -> list[Variant]:
+def table5_variants(tuned: dict[str, dict[str, float]] | None = None, skip: Iterable[str] = ()) -> list[Variant]:
     """Table 5: latency objectives without / with elasticity scaling (Ours in both forms).
 
     ``tuned``: objective -> its λ values (``tuning.Tuned.values``), given to those rows (C1/C2);
-    the others keep their defaults."""
-    tuned = tuned or {}
+    the others keep their defaults.  ``skip``: objectives left out (``tuning.Tuned.incomplete``:
+    a tuning that is not finished has no λ to give)."""
+    tuned, skip = tuned or {}, set(skip)
     return [Variant(f"{paper_tables.TABLE5_NAMES[obj]} {'w/' if es else 'w/o'} ES",
                     {"objective": obj, "elasticity": es, **tuned.get(obj, {})}, {"top1": top1, "gpu_ms": ms})
-            for obj, es, top1, ms in paper_tables.TABLE5]
+            for obj, es, top1, ms in paper_tables.TABLE5 if obj not in skip]
 
 
 def table13_variants() -> list[Variant]:
@@ -313,7 +378,7 @@ def fig2(ctx: Context, seeds: Iterable[int], **variant: Any) -> dict[str, list[S
     """Fig. 2: Gumbel-only vs bi-sampling (random second path), T linear 5.0 -> 0.2; ``variant``:
     more SearchConfig fields for both (the notebook's longer search: ``epochs``)."""
     seeds = list(seeds)
-    return {label: [search_run(ctx, seed, second_path=sp, t_schedule="linear", **variant) for seed in seeds]
+    return {label: _runs(ctx, seeds, second_path=sp, t_schedule="linear", **variant)
             for label, sp in (("Gumbel", "none"), ("bi-sampling", "random"))}
 
 
@@ -333,10 +398,13 @@ def fig2_alpha(runs: dict[str, list[SearchRun]]) -> pd.DataFrame:
 
 def search_rows(runs: dict[str, list[SearchRun]]) -> pd.DataFrame:
     """One row per search: its label as ``variant``, seed, the derived net's LUT latency and the
-    target, its depths (stages 3-8, ``2-3-1-2-4-1``) and the final supernet validation accuracy."""
+    target, its depths (stages 3-8, ``2-3-1-2-4-1``), the final supernet validation accuracy, the
+    search's epochs and its wall minutes."""
     return pd.DataFrame([{"variant": label, "seed": r.config.seed, "lut_ms": r.summary["lut_ms"],
                           "target_ms": r.summary["target_ms"], "depths": "-".join(map(str, r.summary["depths"])),
-                          "val_acc": r.summary["final_val_acc"]} for label, rs in runs.items() for r in rs])
+                          "val_acc": r.summary["final_val_acc"], "epochs": r.config.epochs,
+                          "search_min": r.summary["search_wall_s"] / 60} for label, rs in runs.items() for r in rs],
+                        columns=["variant", "seed", "lut_ms", "target_ms", "depths", "val_acc", "epochs", "search_min"])
 
 
 def fig2_signal_line(runs: dict[str, list[SearchRun]], alpha: pd.DataFrame, n_ops: int) -> str:
@@ -354,21 +422,68 @@ def fig2_signal_line(runs: dict[str, list[SearchRun]], alpha: pd.DataFrame, n_op
 def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
     """Fig. 4: (a) the three depth spaces; (b) the sink space with / without elasticity scaling."""
     seeds = list(seeds)
-    depth = {name: [search_run(ctx, s, depth_space=ds) for s in seeds]
-             for ds, name, *_ in paper_tables.TABLE4}
-    es = {label: [search_run(ctx, s, elasticity=on) for s in seeds]
+    depth = {name: _runs(ctx, seeds, depth_space=ds) for ds, name, *_ in paper_tables.TABLE4}
+    es = {label: _runs(ctx, seeds, elasticity=on)
           for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
     return {"depth": depth, "latency": es}
 
 
-def fig5(ctx: Context, seeds: Iterable[int],
-         tuned: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, list[SearchRun]]]:
+def fig5(ctx: Context, seeds: Iterable[int], tuned: dict[str, dict[str, float]] | None = None,
+         tuned_only: bool = False) -> dict[str, dict[str, list[SearchRun]]]:
     """Fig. 5: the searched latency of C1 and C2 with / without elasticity scaling; ``tuned``:
-    objective -> its λ values (``tuning.Tuned.values``), default the objectives' defaults."""
+    objective -> its λ values (``tuning.Tuned.values``), default the objectives' defaults;
+    ``tuned_only``: only the objectives ``tuned`` has (a tuning that is not finished has none)."""
     seeds, tuned = list(seeds), tuned or {}
-    return {obj: {label: [search_run(ctx, s, objective=obj, elasticity=on, **tuned.get(obj, {})) for s in seeds]
+    return {obj: {label: _runs(ctx, seeds, objective=obj, elasticity=on, **tuned.get(obj, {}))
                   for label, on in (("w/ elasticity scaling", True), ("w/o elasticity scaling", False))}
-            for obj in ("c1", "c2")}
+            for obj in ("c1", "c2") if obj in tuned or not tuned_only}
+
+
+def fig4_curves(runs: dict[str, dict[str, list[SearchRun]]]) -> pd.DataFrame:
+    """Fig. 4's bands as one table: panel (a: depth, b: LUT latency), series, epoch, mean, min, max
+    over seeds; a series without a finished run is left out."""
+    rows = []
+    for panel, key, band in (("a", "depth", searched_depth), ("b", "latency", searched_latency)):
+        for name, rs in runs[key].items():
+            if rs:
+                b = band(rs)
+                rows += [{"panel": panel, "series": name, "epoch": e, **b.loc[e].to_dict()} for e in b.index]
+    return pd.DataFrame(rows, columns=["panel", "series", "epoch", "mean", "min", "max"])
+
+
+def fig4_per_seed(runs: dict[str, dict[str, list[SearchRun]]]) -> pd.DataFrame:
+    """``per_seed_curves`` of both Fig. 4 panels (the report's depth-jitter check reads panel a)."""
+    return pd.concat([per_seed_curves(runs["depth"], panel="a"), per_seed_curves(runs["latency"], panel="b")],
+                     ignore_index=True)
+
+
+def fig5_curves(runs: dict[str, dict[str, list[SearchRun]]]) -> pd.DataFrame:
+    """Fig. 5's bands as one table: objective, series, epoch, mean, min, max, target and λ values."""
+    rows = []
+    for obj, by_es in runs.items():
+        for label, rs in by_es.items():
+            if rs:
+                b = searched_latency(rs)
+                rows += [{"objective": obj, "series": label, "epoch": e, **b.loc[e].to_dict(),
+                          "target_ms": rs[0].summary["target_ms"], "lam": rs[0].config.lam, "lam2": rs[0].config.lam2}
+                         for e in b.index]
+    return pd.DataFrame(rows, columns=["objective", "series", "epoch", "mean", "min", "max", "target_ms", "lam", "lam2"])
+
+
+def fig5_per_seed(runs: dict[str, dict[str, list[SearchRun]]]) -> pd.DataFrame:
+    """``per_seed_curves`` of every objective (the report's around/above-the-target check)."""
+    parts = [per_seed_curves(by_es, objective=obj) for obj, by_es in runs.items()]
+    return pd.concat(parts, ignore_index=True) if parts else per_seed_curves({}, objective=None)
+
+
+def fig5_verdict(curves: pd.DataFrame, warmup: float) -> pd.DataFrame:
+    """Per series, over the post-warm-up epochs of the mean curve: epochs, share above the target,
+    mean and last gap (ms)."""
+    searching = curves[curves["epoch"] > warmup]
+    g = searching.assign(above=searching["mean"] > searching["target_ms"],
+                         gap=searching["mean"] - searching["target_ms"]).groupby(["objective", "series"], sort=False)
+    return pd.DataFrame({"epochs": g.size(), "share_above_pct": 100 * g["above"].mean(), "mean_gap_ms": g["gap"].mean(),
+                         "last_gap_ms": g["gap"].last()}).reset_index()
 
 
 def searched_latency(runs: Sequence[SearchRun]) -> pd.DataFrame:

@@ -260,6 +260,65 @@ def alpha_panels(runs: Mapping[str, Sequence], alpha: pd.DataFrame, n_ops: int, 
     return fig
 
 
+def _bands(curves: pd.DataFrame, **where) -> dict[str, pd.DataFrame]:
+    """Series -> its band (mean/min/max by epoch) from a curves table (``experiments.fig4_curves`` /
+    ``fig5_curves``), rows selected by ``where`` (column = value)."""
+    for k, v in where.items():
+        curves = curves[curves[k] == v]
+    return {name: g.set_index("epoch")[["mean", "min", "max"]] for name, g in curves.groupby("series", sort=False)}
+
+
+def fig4_figure(curves: pd.DataFrame, target: float, warmup: int, title: str):
+    """Fig. 4: (a) the derived depth per epoch in each depth space, (b) its LUT latency with and
+    without elasticity scaling; mean and min-max band over seeds."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    banded(axes[0], _bands(curves, panel="a"), "(a) searched depth", "depth (layers in stages 3-8)", warmup=warmup)
+    banded(axes[1], _bands(curves, panel="b"), "(b) searched latency", "LUT latency of the derived net (ms)",
+           target=target, warmup=warmup)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fig5_figure(curves: pd.DataFrame, warmup: int, title: str):
+    """Fig. 5: C1's and C2's LUT latency per epoch with and without elasticity scaling, λ in the
+    panel titles; mean and min-max band over seeds."""
+    import matplotlib.pyplot as plt
+
+    names = {"c1": "(a) C1 (FBNet-style)", "c2": "(b) C2 (ProxylessNAS-style)"}
+    objs = [o for o in names if (curves["objective"] == o).any()]
+    fig, axes = plt.subplots(1, max(1, len(objs)), figsize=(6 * max(1, len(objs)), 4), squeeze=False)
+    for ax, obj in zip(axes[0], objs):
+        c = curves[curves["objective"] == obj]
+        lam = f"λ1 = {c['lam'].iloc[0]:g}" + (f", λ2 = {c['lam2'].iloc[0]:g}" if obj == "c1" else "")
+        banded(ax, _bands(c), f"{names[obj]}, {lam}", "LUT latency of the derived net (ms)",
+               target=float(c["target_ms"].iloc[0]), warmup=warmup)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def latency_errors(ax, per_seed: pd.DataFrame, title: str = "every run's latency error",
+                   tolerances: Sequence[float] = (1.0, 2.0)) -> None:
+    """One row per variant, one dot per run: the derived net's signed LUT latency error (% of
+    the target; − under it, + over), the tolerance bands shaded (the report's 1 % / 2 %)."""
+    variants = list(dict.fromkeys(per_seed["variant"]))
+    for t, a in zip(sorted(tolerances, reverse=True), (0.08, 0.18)):
+        ax.axvspan(-t, t, color="tab:green", alpha=a, linewidth=0)
+    ax.axvline(0, color="k", linewidth=0.8)
+    for i, v in enumerate(variants):
+        rows = per_seed[per_seed["variant"] == v]
+        err = 100 * (rows["lut_ms"] / rows["target_ms"] - 1)
+        ax.plot(err, [len(variants) - 1 - i] * len(err), "o", alpha=0.8)
+    ax.set_yticks(range(len(variants)))
+    ax.set_yticklabels(variants[::-1], fontsize=8)
+    ax.set_xscale("symlog", linthresh=2.0)
+    ax.set_xlabel("LUT latency of the derived net − target (% of the target; symlog)")
+    ax.set_title(title)
+
+
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
     """Write ``stem.png`` and ``stem.pdf``, each atomically (``atomic.atomic_write``)."""
     stem = Path(stem)

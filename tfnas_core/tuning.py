@@ -253,41 +253,56 @@ class Tuned:
     values: dict[str, dict[str, float]]  # objective -> {"lam": .., ("lam2": ..)}
     source: str
     table: pd.DataFrame | None = None
+    incomplete: tuple[str, ...] = ()  # objectives whose tuning needs runs a compute=False context lacks
 
     def overrides(self, objective: str) -> dict[str, float]:
         return dict(self.values.get(objective, {}))
 
 
 def tuned_values(ctx, seeds: Sequence[int], tune_on: bool = True, results_dir: str = RESULTS_DIR,
-                 write: bool = True) -> Tuned:
-    """C1/C2's λ for ``ctx``: from ``results_dir/tuned-<profile>.csv`` when it holds this target
-    and LUT, else tuned now (and the CSVs written); ``tune_on=False``: ``objectives.DEFAULTS``."""
+                 write: bool = True, suffix: str = "", start: dict[str, dict[str, float]] | None = None) -> Tuned:
+    """C1/C2's λ for ``ctx``: from ``results_dir/tuned-<profile><suffix>.csv`` when it holds this
+    target, LUT and search length, else tuned now (and the CSVs written); ``tune_on=False``:
+    ``objectives.DEFAULTS``.  ``suffix``: another budget's tuning (``-long``: the longer searches);
+    ``start``: objective -> values to start the bracketing from (e.g. the profile's own tuning),
+    instead of ``START``.  With ``ctx.compute`` off, an objective whose probes are not all finished
+    is left out and named in ``Tuned.incomplete``."""
+    from . import experiments as E
     from .runs import write_table
 
     if not tune_on:
         return Tuned({o: {} for o in TUNED}, "untuned: objectives.DEFAULTS (" + ", ".join(
             f"{o}: " + ", ".join(f"{k} {v:g}" for k, v in objectives.DEFAULTS[o].items()) for o in TUNED) + ")")
-    path = Path(results_dir) / f"tuned-{ctx.profile}.csv"
-    target, sha = target_of(ctx), lut_digest(ctx)
+    path = Path(results_dir) / f"tuned-{ctx.profile}{suffix}.csv"
+    target, sha, epochs = target_of(ctx), lut_digest(ctx), E.search_cfg(ctx, 0).epochs
     if path.is_file():
         table = pd.read_csv(path)
         ok = (set(TUNED) <= set(table["objective"]) and (table["target_ms"] - target).abs().max() < 1e-6
-              and (table["lut_sha256"].astype(str) == sha).all())
+              and (table["lut_sha256"].astype(str) == sha).all()
+              and ("epochs" not in table or (table["epochs"] == epochs).all()))
         if ok:
             return Tuned(_values(table), f"read from {path} (tuned earlier: "
                          f"{int(table['searches'].sum())} searches over seeds {table['seeds'].iloc[0]})", table)
-        ctx.say(f"{path}: tuned for another target or LUT; tuning again")
-    rows_, probes = [], []
+        ctx.say(f"{path}: tuned for another target, LUT or search length, or not finished; tuning again")
+    rows_, probes, incomplete = [], [], []
     for obj in TUNED:
-        row, pr = rows(obj, tune_objective(ctx, obj, seeds), sha)
-        rows_.append(row)
+        lam0 = (start or {}).get(obj, {}).get("lam")
+        try:
+            row, pr = rows(obj, tune_objective(ctx, obj, seeds, lam0=lam0), sha)
+        except E.MissingRun as e:
+            ctx.say(f"tuning {obj}: not finished ({e})")
+            incomplete.append(obj)
+            continue
+        rows_.append({**row, "epochs": epochs})
         probes += pr
     table = pd.DataFrame(rows_)
-    if write:
+    if write and rows_:
         write_table(table, path.with_suffix(""), floatfmt=".4g")
-        write_table(pd.DataFrame(probes), path.with_name(f"tuned_probes-{ctx.profile}"), floatfmt=".4g")
-    return Tuned(_values(table), f"tuned now ({int(table['searches'].sum())} searches over seeds "
-                 f"{' '.join(map(str, seeds))}){', written to ' + str(path) if write else ''}", table)
+        write_table(pd.DataFrame(probes), path.with_name(f"tuned_probes-{ctx.profile}{suffix}"), floatfmt=".4g")
+    done = " ".join(map(str, seeds))
+    return Tuned(_values(table) if rows_ else {}, f"tuned now ({int(table['searches'].sum()) if rows_ else 0} searches "
+                 f"over seeds {done}){', written to ' + str(path) if write and rows_ else ''}"
+                 + (f"; not finished: {', '.join(incomplete)}" if incomplete else ""), table, tuple(incomplete))
 
 
 def _values(table: pd.DataFrame) -> dict[str, dict[str, float]]:
