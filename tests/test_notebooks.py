@@ -143,10 +143,11 @@ def test_fig2_collapse_table(executed):
     assert set(a["sampling"]) == {"Gumbel", "bi-sampling"} and a["max_share"].between(0, 1).all()
     assert a["entropy"].between(0, 1 + 1e-9).all() and (a.groupby(["sampling", "seed"])["arch_steps"].diff().dropna() >= 0).all()
     assert (figs / "fig2-alpha-smoke.png").is_file()
-    # the longer search: 3x the epochs, the same warm-up, so more arch steps than the plain searches
+    # the longer search: 2x the epochs here (the fixture's long_factor), the same warm-up, so more
+    # than 2x the arch steps of the plain searches
     long = pd.read_csv(res / "alpha-smoke-long.csv")
     assert set(long["sampling"]) == {"Gumbel", "bi-sampling"}
-    assert long["arch_steps"].max() > 3 * a["arch_steps"].max() and long["epoch"].max() == 3 * a["epoch"].max()
+    assert long["arch_steps"].max() > 2 * a["arch_steps"].max() and long["epoch"].max() == 2 * a["epoch"].max()
     assert len(pd.read_csv(res / "collapse-smoke-long.csv")) == len(c)
     per = pd.read_csv(res / "per_seed-smoke-long.csv")
     assert set(per["variant"]) == {"Gumbel", "bi-sampling"} and (per["lut_ms"] > 0).all() and (per["target_ms"] > 0).all()
@@ -198,3 +199,27 @@ def test_experiment_notebooks_list_their_runs(executed, name):
     runs = pd.read_csv(res / "runs-smoke.csv")
     assert len(runs) and runs["key"].is_unique and set(runs["kind"]) <= {"search", "train"}
     assert set(runs["source"]) <= {"computed now", "run store", "archive"} and (runs["wall_min"] > 0).all()
+
+
+def test_longer_sections_and_per_seed_curves(executed):
+    """Table 5/13 and Fig. 4/5 write their longer-search tables (searches only, 2x the epochs here)
+    and the per-seed curves the report reads; Fig. 2 writes one row per search."""
+    t5, figs = executed["table5-latency-objectives"]
+    per = pd.read_csv(t5 / "per_seed-smoke-long.csv")
+    assert len(per) == 8 and (per["epochs"] == 4).all() and (per["lut_ms"] > 0).all()
+    tuned = pd.read_csv(t5 / "tuned-smoke-long.csv")
+    assert tuned["objective"].tolist() == ["c1", "c2"] and (tuned["epochs"] == 4).all()
+    assert (figs / "table5-latency-objectives-smoke-long.png").is_file()
+    t13, _ = executed["table13-lambda"]
+    assert len(pd.read_csv(t13 / "per_seed-smoke-long.csv")) == 6
+    f4, _ = executed["fig4-depth-and-latency"]
+    for sfx in ("", "-long"):
+        c = pd.read_csv(f4 / f"per_seed_curves-smoke{sfx}.csv")
+        assert set(c["panel"]) == {"a", "b"} and (c["depth"] > 0).all() and c["warmup_epochs"].eq(1).all()
+    f5, _ = executed["fig5-latency-objectives"]
+    c = pd.read_csv(f5 / "per_seed_curves-smoke-long.csv")
+    assert set(c["objective"]) == {"c1", "c2"} and c["epoch"].max() == 4
+    assert len(pd.read_csv(f5 / "verdict-smoke-long.csv")) == 4
+    f2, _ = executed["fig2-operation-collapse"]
+    s = pd.read_csv(f2 / "per_seed-smoke.csv")
+    assert set(s["variant"]) == {"Gumbel", "bi-sampling"} and (s["search_min"] > 0).all() and s["val_acc"].notna().all()

@@ -252,3 +252,10 @@ def test_longer_fig2_searches_join_claims_only_where_they_ran(results):
     assert (after["id"] == "op-collapse").sum() == 2 and (after["id"] == "bi-supernet-acc").sum() == 2
     t = report.evaluate(results, OWN, after).set_index("id")["verdict"].to_dict()
     assert t["es-precise"] == "not reproduced"  # any check not reproduced decides the claim
+
+
+def test_depth_jitter_needs_two_searching_epochs(results):
+    _curves(results, "fig4-depth-and-latency", {"skip in candidates": [18, 6], "sink-connecting": [18, 12]}, panel="a")
+    c = report.evaluate_checks(results, OWN)
+    jit = c[c["what"].str.contains("jitter")].iloc[0]
+    assert jit["verdict"] == "inconclusive" and "fewer than two searching epochs" in jit["note"]

@@ -51,6 +51,7 @@ LATENCY_BUDGET = {"mini": "-long"}
 # Fig. 5: "after the first 50 [of 90] epochs" C1 fluctuates around the target, C2 stays above it.
 FIG5_LATE = 50 / 90
 LAT_UNIT = "signed latency error, % of the target (LUT / target - 1)"
+LATE_UNIT = "% of late epochs above the target"
 TOP1 = "top-1 points"
 
 
@@ -302,7 +303,8 @@ def _search_cost(root: Path, profile: str) -> list[Check]:
 def _depth_jitter(root: Path, profile: str) -> list[Check]:
     """Fig. 4a's other half: the derived depth jitters with skip in the candidates and is stable
     with sink-connecting.  Jitter of one search = mean |change| of the derived depth between
-    consecutive epochs from the end of warm-up on; skip in − sink-connecting, paired by seed (> 0)."""
+    consecutive searching epochs (after the first: its change is the descent from the uniform
+    initial β, not a jitter); skip in − sink-connecting, paired by seed (> 0)."""
     out = []
     for sfx in ("", "-long"):
         df = _table(root, "fig4-depth-and-latency", "per_seed_curves", profile + sfx)
@@ -312,12 +314,16 @@ def _depth_jitter(root: Path, profile: str) -> list[Check]:
                 out += _missing(what, "fig4-depth-and-latency", f"per_seed_curves-{profile}", "layers")
             continue
         d = df[df["panel"] == "a"]
-        d = d[d["epoch"] >= d["warmup_epochs"]]
+        d = d[d["epoch"] > d["warmup_epochs"]]
         jit = {(r["series"], int(r["seed"])): g["depth"].diff().abs().mean()
                for r, g in ((dict(zip(("series", "seed"), k)), g.sort_values("epoch")) for k, g in d.groupby(["series", "seed"]))}
         si = {s: v for (ser, s), v in jit.items() if ser == "skip in candidates"}
         sk = {s: v for (ser, s), v in jit.items() if ser == "sink-connecting"}
-        out.append(_seed_values_check(what, "layers", {s: si[s] - sk[s] for s in set(si) & set(sk)}, +1))
+        diff = {s: si[s] - sk[s] for s in set(si) & set(sk) if pd.notna(si[s]) and pd.notna(sk[s])}
+        if not diff and set(si) & set(sk):
+            out.append(Check(what, None, "inconclusive", "fewer than two searching epochs after the first", "layers"))
+            continue
+        out.append(_seed_values_check(what, "layers", diff, +1))
     return out
 
 
@@ -395,7 +401,7 @@ def _c1_around_c2_above(root: Path, profile: str) -> list[Check]:
         if df is None:
             if decides:
                 out += _missing("share of late epochs above the target, w/o ES", "fig5-latency-objectives",
-                                f"per_seed_curves-{profile}{sfx}", "% of late epochs above the target", decides=decides)
+                                f"per_seed_curves-{profile}{sfx}", LATE_UNIT, decides=decides)
             continue
         premise = tuning_premise(root, profile, sfx)
         bl = _budget_label(df, profile, sfx)
@@ -410,7 +416,7 @@ def _c1_around_c2_above(root: Path, profile: str) -> list[Check]:
                     f"({'between 0 and 100: around it' if want == 'around' else '100: always above'})")
             values = tuple(sorted(shares.items()))
             if not values:
-                out.append(Check(what, None, "inconclusive", "no run", "% of late epochs above the target", decides=decides))
+                out.append(Check(what, None, "inconclusive", "no run", LATE_UNIT, decides=decides))
                 continue
             ok = [(0 < v < 100) if want == "around" else (v == 100) for _, v in values]
             gate = _premise_verdict(premise, [obj])
@@ -421,7 +427,7 @@ def _c1_around_c2_above(root: Path, profile: str) -> list[Check]:
             else:
                 verdict = "reproduced" if all(ok) else "not reproduced" if not any(ok) else "inconclusive"
                 note = "" if verdict != "inconclusive" else "some runs do, some do not"
-            out.append(Check(what, None, verdict, note, "% of late epochs above the target", 0.0, values, decides))
+            out.append(Check(what, None, verdict, note, LATE_UNIT, 0.0, values, decides))
     return out
 
 
@@ -614,6 +620,8 @@ def figure(checks: pd.DataFrame):
                     ax.axvline(-m, color="black", lw=0.8, ls="--")
         if unit == LAT_UNIT:
             ax.set_xscale("symlog", linthresh=2.0)
+        elif unit == LATE_UNIT:
+            ax.set_xlim(-5, 105)
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels([f"{w} (n={n})" for w, n in zip(rows["what"], rows["n"])][::-1], fontsize=6)
         ax.set_xlabel(unit)
