@@ -276,7 +276,17 @@ def _exclusion_over_redundancy(root: Path, profile: str) -> list[Check]:
     if df is None:
         return _missing(what, "table4-depth-space", f"per_seed-{profile}")
     i, o, s = (_by_seed(df, v, "top1") for v in ("skip in candidates", "skip out candidates", "sink-connecting"))
-    return [_seed_values_check(what, TOP1, {k: (o[k] - i[k]) - (s[k] - o[k]) for k in set(i) & set(o) & set(s)}, +1)]
+    c = _seed_values_check(what, TOP1, {k: (o[k] - i[k]) - (s[k] - o[k]) for k in set(i) & set(o) & set(s)}, +1)
+    # what deciding it would need: the paper's contrast (0.5 - 0.2) at a per-contrast SD of sqrt(6)
+    # x the pooled per-run SD (2·out − in − sink: variance (4 + 1 + 1) σ²)
+    paper = {n: p for _, n, p, *_ in paper_tables.TABLE4}
+    effect = (paper["skip out candidates"] - paper["skip in candidates"]) - (paper["sink-connecting"] - paper["skip out candidates"])
+    sd = stats.pooled_sd(g["top1"].dropna().tolist() for _, g in df.groupby("variant"))
+    needs = {"effect": effect, "sd_pooled": sd, "sd_diff_observed": math.nan if c.estimate is None else c.estimate.std,
+             "seeds_needed": stats.seeds_needed(math.sqrt(6) * sd, effect) if math.isfinite(sd) else None,
+             "seeds_needed_80": stats.seeds_needed(math.sqrt(6) * sd, effect, power=0.8) if math.isfinite(sd) else None,
+             "dlut_ms": math.nan}
+    return [Check(c.what, c.estimate, c.verdict, c.note, c.unit, c.margin, needs=needs)]
 
 
 def _search_cost(root: Path, profile: str) -> list[Check]:
@@ -746,7 +756,8 @@ def to_markdown(table: pd.DataFrame, profile: str, costs: pd.DataFrame | None = 
             lines += ["", "## What an inconclusive top-1 verdict would need", "",
                       "Per top-1 check: the paper's difference (its effect), ours, the observed SD of our per-seed "
                       "differences, the per-run SD of top-1 over seeds pooled over the table's variants, and the seeds "
-                      "at which a paired 95 % interval (per-pair SD √2 × the pooled SD) would be as narrow as the "
+                      "at which a paired 95 % interval (per-pair SD √2 × the pooled SD; √6 × for the three-variant contrast "
+                      "of exclusion over redundancy) would be as narrow as the "
                       "paper's effect - and at which a true effect of that size would be found with 80 % power. "
                       "'LUT ms apart': how much larger the first variant's nets are (top-1 follows size at this scale).", "",
                       "| claim | check | paper effect | ours [95 % CI] | SD of differences | pooled per-run SD | seeds: "
