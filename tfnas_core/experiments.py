@@ -129,14 +129,14 @@ def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     cfg_dict = search_key(cfg)
     shown = {**variant, **{k: ctx.search_overrides[k] for k in ctx.shown_overrides if k not in variant}}
     desc = ", ".join(f"{k}={v}" for k, v in shown.items()) or "default"
-    if not ctx.compute:
-        found = ctx.store.run_folder("search", cfg_dict, run_archive.DONE_FILES["search"], search_config.RESUME_FREE_KEYS)
-        if not found.done:
-            ctx.missing.append({"kind": "search", "what": desc, "seed": seed, "key": found.key, "status": found.status})
-            raise MissingRun(f"search [{desc}] seed {seed} ({found.key}) is {found.status}")
-    run = ctx.store.get_or_run(
-        "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
-        run_archive.DONE_FILES["search"], ignore=search_config.RESUME_FREE_KEYS)
+    run = ctx.store.run_folder("search", cfg_dict, run_archive.DONE_FILES["search"], search_config.RESUME_FREE_KEYS)
+    if not run.done and not ctx.compute:
+        ctx.missing.append({"kind": "search", "what": desc, "seed": seed, "key": run.key, "status": run.status})
+        raise MissingRun(f"search [{desc}] seed {seed} ({run.key}) is {run.status}")
+    if not run.done:
+        run = ctx.store.get_or_run(
+            "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
+            run_archive.DONE_FILES["search"], ignore=search_config.RESUME_FREE_KEYS)
     out = SearchRun(run.path, cfg, json.loads((run.path / run_archive.DONE_FILES["search"]).read_text()))
     _note_run(ctx, run, desc, seed, out.summary["search_wall_s"])
     return out
@@ -442,13 +442,17 @@ def fig5(ctx: Context, seeds: Iterable[int], tuned: dict[str, dict[str, float]] 
 def fig4_curves(runs: dict[str, dict[str, list[SearchRun]]]) -> pd.DataFrame:
     """Fig. 4's bands as one table: panel (a: depth, b: LUT latency), series, epoch, mean, min, max
     over seeds; a series without a finished run is left out."""
-    rows = []
-    for panel, key, band in (("a", "depth", searched_depth), ("b", "latency", searched_latency)):
-        for name, rs in runs[key].items():
-            if rs:
-                b = band(rs)
-                rows += [{"panel": panel, "series": name, "epoch": e, **b.loc[e].to_dict()} for e in b.index]
+    rows = [row for panel, key, band in (("a", "depth", searched_depth), ("b", "latency", searched_latency))
+            for row in _band_rows(runs[key], band, panel=panel)]
     return pd.DataFrame(rows, columns=["panel", "series", "epoch", "mean", "min", "max"])
+
+
+def _band_rows(series: dict[str, list[SearchRun]], band: Callable[[Sequence[SearchRun]], pd.DataFrame],
+               **columns: Any) -> list[dict]:
+    """One row per (series, epoch) of ``band`` over each series' runs (a series without a run is
+    left out), after the constant ``columns``."""
+    return [{**columns, "series": name, "epoch": e, **b.loc[e].to_dict()}
+            for name, rs in series.items() if rs for b in [band(rs)] for e in b.index]
 
 
 def fig4_per_seed(runs: dict[str, dict[str, list[SearchRun]]]) -> pd.DataFrame:
@@ -461,12 +465,9 @@ def fig5_curves(runs: dict[str, dict[str, list[SearchRun]]]) -> pd.DataFrame:
     """Fig. 5's bands as one table: objective, series, epoch, mean, min, max, target and λ values."""
     rows = []
     for obj, by_es in runs.items():
-        for label, rs in by_es.items():
-            if rs:
-                b = searched_latency(rs)
-                rows += [{"objective": obj, "series": label, "epoch": e, **b.loc[e].to_dict(),
-                          "target_ms": rs[0].summary["target_ms"], "lam": rs[0].config.lam, "lam2": rs[0].config.lam2}
-                         for e in b.index]
+        for row in _band_rows(by_es, searched_latency, objective=obj):
+            first = by_es[row["series"]][0]
+            rows.append({**row, "target_ms": first.summary["target_ms"], "lam": first.config.lam, "lam2": first.config.lam2})
     return pd.DataFrame(rows, columns=["objective", "series", "epoch", "mean", "min", "max", "target_ms", "lam", "lam2"])
 
 

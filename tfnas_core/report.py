@@ -34,6 +34,7 @@ run decides neither way.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,13 +209,19 @@ def _needs(df: pd.DataFrame, a: str, b: str, e: stats.Estimate | None) -> dict:
     if "paper_top1" in df:
         paper = df.dropna(subset=["paper_top1"]).groupby("variant")["paper_top1"].first().to_dict()
     effect = paper[a] - paper[b] if a in paper and b in paper else math.nan
-    sd = stats.pooled_sd(g["top1"].dropna().tolist() for _, g in df.groupby("variant"))
-    sd_diff = math.sqrt(2) * sd
     dlut = paired_by_seed(df, a, b, "lut_ms") if "lut_ms" in df else None
+    return _seeds_needs(df, effect, math.sqrt(2), e, math.nan if dlut is None else dlut.mean)
+
+
+def _seeds_needs(df: pd.DataFrame, effect: float, scale: float, e: stats.Estimate | None, dlut_ms: float) -> dict:
+    """``needs`` of a top-1 contrast with per-contrast SD ``scale`` x the per-run SD of top-1 pooled
+    over ``df``'s variants (``stats.pooled_sd``): the seeds to decide ``effect`` (``stats.seeds_needed``)."""
+    sd = stats.pooled_sd(g["top1"].dropna().tolist() for _, g in df.groupby("variant"))
+    ok = math.isfinite(sd)
     return {"effect": effect, "sd_pooled": sd, "sd_diff_observed": math.nan if e is None else e.std,
-            "seeds_needed": stats.seeds_needed(sd_diff, effect) if math.isfinite(sd_diff) else None,
-            "seeds_needed_80": stats.seeds_needed(sd_diff, effect, power=0.8) if math.isfinite(sd_diff) else None,
-            "dlut_ms": math.nan if dlut is None else dlut.mean}
+            "seeds_needed": stats.seeds_needed(scale * sd, effect) if ok else None,
+            "seeds_needed_80": stats.seeds_needed(scale * sd, effect, power=0.8) if ok else None,
+            "dlut_ms": dlut_ms}
 
 
 def _paired_checks(df: pd.DataFrame, pairs: Sequence[tuple[str, str, int]], metric: str = "top1",
@@ -260,12 +267,14 @@ def _paired_claim(experiment: str, pairs: Sequence[tuple[str, str, int]], metric
 _accuracy_claim = _paired_claim  # top-1 differences, the default metric
 
 
-def _seed_values_check(what: str, unit: str, values: dict[int, float], direction: int, margin: float = 0.0) -> Check:
-    """A check on one per-seed quantity (already a paired contrast), by ``stats.verdict``."""
+def _seed_values_check(what: str, unit: str, values: dict[int, float], direction: int, margin: float = 0.0,
+                       note: str = "") -> Check:
+    """A check on one per-seed quantity (already a paired contrast), by ``stats.verdict``;
+    ``note``: said when nothing more specific is (one seed, no seed)."""
     if not values:
         return Check(what, None, "inconclusive", "no seed has every variant", unit, margin)
     e = stats.mean_ci(values[s] for s in sorted(values))
-    return Check(what, e, stats.verdict(e, direction, margin), "" if e.n >= 2 else "one seed", unit, margin)
+    return Check(what, e, stats.verdict(e, direction, margin), note if e.n >= 2 else "one seed", unit, margin)
 
 
 def _exclusion_over_redundancy(root: Path, profile: str) -> list[Check]:
@@ -281,12 +290,7 @@ def _exclusion_over_redundancy(root: Path, profile: str) -> list[Check]:
     # x the pooled per-run SD (2·out − in − sink: variance (4 + 1 + 1) σ²)
     paper = {n: p for _, n, p, *_ in paper_tables.TABLE4}
     effect = (paper["skip out candidates"] - paper["skip in candidates"]) - (paper["sink-connecting"] - paper["skip out candidates"])
-    sd = stats.pooled_sd(g["top1"].dropna().tolist() for _, g in df.groupby("variant"))
-    needs = {"effect": effect, "sd_pooled": sd, "sd_diff_observed": math.nan if c.estimate is None else c.estimate.std,
-             "seeds_needed": stats.seeds_needed(math.sqrt(6) * sd, effect) if math.isfinite(sd) else None,
-             "seeds_needed_80": stats.seeds_needed(math.sqrt(6) * sd, effect, power=0.8) if math.isfinite(sd) else None,
-             "dlut_ms": math.nan}
-    return [Check(c.what, c.estimate, c.verdict, c.note, c.unit, c.margin, needs=needs)]
+    return [dataclasses.replace(c, needs=_seeds_needs(df, effect, math.sqrt(6), c.estimate, math.nan))]
 
 
 def _search_cost(root: Path, profile: str) -> list[Check]:
@@ -304,9 +308,8 @@ def _search_cost(root: Path, profile: str) -> list[Check]:
             continue
         va, vb = _by_seed(df, a, col), _by_seed(df, b, col)
         ratio = {s: va[s] / vb[s] for s in set(va) & set(vb) if vb[s] > 0}
-        c = _seed_values_check(what, "ratio of search wall times", ratio, +1, 1.0)
-        out.append(Check(c.what, c.estimate, c.verdict, c.note or "wall time on a shared 2-core machine, two searches at a time",
-                         c.unit, c.margin))
+        out.append(_seed_values_check(what, "ratio of search wall times", ratio, +1, 1.0,
+                                      "wall time on a shared 2-core machine, two searches at a time"))
     return out
 
 

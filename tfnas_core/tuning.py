@@ -296,12 +296,13 @@ def tuned_values(ctx, seeds: Sequence[int], tune_on: bool = True, results_dir: s
         rows_.append({**row, "epochs": epochs})
         probes += pr
     table = pd.DataFrame(rows_)
-    if write and rows_:
+    written = write and bool(rows_)
+    if written:
         write_table(table, path.with_suffix(""), floatfmt=".4g")
         write_table(pd.DataFrame(probes), path.with_name(f"tuned_probes-{ctx.profile}{suffix}"), floatfmt=".4g")
-    done = " ".join(map(str, seeds))
-    return Tuned(_values(table) if rows_ else {}, f"tuned now ({int(table['searches'].sum()) if rows_ else 0} searches "
-                 f"over seeds {done}){', written to ' + str(path) if write and rows_ else ''}"
+    searches = sum(r["searches"] for r in rows_)
+    return Tuned(_values(table), f"tuned now ({searches} searches over seeds {' '.join(map(str, seeds))})"
+                 + (f", written to {path}" if written else "")
                  + (f"; not finished: {', '.join(incomplete)}" if incomplete else ""), table, tuple(incomplete))
 
 
