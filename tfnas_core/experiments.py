@@ -24,8 +24,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from . import arch_spec, flops, measure, paper_tables, plots, profiles, report, run_archive, search_config, stats, zoo
+from . import arch_spec, executors, flops, measure, paper_tables, plots, profiles, report, run_archive, search_config, stats, zoo
 from .config import PROFILE_NAMES
+from .executors import planned
 from .runs import RunStore
 from .space import Proxy
 
@@ -52,6 +53,12 @@ class Context:
     compute: bool = True
     missing: list = field(default_factory=list)
     shown_overrides: tuple[str, ...] = ()  # search_overrides named in every run's description (``longer``: epochs)
+    # where missing runs are computed (executors.py): inline (here, one after another) | local (``jobs``
+    # worker processes) | slurm (submitit job arrays, ``slurm``: executors.SlurmOptions fields)
+    executor: str = "inline"
+    jobs: int | None = None  # local workers; None: one per CPU core
+    slurm: dict = field(default_factory=dict)
+    planning: bool = False  # a planning pass of executors.run_plan: missing runs become jobs, nothing is computed
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILE_NAMES:
@@ -61,6 +68,7 @@ class Context:
             self.measure_repeats = 3 if smoke else 20
         if self.measure_min_s is None:
             self.measure_min_s = 0.0 if smoke else 1.0
+        executors.check(self.executor, self.jobs, self.slurm)
 
     @property
     def store(self) -> RunStore:
@@ -131,7 +139,8 @@ def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     desc = ", ".join(f"{k}={v}" for k, v in shown.items()) or "default"
     run = ctx.store.run_folder("search", cfg_dict, run_archive.DONE_FILES["search"], search_config.RESUME_FREE_KEYS)
     if not run.done and not ctx.compute:
-        ctx.missing.append({"kind": "search", "what": desc, "seed": seed, "key": run.key, "status": run.status})
+        job = executors.Job("search", run.key, desc, seed, executors.context_fields(ctx), dict(variant), epochs=cfg.epochs)
+        ctx.missing.append({"kind": "search", "what": desc, "seed": seed, "key": run.key, "status": run.status, "job": job})
         raise MissingRun(f"search [{desc}] seed {seed} ({run.key}) is {run.status}")
     if not run.done:
         run = ctx.store.get_or_run(
@@ -148,17 +157,31 @@ def train_cfg(ctx: Context, seed: int) -> profiles.TrainConfig:
     return profiles.check(cfg)
 
 
+def train_key(ctx: Context, spec: arch_spec.Spec, seed: int) -> tuple[profiles.TrainConfig, dict[str, Any]]:
+    """The retraining config of ``spec`` at ``seed`` and the config its run is keyed by."""
+    cfg = train_cfg(ctx, seed)
+    return cfg, {"spec": {"name": spec.name, "space": spec.space, "stages": spec.to_dict()["stages"]},
+                 **profiles.to_dict(cfg)}
+
+
 def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | None = None) -> dict:
     """Train ``spec`` from scratch with the profile's recipe: reused, resumed or run.
 
     ``label`` names the run in messages (default: the spec's name; searched specs of one seed
-    share a name, so ``ablation`` passes the variant)."""
+    share a name, so ``ablation`` passes the variant).  With ``ctx.compute`` off, a retraining that
+    is not finished raises ``MissingRun`` (listed in ``ctx.missing``, with its job)."""
     from . import train
 
-    cfg = train_cfg(ctx, seed)
-    key = {"spec": {"name": spec.name, "space": spec.space, "stages": spec.to_dict()["stages"]},
-           **profiles.to_dict(cfg)}
+    cfg, key = train_key(ctx, spec, seed)
     what = f"retrain [{label}] seed {seed} ({spec.name})" if label else f"retrain {spec.name} seed {seed}"
+    if not ctx.compute:
+        run = ctx.store.run_folder("train", key, run_archive.DONE_FILES["train"], profiles.RESUME_FREE_KEYS)
+        if not run.done:
+            job = executors.Job("train", run.key, label or spec.name, seed, executors.context_fields(ctx),
+                                spec=spec.to_dict(), label=label, epochs=cfg.epochs)
+            ctx.missing.append({"kind": "train", "what": label or spec.name, "seed": seed, "key": run.key,
+                                "status": run.status, "job": job})
+            raise MissingRun(f"{what} ({run.key}) is {run.status}")
     run = ctx.store.get_or_run(
         "train", key, lambda p: (arch_spec.save(spec, p / "spec.json"),
                                  train.run(spec, cfg, p, log=ctx.run_log(what, p))),
@@ -220,6 +243,7 @@ def _runs(ctx: Context, seeds: Iterable[int], **variant: Any) -> list[SearchRun]
     return out
 
 
+@planned
 def searches(ctx: Context, variants: Sequence["Variant"], seeds: Iterable[int]) -> dict[str, list[SearchRun]]:
     """The searches of ``variants`` at ``seeds`` (no retraining), by variant label; with
     ``ctx.compute`` off, the finished ones only."""
@@ -229,7 +253,8 @@ def searches(ctx: Context, variants: Sequence["Variant"], seeds: Iterable[int]) 
 
 def missing_table(ctx: Context) -> pd.DataFrame:
     """The runs a ``compute=False`` context asked for and did not find finished."""
-    return pd.DataFrame(ctx.missing, columns=["kind", "what", "seed", "key", "status"]).drop_duplicates("key")
+    rows = [m for m in ctx.missing if m.get("key") is not None]
+    return pd.DataFrame(rows, columns=["kind", "what", "seed", "key", "status"]).drop_duplicates("key")
 
 
 def per_seed_curves(runs: dict[str, list[SearchRun]], **columns: Any) -> pd.DataFrame:
@@ -254,6 +279,7 @@ class Variant:
     paper: dict[str, Any]  # the paper's numbers for this row (column -> value)
 
 
+@planned
 def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) -> pd.DataFrame:
     """Search, retrain and measure every variant at every seed: one row per (variant, seed).
 
@@ -262,7 +288,11 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
     a fingerprint for this device (the CPU table), its sentinel networks join the rounds and
     ``measured_ms_lut_base`` = ``measured_ms`` / speed factor is the latency in the LUT's time base
     (what the LUT would have been compared with when it was built); ``speed_factor`` says how much
-    slower (> 1) or faster this machine ran than at the build."""
+    slower (> 1) or faster this machine ran than at the build.
+
+    With ``ctx.compute`` off, the rows of finished runs only, unmeasured when any is missing (a
+    planning pass: ``executors.run_plan``; a retraining waiting on its search is listed with
+    status ``after search <key>``)."""
     from . import latency
 
     seeds = list(seeds)
@@ -270,9 +300,18 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
     lut = None
     for v in variants:
         for seed in seeds:
-            s = search_run(ctx, seed, **v.overrides)
+            try:
+                s = search_run(ctx, seed, **v.overrides)
+            except MissingRun:
+                if ctx.planning:
+                    ctx.missing.append({"kind": "train", "what": v.label, "seed": seed, "key": None,
+                                        "status": f"after search {ctx.missing[-1]['key']}", "job": None})
+                continue
             spec = s.spec
-            r = retrain_run(ctx, spec, seed, label=v.label)
+            try:
+                r = retrain_run(ctx, spec, seed, label=v.label)
+            except MissingRun:
+                continue
             if lut is None:
                 lut = latency.load(search_config.resolve_path(s.config.lut))
             specs[f"{v.label} seed {seed}"] = spec
@@ -286,7 +325,7 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
                 "search_min": s.summary["search_wall_s"] / 60, "retrain_min": r["wall_s"] / 60,
                 **{f"paper_{k}": val for k, val in v.paper.items()},
             })
-    if rows:
+    if rows and not ctx.planning and not (ctx.missing and not ctx.compute):
         ctx.say(f"measuring {len(specs)} derived nets at paper scale on {ctx.measure_device}, interleaved")
         m = measure.measure_many(specs, device=ctx.measure_device, repeats=ctx.measure_repeats,
                                  min_time_s=ctx.measure_min_s, lut=lut)
@@ -374,6 +413,7 @@ def table13_variants() -> list[Variant]:
 # ----------------------------------------------------------------------------- figures
 
 
+@planned
 def fig2(ctx: Context, seeds: Iterable[int], **variant: Any) -> dict[str, list[SearchRun]]:
     """Fig. 2: Gumbel-only vs bi-sampling (random second path), T linear 5.0 -> 0.2; ``variant``:
     more SearchConfig fields for both (the notebook's longer search: ``epochs``)."""
@@ -419,6 +459,7 @@ def fig2_signal_line(runs: dict[str, list[SearchRun]], alpha: pd.DataFrame, n_op
             f"on average (uniform: {1 / n_ops:.3f}) and the supernet validation accuracy {val:.1f} %")
 
 
+@planned
 def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchRun]]]:
     """Fig. 4: (a) the three depth spaces; (b) the sink space with / without elasticity scaling."""
     seeds = list(seeds)
@@ -428,6 +469,7 @@ def fig4(ctx: Context, seeds: Iterable[int]) -> dict[str, dict[str, list[SearchR
     return {"depth": depth, "latency": es}
 
 
+@planned
 def fig5(ctx: Context, seeds: Iterable[int], tuned: dict[str, dict[str, float]] | None = None,
          tuned_only: bool = False) -> dict[str, dict[str, list[SearchRun]]]:
     """Fig. 5: the searched latency of C1 and C2 with / without elasticity scaling; ``tuned``:

@@ -42,6 +42,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from . import objectives
+from .executors import planned
 
 TUNED = ("c1", "c2")  # the objectives without a target (Table 5)
 TOL = 0.05  # |mean − target| <= 5 % of the target
@@ -206,8 +207,10 @@ def tune_objective(ctx, objective: str, seeds: Sequence[int], *, lam0: float | N
     target = target_of(ctx)
 
     def measure(lam: float) -> list[float]:
-        return [E.search_run(ctx, s, objective=objective, elasticity=False, lam=lam, **fixed).summary["lut_ms"]
-                for s in seeds]
+        runs = E._runs(ctx, seeds, objective=objective, elasticity=False, lam=lam, **fixed)
+        if len(runs) < len(seeds):  # compute off: every missing seed is listed (ctx.missing), then the probe stops
+            raise E.MissingRun(f"tuning {objective}: λ1 = {lam:g} has {len(runs)} of {len(seeds)} searches finished")
+        return [r.summary["lut_ms"] for r in runs]
 
     ctx.say(f"tuning {objective} λ1 to the target {target:.3f} ms over seeds {seeds} (w/o elasticity scaling)")
     if lam0 is None:
@@ -259,6 +262,7 @@ class Tuned:
         return dict(self.values.get(objective, {}))
 
 
+@planned
 def tuned_values(ctx, seeds: Sequence[int], tune_on: bool = True, results_dir: str = RESULTS_DIR,
                  write: bool = True, suffix: str = "", start: dict[str, dict[str, float]] | None = None) -> Tuned:
     """C1/C2's λ for ``ctx``: from ``results_dir/tuned-<profile><suffix>.csv`` when it holds this
@@ -296,7 +300,7 @@ def tuned_values(ctx, seeds: Sequence[int], tune_on: bool = True, results_dir: s
         rows_.append({**row, "epochs": epochs})
         probes += pr
     table = pd.DataFrame(rows_)
-    written = write and bool(rows_)
+    written = write and bool(rows_) and not ctx.planning
     if written:
         write_table(table, path.with_suffix(""), floatfmt=".4g")
         write_table(pd.DataFrame(probes), path.with_name(f"tuned_probes-{ctx.profile}{suffix}"), floatfmt=".4g")

@@ -1,0 +1,493 @@
+"""Where the runs of an experiment are computed: in the kernel, in a local worker pool, or on SLURM.
+
+An experiment (``experiments.ablation``, ``searches``, ``fig2/4/5``, ``tuning.tuned_values``)
+is planned, then run: with ``Context.executor`` other than ``inline``, ``run_plan`` calls it
+with a *planning* context (``compute`` off: every finished run is read, every missing one is
+listed as a ``Job`` and nothing is computed), hands the missing jobs to the executor all at once
+(one batch, on SLURM one job array, per dependency level: the searches first, then the
+retrainings of the specs they derived, then the next probe of a λ tuning), and repeats until
+nothing is missing.  The last call computes nothing: it reads every run from the run store,
+the one place where runs meet, so the tables are those ``inline`` gives (a run's records and
+results are the same whichever process computed it; ``fingerprint`` compares them).
+
+* ``inline``: today's behaviour, one run after another in this process;
+* ``local``: ``jobs`` worker processes on this machine (``spawn``ed, each with
+  ``cpu_count // jobs`` torch threads);
+* ``slurm``: ``submitit`` job arrays (partition, GPUs, time limit, array throttle:
+  ``SlurmOptions``).  A job that reaches its time limit is requeued (``submitit``'s checkpoint
+  hook) and the run resumes from its last epoch checkpoint; a retraining at the paper profile
+  with ``gpus > 1`` runs as one job of ``gpus`` tasks, DDP over them (``train.run``'s torchrun
+  path, the rank variables taken from SLURM's).
+
+A job that fails is reported with its log path while the others go on; ``run_plan`` raises
+``PlanFailed`` naming every failed run once its level has finished.  A rerun picks up what
+finished (the run store reuses it) and resumes what was interrupted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+EXECUTORS = ("inline", "local", "slurm")
+TIMING_KEYS = ("wall_s", "search_wall_s", "epoch_s", "time_s", "elapsed_s", "s_per_epoch")
+
+
+class PlanFailed(RuntimeError):
+    """Runs of a plan failed (every other run of their level finished first); ``failures`` lists them."""
+
+    def __init__(self, failures: Sequence["Outcome"]):
+        self.failures = list(failures)
+        lines = [f"  {o.job.kind} [{o.job.what}] seed {o.job.seed} ({o.job.key}): {o.error}; log: {o.log}"
+                 for o in self.failures]
+        super().__init__(f"{len(self.failures)} run(s) failed; the others finished (rerun to retry the failed ones):\n"
+                         + "\n".join(lines))
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Settings of the ``slurm`` executor (``Context.slurm``, ``make SLURM_*=``, a notebook's ``slurm`` dict)."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    gpus: int = 0  # GPUs per job (0 on a CPU cluster); a paper-profile retraining runs DDP over them
+    cpus: int | None = None  # CPUs per task; None: the cluster's default
+    timeout_min: int = 60  # time limit per job: a job that reaches it is requeued and resumes
+    array_parallelism: int = 64  # at most this many jobs of an array run at once
+    max_requeues: int = 3  # requeues after a time limit before the run counts as failed
+    signal_delay_s: int = 90  # the requeue signal comes this long before the limit (must be < timeout)
+    poll_s: float = 2.0  # how often job states are read (sacct)
+    mem_gb: int | None = None
+    additional: dict = field(default_factory=dict)  # more sbatch options (submitit's slurm_additional_parameters)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "SlurmOptions":
+        d = dict(d or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ValueError(f"slurm: unknown setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        o = cls(**d)
+        for name in ("gpus", "timeout_min", "array_parallelism", "max_requeues", "signal_delay_s"):
+            v = getattr(o, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name in ("timeout_min", "array_parallelism") else 0):
+                raise ValueError(f"slurm: {name} must be a non-negative integer (timeout_min, array_parallelism >= 1), got {v!r}")
+        if o.signal_delay_s >= 60 * o.timeout_min:
+            raise ValueError(f"slurm: signal_delay_s ({o.signal_delay_s}) must be below the time limit "
+                             f"({o.timeout_min} min = {60 * o.timeout_min} s)")
+        return o
+
+
+def check(executor: str, jobs: int | None, slurm: dict | None) -> None:
+    """One-line ``ValueError`` for a bad executor, worker count or SLURM setting."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
+        raise ValueError(f"jobs: expected a positive integer, got {jobs!r}")
+    SlurmOptions.from_dict(slurm)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One missing run, with what a worker needs to compute it through ``experiments``' own code path."""
+
+    kind: str  # search | train
+    key: str  # its run-store key
+    what: str  # the variant, as the notebook names it
+    seed: int
+    ctx: dict  # the Context fields a worker rebuilds (profile, runs_root, archive_root, overrides)
+    variant: dict = field(default_factory=dict)  # search: SearchConfig overrides
+    spec: dict | None = None  # train: the derived spec (arch_spec dict)
+    label: str | None = None  # train: the run's label
+    epochs: int | None = None  # for the cost estimate
+
+    @property
+    def log(self) -> Path:
+        return Path(self.ctx["runs_root"]) / "_jobs" / f"{self.key}.log"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    ok: bool
+    error: str = ""
+    log: str = ""
+    wall_s: float = float("nan")
+
+
+def context_fields(ctx) -> dict:
+    """What a worker needs of ``ctx`` to key and compute its run exactly as this process would."""
+    from . import run_archive
+
+    return {"profile": ctx.profile, "runs_root": str(ctx.runs_root),
+            "archive_root": None if run_archive.fresh_requested() else ctx.archive_root,
+            "search_overrides": dict(ctx.search_overrides), "train_overrides": dict(ctx.train_overrides),
+            "shown_overrides": tuple(ctx.shown_overrides), "name": ctx.name}
+
+
+def _slurm_dist() -> tuple[int, int, int] | None:
+    """(rank, world, local rank) of a SLURM job step of several tasks, else None."""
+    n = int(os.environ.get("SLURM_NTASKS", "1") or 1)
+    if n <= 1 or "SLURM_PROCID" not in os.environ:
+        return None
+    return int(os.environ["SLURM_PROCID"]), n, int(os.environ.get("SLURM_LOCALID", "0"))
+
+
+def run_job(job: Job) -> dict:
+    """Compute ``job`` in this process (a worker): ``experiments.search_run`` / ``retrain_run``, the
+    inline code path.  Appends its log lines to ``job.log``; on failure the traceback too, then raises."""
+    from . import arch_spec
+    from . import experiments as E
+
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(job.log, "a") as f:
+        def log(msg: str) -> None:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+            f.flush()
+
+        log(f"{job.kind} [{job.what}] seed {job.seed} ({job.key}) on {os.uname().nodename}, pid {os.getpid()}"
+            + (f", SLURM job {os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else ""))
+        ctx = E.Context(**job.ctx, progress=False, log=log)
+        try:
+            if job.kind == "search":
+                E.search_run(ctx, job.seed, **job.variant)
+            elif _slurm_dist() is not None:
+                _ddp_retrain(ctx, job, log)
+            else:
+                E.retrain_run(ctx, arch_spec.validate(job.spec), job.seed, label=job.label)
+        except BaseException:
+            log("failed:\n" + traceback.format_exc())
+            raise
+        wall = time.perf_counter() - t0
+        log(f"finished in {wall:.1f} s")
+    return {"key": job.key, "wall_s": wall}
+
+
+def _ddp_retrain(ctx, job: Job, log: Callable[[str], None]) -> None:
+    """A retraining as one SLURM job of several tasks: every task a DDP rank (torchrun's
+    variables from SLURM's); rank 0 writes the run folder's ``store.json``, ``train.run`` the rest."""
+    import json
+
+    from . import arch_spec, train
+    from . import experiments as E
+    from .atomic import atomic_write_text
+
+    rank, world, local = _slurm_dist()
+    nodes = os.environ.get("SLURM_JOB_NODELIST", "127.0.0.1")
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local),
+                      MASTER_ADDR=os.environ.get("MASTER_ADDR") or _first_host(nodes),
+                      MASTER_PORT=os.environ.get("MASTER_PORT") or str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000))
+    spec = arch_spec.validate(job.spec)
+    cfg, key_cfg = E.train_key(ctx, spec, job.seed)
+    run = ctx.store.run_folder("train", key_cfg, "result.json", E.profiles.RESUME_FREE_KEYS)
+    if run.done:
+        return
+    if rank == 0:
+        run.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.path / "store.json", json.dumps({"kind": "train", "key": run.key, "config": key_cfg},
+                                                              indent=1, default=str) + "\n")
+        arch_spec.save(spec, run.path / "spec.json")
+    log(f"DDP rank {rank}/{world} (local {local}), master {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}")
+    train.run(spec, cfg, run.path, log=log if rank == 0 else None)
+
+
+def _first_host(nodelist: str) -> str:
+    """The first host of a SLURM node list (``node[1-3,7]`` -> ``node1``)."""
+    import re
+
+    m = re.match(r"([^,\[]+)(?:\[(\d+))?", nodelist)
+    return (m.group(1) + (m.group(2) or "")) if m else "127.0.0.1"
+
+
+def fingerprint(run_dir: str | os.PathLike) -> str:
+    """SHA-256 of a finished run's records and results without its timings (wall and epoch
+    seconds): equal for two runs that computed the same thing, whichever process ran them."""
+    import csv
+    import hashlib
+    import io
+    import json
+
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items() if k not in TIMING_KEYS and not k.endswith("_wall_s")}
+        if isinstance(obj, list):
+            return [clean(v) for v in obj]
+        return obj
+
+    run_dir, h = Path(run_dir), hashlib.sha256()
+    for name in ("summary.json", "result.json", "spec.json", "records.jsonl", "records.csv"):
+        p = run_dir / name
+        if not p.is_file():
+            continue
+        h.update(name.encode())
+        text = p.read_text()
+        if name.endswith(".json"):
+            h.update(json.dumps(clean(json.loads(text)), sort_keys=True).encode())
+        elif name.endswith(".jsonl"):
+            for line in text.splitlines():
+                h.update(json.dumps(clean(json.loads(line)), sort_keys=True).encode())
+        else:
+            for row in csv.DictReader(io.StringIO(text)):
+                h.update(json.dumps(clean(row), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+class _Progress:
+    """One line on the real stderr whenever the counts of a batch change: done / running / failed / queued."""
+
+    def __init__(self, name: str, executor: str, total: int, level: int):
+        self.prefix = f"[{name}] " if name else ""
+        self.head = f"{self.prefix}{executor} level {level}: {total} run(s)"
+        self.last: tuple | None = None
+        self.t0 = time.monotonic()
+
+    def __call__(self, done: int, running: int, failed: int, queued: int) -> None:
+        state = (done, running, failed, queued)
+        if state == self.last:
+            return
+        self.last = state
+        line = (f"{self.head} - {done} done, {running} running, {failed} failed, {queued} queued "
+                f"({time.monotonic() - self.t0:.0f} s)")
+        for stream in (sys.__stderr__, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.write(line + "\n")
+                    stream.flush()
+                    break
+            except (OSError, ValueError):
+                continue
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line of a worker's log (a failed run's exception)."""
+    try:
+        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def _run_local(jobs: Sequence[Job], workers: int, progress: _Progress) -> list[Outcome]:
+    """At most ``workers`` worker processes at once, one per job (``python -m tfnas_core.executors
+    JOBFILE``: a fresh interpreter, so nothing of the caller's main module or threads is inherited);
+    its output goes to the job's log."""
+    import pickle
+    import subprocess
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    env = {**os.environ, "TFNAS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    outcomes: dict[int, Outcome] = {}
+    queue = list(range(len(jobs)))
+    running: dict[int, tuple[subprocess.Popen, float, Any]] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                i = queue.pop(0)
+                j = jobs[i]
+                j.log.parent.mkdir(parents=True, exist_ok=True)
+                job_file = j.log.with_suffix(".job.pkl")
+                job_file.write_bytes(pickle.dumps(j))
+                out = open(j.log, "a")
+                proc = subprocess.Popen([sys.executable, "-m", "tfnas_core.executors", str(job_file)], env=env,
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                running[i] = (proc, time.perf_counter(), out)
+            for i, (proc, t0, out) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                out.close()
+                del running[i]
+                j = jobs[i]
+                j.log.with_suffix(".job.pkl").unlink(missing_ok=True)
+                outcomes[i] = (Outcome(j, True, log=str(j.log), wall_s=time.perf_counter() - t0) if proc.returncode == 0
+                               else Outcome(j, False, f"exit {proc.returncode}: {_last_line(j.log)}", str(j.log)))
+            failed = sum(not o.ok for o in outcomes.values())
+            progress(len(outcomes) - failed, len(running), failed, len(queue))
+            if running:
+                time.sleep(0.2)
+    except BaseException:
+        for proc, _, out in running.values():  # interrupted: stop the workers (the runs resume on a rerun)
+            proc.terminate()
+        for proc, _, out in running.values():
+            proc.wait()
+            out.close()
+        raise
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+def _submitit_runner():
+    """``submitit``'s checkpointable wrapper of ``run_job``: on the time-limit signal the job is
+    requeued with the same arguments, and the run resumes from its last epoch checkpoint."""
+    import submitit
+
+    class JobRunner(submitit.helpers.Checkpointable):
+        def __call__(self, job: Job) -> dict:
+            return run_job(job)
+
+    return JobRunner()
+
+
+def submit_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: str | os.PathLike, profile: str = "mini"):
+    """Submit ``jobs`` as job arrays (one per kind and task count) with ``opts``; the submitit jobs, in order."""
+    import submitit
+
+    out = [None] * len(jobs)
+    groups: dict[int, list[int]] = {}
+    for i, j in enumerate(jobs):
+        tasks = opts.gpus if (j.kind == "train" and profile == "paper" and opts.gpus > 1) else 1
+        groups.setdefault(tasks, []).append(i)
+    for tasks, idx in groups.items():
+        ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm",
+                                   slurm_max_num_timeout=opts.max_requeues)
+        params = dict(timeout_min=opts.timeout_min, slurm_array_parallelism=opts.array_parallelism,
+                      slurm_signal_delay_s=opts.signal_delay_s,
+                      name="tfnas", tasks_per_node=tasks, nodes=1)
+        if opts.partition:
+            params["slurm_partition"] = opts.partition
+        if opts.gpus:
+            params["gpus_per_node"] = opts.gpus
+        if opts.cpus:
+            params["cpus_per_task"] = opts.cpus
+        if opts.mem_gb:
+            params["mem_gb"] = opts.mem_gb
+        if opts.additional:
+            params["slurm_additional_parameters"] = dict(opts.additional)
+        ex.update_parameters(**params)
+        subs = ex.map_array(_submitit_runner(), [jobs[i] for i in idx])
+        for i, s in zip(idx, subs):
+            out[i] = s
+    return out
+
+
+def _run_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: Path, profile: str, progress: _Progress,
+               on_submit: Callable[[list], None] | None = None) -> list[Outcome]:
+    subs = submit_slurm(jobs, opts, folder, profile)
+    if on_submit is not None:
+        on_submit(subs)
+    outcomes: dict[int, Outcome] = {}
+    while len(outcomes) < len(jobs):
+        running = 0
+        for i, s in enumerate(subs):
+            if i in outcomes:
+                continue
+            if s.done():
+                try:
+                    r = s.result()
+                    outcomes[i] = Outcome(jobs[i], True, log=str(jobs[i].log), wall_s=r["wall_s"])
+                except Exception as e:  # FailedJobError (with the remote traceback), UncompletedJobError (cancelled)
+                    first = str(e).strip().splitlines()
+                    state = s.state
+                    outcomes[i] = Outcome(jobs[i], False, f"SLURM job {s.job_id} {state}: "
+                                          f"{type(e).__name__}{': ' + first[-1] if first else ''}",
+                                          f"{jobs[i].log} (SLURM: {s.paths.stderr})")
+            elif s.state == "RUNNING":
+                running += 1
+        failed = sum(not o.ok for o in outcomes.values())
+        progress(len(outcomes) - failed, running, failed, len(jobs) - len(outcomes) - running)
+        if len(outcomes) < len(jobs):
+            time.sleep(opts.poll_s)
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+def execute(jobs: Sequence[Job], executor: str, *, workers: int | None = None, slurm: dict | None = None,
+            name: str = "", level: int = 1, profile: str = "mini", on_submit=None) -> list[Outcome]:
+    """Compute ``jobs`` (independent of each other) with ``executor``; one ``Outcome`` per job, in order."""
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    progress = _Progress(name, executor if executor != "local" else f"local ({workers or os.cpu_count()} workers)",
+                         len(jobs), level)
+    if executor == "local":
+        return _run_local(jobs, workers or os.cpu_count() or 1, progress)
+    if executor == "slurm":
+        return _run_slurm(jobs, SlurmOptions.from_dict(slurm), Path(jobs[0].ctx["runs_root"]) / "_slurm", profile,
+                          progress, on_submit)
+    out = []
+    for j in jobs:  # inline: here, one after another
+        try:
+            out.append(Outcome(j, True, log=str(j.log), wall_s=run_job(j)["wall_s"]))
+        except Exception as e:
+            out.append(Outcome(j, False, f"{type(e).__name__}: {e}", str(j.log)))
+        progress(sum(o.ok for o in out), 0, sum(not o.ok for o in out), len(jobs) - len(out))
+    return out
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+def planning_pass(ctx, build: Callable[[Any], Any]):
+    """``build`` on a planning copy of ``ctx`` (reads finished runs, computes nothing): its result,
+    the jobs of the missing runs (one per key, first ask first) and the copy (its ledger and missing)."""
+    probe = dataclasses.replace(ctx, compute=False, planning=True, missing=[], ledger=[])
+    result = build(probe)
+    jobs = list({m["job"].key: m["job"] for m in probe.missing if m.get("job") is not None}.values())
+    return result, jobs, probe
+
+
+def run_plan(ctx, build: Callable[[Any], Any]):
+    """``build(ctx)`` with its missing runs computed by ``ctx.executor`` first, level by level."""
+    computed: dict[str, str] = {}
+    attempted: set[str] = set()
+    level = 0
+    while True:
+        _, jobs, _ = planning_pass(ctx, build)
+        if not jobs:
+            break
+        again = [j.key for j in jobs if j.key in attempted]
+        if again:
+            raise RuntimeError(f"runs {', '.join(again)} were computed and are still missing from the run store "
+                               f"{ctx.runs_root} (another runs_root on the workers?)")
+        level += 1
+        outcomes = execute(jobs, ctx.executor, workers=ctx.jobs, slurm=ctx.slurm, name=ctx.name, level=level,
+                           profile=ctx.profile)
+        attempted.update(j.key for j in jobs)
+        failed = [o for o in outcomes if not o.ok]
+        computed.update({o.job.key: o.job.kind for o in outcomes if o.ok})
+        if failed:
+            raise PlanFailed(failed)
+    start = len(ctx.ledger)
+    result = build(ctx)  # everything is finished: read from the run store, as inline would
+    for row in ctx.ledger[start:]:
+        if row["key"] in computed:
+            row["source"] = f"computed now ({ctx.executor})"
+    return result
+
+
+def planned(fn: Callable) -> Callable:
+    """Make ``fn(ctx, ...)`` go through ``run_plan`` when ``ctx.executor`` is not ``inline`` (and
+    ``ctx`` computes and is not itself a planning pass)."""
+    @functools.wraps(fn)
+    def wrapper(ctx, *args, **kwargs):
+        if getattr(ctx, "executor", "inline") == "inline" or not ctx.compute or getattr(ctx, "planning", False):
+            return fn(ctx, *args, **kwargs)
+        return run_plan(ctx, lambda c: fn(c, *args, **kwargs))
+    return wrapper
+
+
+def _worker_main(argv: list[str]) -> int:
+    """A local worker: compute the pickled ``Job`` in ``argv[0]`` (``_run_local``)."""
+    import pickle
+
+    threads = os.environ.get("TFNAS_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    job = pickle.loads(Path(argv[0]).read_bytes())
+    run_job(job)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
