@@ -164,6 +164,9 @@ def run_job(job: Job) -> dict:
                 _ddp_retrain(ctx, job, log)
             else:
                 E.retrain_run(ctx, arch_spec.validate(job.spec), job.seed, label=job.label)
+        except SystemExit:  # submitit's time-limit hook: checkpointed (the run's last epoch) and requeued
+            log("stopped by the scheduler (time limit or preemption): requeued, the run resumes from its last epoch")
+            raise
         except BaseException:
             log("failed:\n" + traceback.format_exc())
             raise
@@ -279,6 +282,13 @@ def _last_line(path: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def _tail(path: Path, n: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
 def _run_local(jobs: Sequence[Job], workers: int, progress: _Progress) -> list[Outcome]:
     """At most ``workers`` worker processes at once, one per job (``python -m tfnas_core.executors
     JOBFILE``: a fresh interpreter, so nothing of the caller's main module or threads is inherited);
@@ -386,10 +396,10 @@ def _run_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: Path, profile: s
                     r = s.result()
                     outcomes[i] = Outcome(jobs[i], True, log=str(jobs[i].log), wall_s=r["wall_s"])
                 except Exception as e:  # FailedJobError (with the remote traceback), UncompletedJobError (cancelled)
-                    first = str(e).strip().splitlines()
                     state = s.state
-                    outcomes[i] = Outcome(jobs[i], False, f"SLURM job {s.job_id} {state}: "
-                                          f"{type(e).__name__}{': ' + first[-1] if first else ''}",
+                    ours = _last_line(jobs[i].log) if "failed:" in _tail(jobs[i].log) else ""
+                    why = ours or f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+                    outcomes[i] = Outcome(jobs[i], False, f"SLURM job {s.job_id} {state}: {why}",
                                           f"{jobs[i].log} (SLURM: {s.paths.stderr})")
             elif s.state == "RUNNING":
                 running += 1
