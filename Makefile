@@ -18,19 +18,27 @@ PAPERMILL := $(VENV)/bin/papermill
 # LONG_FINISHED_ONLY=1 renders the searches already finished (run store or archive) and lists the rest.
 LONG_FACTOR ?=
 LONG_FINISHED_ONLY ?=
-NB_ARGS = -p profile $(PROFILE) -p runs_root $(RUNS) $(if $(IMAGENET),-p imagenet_root $(IMAGENET)) \
+# Where missing runs are computed (tfnas_core/executors.py): EXECUTOR=inline (default: in the kernel,
+# one after another) | local (JOBS=N worker processes) | slurm (submitit job arrays; SLURM='{partition:
+# gpu, gpus: 1, timeout_min: 900, array_parallelism: 16}', YAML).
+EXECUTOR ?=
+JOBS ?=
+SLURM ?=
+EXEC_ARGS = $(if $(EXECUTOR),-p executor $(EXECUTOR)) $(if $(JOBS),-p jobs $(JOBS)) $(if $(SLURM),-y "slurm: $(SLURM)")
+NB_ARGS = $(EXEC_ARGS) -p profile $(PROFILE) -p runs_root $(RUNS) $(if $(IMAGENET),-p imagenet_root $(IMAGENET)) \
           $(if $(LUT),-p lut $(LUT)) $(if $(SEEDS),-y "seeds: $(SEEDS)") \
           $(if $(filter-out model-zoo table3-sampling table4-depth-space,$*),$(if $(LONG_FACTOR),-p long_factor $(LONG_FACTOR)) \
                                           $(if $(LONG_FINISHED_ONLY),-p long_compute False))
 
 # Bad PROFILE / LUT / IMAGENET / SEEDS stop make here, while it reads this file: one line
 # (tfnas_core/preflight.py), exit 2, before papermill starts or anything is written.
-ifneq ($(filter reproduce-%,$(MAKECMDGOALS)),)
+ifneq ($(filter reproduce-% plan-%,$(MAKECMDGOALS)),)
 ifeq ($(wildcard $(PAPERMILL)),)
 $(error $(PAPERMILL) not found: run `make setup` first)
 endif
 PREFLIGHT := $(shell $(PYTHON) -m tfnas_core.preflight --profile '$(PROFILE)' --lut '$(LUT)' \
-                       --imagenet '$(IMAGENET)' --seeds '$(SEEDS)' 2>&1)
+                       --imagenet '$(IMAGENET)' --seeds '$(SEEDS)' --executor '$(EXECUTOR)' --jobs '$(JOBS)' \
+                       --slurm '$(SLURM)' 2>&1)
 ifneq ($(PREFLIGHT),)
 $(error $(PREFLIGHT))
 endif
@@ -105,6 +113,14 @@ FORCE:
 # checkpoints) when $(RUNS) lacks them; FRESH=1 ignores the archive and recomputes.
 archive: venv  ## copy the finished runs of $(RUNS) into run_archive/ (commit it with the results)
 	$(PYTHON) -m tfnas_core archive --runs $(RUNS) --out run_archive
+
+# make plan-table3 (plan-table5, plan-fig4, ...): the runs a notebook needs, their status and the
+# estimated minutes of those still to run; RUN=1 computes them with EXECUTOR= first (renders nothing).
+RUN ?=
+plan-%: venv  ## the runs of a notebook: key, status (done/archived/partial/missing), estimated cost
+	@$(PYTHON) -m tfnas_core plan $* --profile $(PROFILE) --runs $(RUNS) $(if $(SEEDS),--seeds '$(SEEDS)') \
+	  $(if $(LONG_FACTOR),--long-factor $(LONG_FACTOR)) $(if $(RUN),--run) $(if $(EXECUTOR),--executor $(EXECUTOR)) \
+	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SLURM),--slurm '$(SLURM)')
 
 reproduce-zoo: $(NB_OUT)/model-zoo-$(PROFILE).ipynb                     ## Tables 2/6/8/9/11: the published architectures
 reproduce-table3: $(NB_OUT)/table3-sampling-$(PROFILE).ipynb            ## Table 3: second-path sampling

@@ -57,6 +57,21 @@ def test_plan_lists_searches_then_retrainings(tmp_path):
     assert not any(tmp_path.iterdir()), "a planning pass wrote into the run store"
 
 
+def test_plan_of_a_notebook_then_done(tmp_path, inline):
+    from tfnas_core import plans
+
+    root, _, _ = inline
+    ctx = _ctx(tmp_path)
+    df = plans.plan("table3", ctx, SEEDS, long_factor=1)
+    assert len(df) == 5 * len(SEEDS) * 2 and set(df["status"].str.split().str[0]) == {"missing", "after"}
+    assert df["key"].notna().sum() == 5 * len(SEEDS)  # the searches; their retrainings wait on them
+    done = plans.plan("table3", _ctx(root), SEEDS, long_factor=1)  # the inline fixture ran Gumbel's 4 runs
+    assert (done["status"] == "done").sum() == 4 and done.loc[done["status"] == "done", "est_min"].isna().all()
+    assert "4 done" in plans.summary_line(done) and "still to run" in plans.summary_line(done)
+    with pytest.raises(ValueError, match="expected one of"):
+        plans.resolve("table9")
+
+
 def test_local_pool_matches_inline(tmp_path, inline):
     root, table, prints = inline
     ctx = _ctx(tmp_path, "local", jobs=2)
@@ -187,3 +202,28 @@ def test_slurm_time_limit_requeues_and_resumes(tmp_path, slurm):
     assert text.count(f"({jobs[0].key}) on ") == 2, f"not requeued once:\n{text}"
     assert "requeued, the run resumes" in text and "resuming" in text and "epoch 40/40" in text
     assert X.fingerprint(tmp_path / "slurm" / jobs[0].key) == X.fingerprint(r.path)
+
+
+def test_slurm_retraining_as_one_ddp_job(tmp_path, inline, slurm):
+    """A retraining as one SLURM job of 2 tasks (DDP over Gloo on this CPU node; at the paper profile
+    ``gpus`` tasks over NCCL): both ranks train, rank 0 writes the run, the ranks' weights agree."""
+    import json
+
+    root, _, _ = inline
+    ctx = _ctx(root)
+    spec = E.search_run(ctx, 2, **VARIANTS[0].overrides).spec
+    job_ctx = _ctx(tmp_path)
+    def retrain(c):
+        try:
+            E.retrain_run(c, spec, 2, label="ddp")
+        except E.MissingRun:
+            pass
+
+    _, jobs, _ = X.planning_pass(job_ctx, retrain)
+    assert [j.kind for j in jobs] == ["train"]
+    out = X.execute(jobs, "slurm", slurm={"timeout_min": 5, "poll_s": 0.5, "train_tasks": 2})
+    assert out[0].ok, out[0].error
+    result = json.loads((tmp_path / jobs[0].key / "result.json").read_text())
+    assert result["world_size"] == 2 and len(set(result["rank_digests"])) == 1
+    assert "DDP rank 1/2" in jobs[0].log.read_text()
+    assert E.retrain_run(job_ctx, spec, 2, label="ddp")["top1"] == result["top1"]  # the store has it: read back

@@ -144,6 +144,37 @@ def cmd_archive(a: argparse.Namespace) -> None:
                   "size_bytes": r.size_bytes}, a.json, r.message(a.out))
 
 
+def cmd_plan(a: argparse.Namespace) -> None:
+    import pandas as pd
+    import yaml
+
+    from . import experiments as E
+    from . import plans
+
+    name = plans.resolve(a.notebook)
+    try:
+        seeds = [int(x) for x in str(a.seeds).strip("[] ").replace(",", " ").split()]
+    except ValueError:
+        raise CLIError(f"--seeds: expected integers such as '2 3 4' or [2,3,4], got {a.seeds!r}") from None
+    slurm = yaml.safe_load(a.slurm) if a.slurm else {}
+    if slurm is not None and not isinstance(slurm, dict):
+        raise CLIError(f"--slurm: expected a mapping such as '{{partition: gpu, gpus: 1}}', got {a.slurm!r}")
+    ctx = E.Context(a.profile, runs_root=a.runs, executor=a.executor, jobs=a.jobs, slurm=slurm or {},
+                    name=name, progress=not a.json)
+    kw = {"long_factor": a.long_factor}
+    if a.run:
+        plans.run(name, ctx, seeds, **kw)
+    df = plans.plan(name, ctx, seeds, **kw)
+    line = plans.summary_line(df, a.jobs if a.executor == "local" else None)
+    if a.json:
+        print(json.dumps({"notebook": name, "profile": a.profile, "summary": line,
+                          "runs": json.loads(df.to_json(orient="records"))}, indent=1))
+        return
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 48):
+        print(df.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.1f}"))
+    print(f"{name} at {a.profile}: {line}")
+
+
 def latency_fits() -> tuple[str, ...]:
     from .lut_fit import FITS
 
@@ -213,6 +244,22 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="run_archive", help="the archive (default: run_archive)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp.set_defaults(func=cmd_archive)
+    sp = sub.add_parser("plan", help="the runs a notebook needs, their status and estimated cost; --run computes the missing ones",
+                        description="List every search and retraining NOTEBOOK needs (its run-store key and status: done, "
+                                    "archived, partial, missing, or after the search a retraining waits on) with the "
+                                    "estimated wall minutes of those still to run. --run first computes them with the "
+                                    "executor (nothing is rendered: run the notebook afterwards).")
+    sp.add_argument("notebook", help="e.g. table3 or table3-sampling (or notebooks/table3-sampling.ipynb)")
+    sp.add_argument("--profile", default="mini", help="paper | mini | smoke (default: mini)")
+    sp.add_argument("--seeds", default="2 3 4", help="search seeds (default: 2 3 4, the notebooks')")
+    sp.add_argument("--runs", default="runs", help="the run store (default: runs)")
+    sp.add_argument("--long-factor", type=int, default=3, help="the longer-search sections' epoch factor (1: none; default 3)")
+    sp.add_argument("--run", action="store_true", help="compute the missing runs first")
+    sp.add_argument("--executor", default="inline", help="inline | local | slurm (with --run; default inline)")
+    sp.add_argument("--jobs", type=int, default=None, help="local workers (default: one per core)")
+    sp.add_argument("--slurm", default="", help="SLURM settings, YAML: '{partition: gpu, gpus: 1, timeout_min: 900}'")
+    sp.add_argument("--json", action="store_true", help="print the plan as JSON")
+    sp.set_defaults(func=cmd_plan)
     add_train_measure_parsers(sub)
     add_search_parser(sub)
     return p

@@ -63,6 +63,7 @@ class SlurmOptions:
     signal_delay_s: int = 90  # the requeue signal comes this long before the limit (must be < timeout)
     poll_s: float = 2.0  # how often job states are read (sacct)
     mem_gb: int | None = None
+    train_tasks: int | None = None  # DDP ranks (tasks) per retraining job; None: ``gpus`` at the paper profile, else 1
     additional: dict = field(default_factory=dict)  # more sbatch options (submitit's slurm_additional_parameters)
 
     @classmethod
@@ -73,6 +74,8 @@ class SlurmOptions:
         if bad:
             raise ValueError(f"slurm: unknown setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
         o = cls(**d)
+        if o.train_tasks is not None and (not isinstance(o.train_tasks, int) or isinstance(o.train_tasks, bool) or o.train_tasks < 1):
+            raise ValueError(f"slurm: train_tasks must be a positive integer, got {o.train_tasks!r}")
         for name in ("gpus", "timeout_min", "array_parallelism", "max_requeues", "signal_delay_s"):
             v = getattr(o, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name in ("timeout_min", "array_parallelism") else 0):
@@ -187,7 +190,8 @@ def _ddp_retrain(ctx, job: Job, log: Callable[[str], None]) -> None:
     rank, world, local = _slurm_dist()
     nodes = os.environ.get("SLURM_JOB_NODELIST", "127.0.0.1")
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local),
-                      MASTER_ADDR=os.environ.get("MASTER_ADDR") or _first_host(nodes),
+                      MASTER_ADDR=os.environ.get("MASTER_ADDR") or (
+                          "127.0.0.1" if os.environ.get("SLURM_JOB_NUM_NODES", "1") == "1" else _first_host(nodes)),
                       MASTER_PORT=os.environ.get("MASTER_PORT") or str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000))
     spec = arch_spec.validate(job.spec)
     cfg, key_cfg = E.train_key(ctx, spec, job.seed)
@@ -355,7 +359,9 @@ def submit_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: str | os.PathL
     out = [None] * len(jobs)
     groups: dict[int, list[int]] = {}
     for i, j in enumerate(jobs):
-        tasks = opts.gpus if (j.kind == "train" and profile == "paper" and opts.gpus > 1) else 1
+        tasks = 1
+        if j.kind == "train":
+            tasks = opts.train_tasks or (opts.gpus if profile == "paper" and opts.gpus > 1 else 1)
         groups.setdefault(tasks, []).append(i)
     for tasks, idx in groups.items():
         ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm",
@@ -393,7 +399,7 @@ def _run_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: Path, profile: s
                 continue
             if s.done():
                 try:
-                    r = s.result()
+                    r = s.results()[0]  # rank 0 of a multi-task (DDP) job; result() refuses sub-tasks
                     outcomes[i] = Outcome(jobs[i], True, log=str(jobs[i].log), wall_s=r["wall_s"])
                 except Exception as e:  # FailedJobError (with the remote traceback), UncompletedJobError (cancelled)
                     state = s.state
@@ -445,8 +451,9 @@ def planning_pass(ctx, build: Callable[[Any], Any]):
     return result, jobs, probe
 
 
-def run_plan(ctx, build: Callable[[Any], Any]):
-    """``build(ctx)`` with its missing runs computed by ``ctx.executor`` first, level by level."""
+def run_plan(ctx, build: Callable[[Any], Any], final: bool = True):
+    """``build(ctx)`` with its missing runs computed by ``ctx.executor`` first, level by level;
+    ``final=False``: only compute them (``plans.run``), return None."""
     computed: dict[str, str] = {}
     attempted: set[str] = set()
     level = 0
@@ -466,6 +473,8 @@ def run_plan(ctx, build: Callable[[Any], Any]):
         computed.update({o.job.key: o.job.kind for o in outcomes if o.ok})
         if failed:
             raise PlanFailed(failed)
+    if not final:
+        return None
     start = len(ctx.ledger)
     result = build(ctx)  # everything is finished: read from the run store, as inline would
     for row in ctx.ledger[start:]:

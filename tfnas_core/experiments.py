@@ -218,18 +218,20 @@ def cost_line(runs: pd.DataFrame) -> str:
             + ", ".join(f"{n} {s}" for s, n in runs["source"].value_counts().items()))
 
 
-def longer(ctx: Context, factor: int, compute: bool = True) -> Context | None:
+def longer(ctx: Context, factor: int, compute: bool | None = None) -> Context | None:
     """The context of a notebook's "longer search" section: every search ``factor`` times the
     profile's epochs with the same warm-up (so α/β get more than ``factor`` times the steps),
     sharing ``ctx``'s ledger (its runs join ``runs-<profile>.csv``).  ``compute=False``: finished
-    runs only (``Context.compute``).  None at the paper profile (its 90 epochs are the paper's)
-    or when ``factor <= 1``."""
+    runs only (``Context.compute``); None: ``ctx``'s.  A planning pass's copy shares its list of
+    missing runs (``executors.planning_pass`` collects them).  None at the paper profile (its 90
+    epochs are the paper's) or when ``factor <= 1``."""
     if ctx.profile == "paper" or factor <= 1:
         return None
     base = search_cfg(ctx, 0)
     return dataclasses.replace(ctx, search_overrides={**ctx.search_overrides, "epochs": factor * base.epochs,
                                                       "warmup_epochs": base.warmup_epochs},
-                               ledger=ctx.ledger, compute=compute, missing=[], shown_overrides=("epochs", "warmup_epochs"))
+                               ledger=ctx.ledger, compute=ctx.compute if compute is None else compute,
+                               missing=ctx.missing if ctx.planning else [], shown_overrides=("epochs", "warmup_epochs"))
 
 
 def _runs(ctx: Context, seeds: Iterable[int], **variant: Any) -> list[SearchRun]:

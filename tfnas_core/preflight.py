@@ -92,22 +92,55 @@ def check_imagenet(imagenet: str, profile: str) -> None:
             raise PreflightError(f"PROFILE=paper: the official ImageNet-100 split {lst} is missing")
 
 
-def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "") -> None:
+def check_executor(executor: str, jobs: str, slurm: str) -> None:
+    """``EXECUTOR`` (inline|local|slurm), ``JOBS`` (a positive integer) and ``SLURM`` (a YAML mapping of
+    ``executors.SlurmOptions`` fields; ``submitit`` installed and ``sbatch`` on the PATH for ``slurm``)."""
+    import shutil
+
+    import yaml
+
+    from .executors import EXECUTORS, SlurmOptions
+
+    if executor and executor not in EXECUTORS:
+        raise PreflightError(f"EXECUTOR={executor}: expected one of {', '.join(EXECUTORS)}")
+    if jobs and not (jobs.isdigit() and int(jobs) >= 1):
+        raise PreflightError(f"JOBS={jobs}: expected a positive integer (worker processes of EXECUTOR=local)")
+    if slurm:
+        try:
+            value = yaml.safe_load(slurm)
+            if not isinstance(value, dict):
+                raise ValueError("expected a mapping such as '{partition: gpu, gpus: 1, timeout_min: 900}'")
+            SlurmOptions.from_dict(value)
+        except (yaml.YAMLError, ValueError, TypeError) as e:
+            raise PreflightError(f"SLURM={slurm}: {str(e).splitlines()[0]}") from None
+    if executor == "slurm":
+        import importlib.util
+
+        if importlib.util.find_spec("submitit") is None:
+            raise PreflightError("EXECUTOR=slurm: the submitit package is missing (run `make setup`)")
+        if shutil.which("sbatch") is None:
+            raise PreflightError("EXECUTOR=slurm: sbatch is not on the PATH (no SLURM client on this machine)")
+
+
+def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", executor: str = "", jobs: str = "",
+          slurm: str = "") -> None:
     """Every check, in the order a user would fix them; raises ``PreflightError``."""
     check_profile(profile)
     if seeds:
         check_seeds(seeds)
+    check_executor(executor, jobs, slurm)
     check_imagenet(imagenet, profile)
     check_lut(lut, profile)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tfnas_core.preflight", description=__doc__.split("\n")[0])
-    for name in ("profile", "lut", "imagenet", "seeds"):
+    for name in ("profile", "lut", "imagenet", "seeds", "executor", "jobs", "slurm"):
         p.add_argument(f"--{name}", default="", help=f"make's {name.upper()} (empty: not given)")
     a = p.parse_args(argv)
     try:
-        check(a.profile.strip(), a.lut.strip(), a.imagenet.strip(), a.seeds.strip())
+        check(a.profile.strip(), a.lut.strip(), a.imagenet.strip(), a.seeds.strip(), a.executor.strip(),
+              a.jobs.strip(), a.slurm.strip())
     except PreflightError as e:
         print(e)
         return EXIT_BAD_INPUT

@@ -1,0 +1,185 @@
+"""The runs each notebook needs, before it runs: ``python -m tfnas_core plan NOTEBOOK`` (``make plan-table3``).
+
+``steps(notebook, ctx, ...)`` lists a notebook's experiments in its own order (the same library
+calls its cells make: Table 5's C1/C2 tuning, then its ablation, then the longer searches);
+``plan(...)`` makes one planning pass over each (``executors.planning_pass``: finished runs are
+read, nothing is computed) and returns one row per run with its run-store key and status:
+
+* ``done`` (in the run store), ``archived`` (reused from ``run_archive/``), ``partial`` (started,
+  resumes), ``missing``;
+* ``after search KEY``: a retraining whose spec the missing search will derive (its key is not
+  known before).  A C1/C2 tuning lists its next probe only; the C1/C2 rows of Table 5 and Fig. 5
+  join the plan once their tuning has finished (their λ is not known before).
+
+``est_min`` is the wall time a missing run is expected to take: the median of finished runs of
+the same kind, profile and epochs (this plan's, the run store's and the archive's, as they were
+measured); ``-`` where none has run.  ``run(...)`` computes a notebook's missing runs with an
+executor without rendering anything (``plan --run``): the notebook then renders from the store.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+NOTEBOOKS = ("table3-sampling", "table4-depth-space", "table5-latency-objectives", "table13-lambda",
+             "fig2-operation-collapse", "fig4-depth-and-latency", "fig5-latency-objectives")
+TUNED_DIR = "results/table5-latency-objectives"
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    build: Callable[[Any], Any]  # build(ctx): the library call(s) of one notebook section
+
+
+def resolve(name: str) -> str:
+    """A notebook's name from ``table3``, ``table3-sampling`` or ``notebooks/table3-sampling.ipynb``."""
+    stem = Path(name).stem
+    hits = [n for n in NOTEBOOKS if n == stem] or [n for n in NOTEBOOKS if n.startswith(stem + "-")]
+    if len(hits) != 1:
+        raise ValueError(f"notebook {name!r}: expected one of {', '.join(NOTEBOOKS)} (or its prefix, e.g. table3); "
+                         "model-zoo and report run no searches")
+    return hits[0]
+
+
+def steps(notebook: str, ctx, seeds: Sequence[int], long_factor: int = 3, tune: bool = True,
+          tune_seeds: Sequence[int] | None = None) -> list[Step]:
+    """The experiments of ``notebook`` at ``ctx``, in the notebook's order (its default parameters)."""
+    from . import experiments as E
+    from . import tuning
+
+    nb, seeds = resolve(notebook), list(seeds)
+    tseeds = list(tune_seeds or seeds)
+    ctx_long = E.longer(ctx, long_factor)
+
+    def tuned(c, suffix: str = "", start=None):
+        return tuning.tuned_values(c, tseeds, tune_on=tune, results_dir=TUNED_DIR, write=False, suffix=suffix, start=start)
+
+    def long_tuned(c):
+        return tuned(E.longer(c, long_factor), "-long", tuned(c).values)
+
+    out: list[Step] = []
+    if nb == "table3-sampling":
+        out.append(Step("Table 3", lambda c: E.ablation(c, E.table3_variants(), seeds)))
+    elif nb == "table4-depth-space":
+        out.append(Step("Table 4", lambda c: E.ablation(c, E.table4_variants(), seeds)))
+    elif nb == "table13-lambda":
+        out.append(Step("Table 13", lambda c: E.ablation(c, E.table13_variants(), seeds)))
+        if ctx_long is not None:
+            out.append(Step(f"Table 13, {long_factor}x epochs",
+                            lambda c: E.searches(E.longer(c, long_factor), E.table13_variants(), seeds)))
+    elif nb == "table5-latency-objectives":
+        out.append(Step("C1/C2 tuning", lambda c: tuned(c)))
+        out.append(Step("Table 5", lambda c: (lambda t: E.ablation(c, E.table5_variants(t.values, skip=t.incomplete), seeds))(tuned(c))))
+        if ctx_long is not None:
+            out.append(Step(f"C1/C2 tuning, {long_factor}x epochs", long_tuned))
+            out.append(Step(f"Table 5, {long_factor}x epochs", lambda c: (lambda t: E.searches(
+                E.longer(c, long_factor), E.table5_variants(t.values, skip=t.incomplete), seeds))(long_tuned(c))))
+    elif nb == "fig2-operation-collapse":
+        out.append(Step("Fig. 2", lambda c: E.fig2(c, seeds)))
+        if ctx_long is not None:
+            out.append(Step(f"Fig. 2, {long_factor}x epochs", lambda c: E.fig2(E.longer(c, long_factor), seeds)))
+    elif nb == "fig4-depth-and-latency":
+        out.append(Step("Fig. 4", lambda c: E.fig4(c, seeds)))
+        if ctx_long is not None:
+            out.append(Step(f"Fig. 4, {long_factor}x epochs", lambda c: E.fig4(E.longer(c, long_factor), seeds)))
+    elif nb == "fig5-latency-objectives":
+        out.append(Step("C1/C2 tuning", lambda c: tuned(c)))
+        out.append(Step("Fig. 5", lambda c: E.fig5(c, seeds, tuned(c).values)))
+        if ctx_long is not None:
+            out.append(Step(f"C1/C2 tuning, {long_factor}x epochs", long_tuned))
+            out.append(Step(f"Fig. 5, {long_factor}x epochs",
+                            lambda c: E.fig5(E.longer(c, long_factor), seeds, long_tuned(c).values, tuned_only=True)))
+    return out
+
+
+def _status(row: dict) -> str:
+    return {"run store": "done", "archive": "archived", "absent": "missing"}.get(row.get("source") or row.get("status"),
+                                                                              row.get("source") or row.get("status"))
+
+
+def plan(notebook: str, ctx, seeds: Sequence[int], **kw) -> pd.DataFrame:
+    """One row per run ``notebook`` needs (first ask first): step, kind, what, seed, key, status, epochs, est_min."""
+    from . import executors
+
+    rows: list[dict] = []
+    for st in steps(notebook, ctx, seeds, **kw):
+        _, _, probe = executors.planning_pass(ctx, st.build)
+        for r in probe.ledger:
+            rows.append({"step": st.label, "kind": r["kind"], "what": r["what"], "seed": r["seed"], "key": r["key"],
+                         "status": _status(r), "epochs": None, "wall_min": r["wall_min"]})
+        for m in probe.missing:
+            job = m.get("job")
+            rows.append({"step": st.label, "kind": m["kind"], "what": m["what"], "seed": m["seed"], "key": m["key"],
+                         "status": _status(m), "epochs": job.epochs if job is not None else None, "wall_min": None})
+    df = pd.DataFrame(rows, columns=["step", "kind", "what", "seed", "key", "status", "epochs", "wall_min"])
+    keyed = df[df["key"].notna()].drop_duplicates("key")
+    df = pd.concat([keyed, df[df["key"].isna()]]).sort_index()
+    df["est_min"] = pd.array([_estimate(ctx, r) if r.status not in ("done", "archived") else None for r in df.itertuples()],
+                             dtype="Float64")
+    return df.drop(columns=["wall_min"]).reset_index(drop=True)
+
+
+def _finished_walls(ctx) -> list[tuple[str, str, int | None, float]]:
+    """(kind, profile, epochs, wall minutes) of every finished run in the run store and the archive."""
+    cache = getattr(_finished_walls, "_cache", {})
+    roots = tuple(str(r) for r in (ctx.runs_root, ctx.archive_root) if r)
+    if roots in cache:
+        return cache[roots]
+    out = []
+    for root in roots:
+        for store in Path(root).glob("*/store.json"):
+            try:
+                meta = json.loads(store.read_text())
+                cfg = meta["config"]
+                if meta["kind"] == "search":
+                    wall = json.loads((store.parent / "summary.json").read_text())["search_wall_s"]
+                else:
+                    wall = json.loads((store.parent / "result.json").read_text())["wall_s"]
+            except (OSError, KeyError, ValueError, TypeError):
+                continue
+            out.append((meta["kind"], cfg.get("profile"), cfg.get("epochs"), wall / 60))
+    cache[roots] = out
+    _finished_walls._cache = cache
+    return out
+
+
+def _estimate(ctx, row) -> float | None:
+    from . import experiments as E
+
+    epochs = row.epochs if row.epochs == row.epochs and row.epochs is not None else (
+        E.train_cfg(ctx, 0).epochs if row.kind == "train" else None)
+    walls = [w for k, p, e, w in _finished_walls(ctx) if k == row.kind and p == ctx.profile and (epochs is None or e == epochs)]
+    return statistics.median(walls) if walls else None
+
+
+def summary_line(df: pd.DataFrame, jobs: int | None = None) -> str:
+    """Plain words: how many runs, by status, and the estimated compute of the ones still to run."""
+    counts = df["status"].map(lambda s: "waiting" if str(s).startswith("after") else s).value_counts()
+    todo = df[~df["status"].isin(["done", "archived"])]
+    est = todo["est_min"].dropna()
+    unknown = len(todo) - len(est)
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    line = f"{len(df)} runs: {parts}"
+    if len(todo):
+        line += f"; still to run: {est.sum():.0f} min of compute one after another"
+        if jobs and jobs > 1:
+            line += f" (about {est.sum() / jobs:.0f} min on {jobs} workers, if they run at full speed side by side)"
+        if unknown:
+            line += f", plus {unknown} run(s) with no finished run of their kind to estimate from"
+    return line
+
+
+def run(notebook: str, ctx, seeds: Sequence[int], **kw) -> None:
+    """Compute every run ``notebook`` needs with ``ctx.executor`` (each step through ``run_plan``), rendering nothing."""
+    from . import executors
+
+    for st in steps(notebook, ctx, seeds, **kw):
+        ctx.say(f"{st.label}: planning, then computing the missing runs ({ctx.executor})")
+        executors.run_plan(ctx, st.build, final=False)
