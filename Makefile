@@ -44,7 +44,7 @@ $(error $(PREFLIGHT))
 endif
 endif
 
-.PHONY: setup venv deps fashion-mnist test lab lut bench bench-supernet zoo clean-venv smoke reproduce-all FORCE archive \
+.PHONY: setup venv deps fashion-mnist test lab lut bench bench-executors bench-supernet zoo clean-venv smoke reproduce-all FORCE archive \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
 
@@ -93,6 +93,9 @@ bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search 
 	$(PYTHON) -m benchmarks.bench_search --device $(DEVICE) --out results/bench
 	$(PYTHON) -m benchmarks.bench_train_speed --device $(DEVICE) --out results/bench
 	$(PYTHON) -m benchmarks.bench_train
+
+bench-executors: venv  ## inline vs EXECUTOR=local JOBS=2 (Table 3 at smoke, a mini subset) and SLURM's overhead per job -> results/bench/executors_cpu.md
+	$(PYTHON) -m benchmarks.bench_executors --out results/bench
 
 bench-supernet: venv  ## how fast the mini supernet learns (lr, steps, width; ~10 min on 2 cores) -> results/bench/supernet_learning_cpu.md
 	$(PYTHON) -m benchmarks.bench_supernet_learning --out results/bench --jobs 2

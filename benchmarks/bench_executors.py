@@ -11,7 +11,7 @@
   array of 8 trivial jobs; the overhead per job a plan pays on top of its runs.
 
 Writes ``OUT/executors_cpu.json`` and ``.md``.  Run: ``python -m benchmarks.bench_executors
-[--out results/bench] [--parts smoke mini slurm] [--pairs 2] [--mini-variants 2]``; the SLURM part
+[--out results/bench] [--parts smoke mini slurm] [--pairs 2] [--mini-variants 2] [--mini-pairs 1]``; the SLURM part
 needs a running cluster (``../shared/slurm/slurm-up.sh``) and is skipped without one.
 """
 from __future__ import annotations
@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--parts", nargs="+", default=["smoke", "mini", "slurm"], choices=["smoke", "mini", "slurm"])
     p.add_argument("--pairs", type=int, default=2)
     p.add_argument("--mini-variants", type=int, default=2)
+    p.add_argument("--mini-pairs", type=int, default=1, help="pairs of the mini subset (each ~20 min here)")
     a = p.parse_args(argv)
     load0 = os.getloadavg()
     res: dict = {"cpus": os.cpu_count()}
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     if "mini" in a.parts:
         print(f"mini: Table 3's first {a.mini_variants} rows x seed 2 (search + retrain), inline vs local x2", flush=True)
         res["mini_subset"] = {"variants": a.mini_variants, "seeds": [2],
-                              **_alternate(lambda d, e, j: _mini_subset(d, e, j, a.mini_variants), a.pairs)}
+                              **_alternate(lambda d, e, j: _mini_subset(d, e, j, a.mini_variants), a.mini_pairs)}
     if "slurm" in a.parts:
         print("slurm: trivial jobs", flush=True)
         res["slurm"] = _slurm_part()

@@ -1,3 +1,5 @@
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,31 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+def slurm_env() -> dict | None:
+    """The environment of the SLURM that ../shared/slurm/slurm-up.sh started (its SLURM_CONF), if
+    one answers ``sinfo``; None otherwise."""
+    base = Path(os.environ.get("LOCAL_SLURM_DIR", Path(os.environ.get("TMPDIR", "/tmp")) / "local-slurm"))
+    conf = os.environ.get("SLURM_CONF") or (str(base / "etc" / "slurm.conf") if (base / "slurm.env").is_file() else None)
+    if not conf:
+        return None
+    env = {**os.environ, "SLURM_CONF": conf, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
+    try:
+        r = subprocess.run(["sinfo", "-h", "-o", "%a"], env=env, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return env if r.returncode == 0 and "up" in r.stdout else None
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A running SLURM for the executor tests (SLURM_CONF and PATH set for this session), or a skip."""
+    env = slurm_env()
+    if env is None:
+        pytest.skip("no SLURM answers (sinfo): start one with ../shared/slurm/slurm-up.sh (.ci/run does)")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SLURM_CONF", env["SLURM_CONF"])
+    mp.setenv("PATH", env["PATH"])
+    yield env
+    mp.undo()

@@ -105,36 +105,6 @@ def test_bad_executor_settings_one_line():
 # ----------------------------------------------------------------------------- SLURM
 
 
-def _slurm_env() -> dict | None:
-    base = Path(os.environ.get("LOCAL_SLURM_DIR", Path(os.environ.get("TMPDIR", "/tmp")) / "local-slurm"))
-    conf = os.environ.get("SLURM_CONF") or (str(base / "etc" / "slurm.conf") if (base / "slurm.env").is_file() else None)
-    if not conf:
-        return None
-    env = {**os.environ, "SLURM_CONF": conf, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
-    try:
-        r = subprocess.run(["sinfo", "-h", "-o", "%a"], env=env, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return env if r.returncode == 0 and "up" in r.stdout else None
-
-
-@pytest.fixture(scope="module")
-def slurm(monkeypatch_module):
-    env = _slurm_env()
-    if env is None:
-        pytest.skip("no SLURM answers (sinfo): start one with ../shared/slurm/slurm-up.sh (.ci/run does)")
-    monkeypatch_module.setenv("SLURM_CONF", env["SLURM_CONF"])
-    monkeypatch_module.setenv("PATH", env["PATH"])
-    return env
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
-
-
 def test_slurm_matches_inline(tmp_path, inline, slurm):
     root, table, prints = inline
     ctx = _ctx(tmp_path, "slurm", slurm={"timeout_min": 5, "poll_s": 0.5})

@@ -55,7 +55,8 @@ class SlurmOptions:
     """Settings of the ``slurm`` executor (``Context.slurm``, ``make SLURM_*=``, a notebook's ``slurm`` dict)."""
 
     partition: str | None = None  # None: the cluster's default partition
-    gpus: int = 0  # GPUs per job (0 on a CPU cluster); a paper-profile retraining runs DDP over them
+    gpus: int = 0  # GPUs per retraining job (0 on a CPU cluster); at the paper profile it runs DDP over them
+    search_gpus: int | None = None  # GPUs per search job (one process); None: 1 when ``gpus`` > 0, else 0
     cpus: int | None = None  # CPUs per task; None: the cluster's default
     timeout_min: int = 60  # time limit per job: a job that reaches it is requeued and resumes
     array_parallelism: int = 64  # at most this many jobs of an array run at once
@@ -76,6 +77,8 @@ class SlurmOptions:
         o = cls(**d)
         if o.train_tasks is not None and (not isinstance(o.train_tasks, int) or isinstance(o.train_tasks, bool) or o.train_tasks < 1):
             raise ValueError(f"slurm: train_tasks must be a positive integer, got {o.train_tasks!r}")
+        if o.search_gpus is not None and (not isinstance(o.search_gpus, int) or isinstance(o.search_gpus, bool) or o.search_gpus < 0):
+            raise ValueError(f"slurm: search_gpus must be a non-negative integer, got {o.search_gpus!r}")
         for name in ("gpus", "timeout_min", "array_parallelism", "max_requeues", "signal_delay_s"):
             v = getattr(o, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name in ("timeout_min", "array_parallelism") else 0):
@@ -130,8 +133,9 @@ def context_fields(ctx) -> dict:
     """What a worker needs of ``ctx`` to key and compute its run exactly as this process would."""
     from . import run_archive
 
-    return {"profile": ctx.profile, "runs_root": str(ctx.runs_root),
-            "archive_root": None if run_archive.fresh_requested() else ctx.archive_root,
+    archive = None if run_archive.fresh_requested() or ctx.archive_root is None else str(Path(ctx.archive_root).resolve())
+    return {"profile": ctx.profile, "runs_root": str(Path(ctx.runs_root).resolve()),  # absolute: a job's cwd may differ
+            "archive_root": archive,
             "search_overrides": dict(ctx.search_overrides), "train_overrides": dict(ctx.train_overrides),
             "shown_overrides": tuple(ctx.shown_overrides), "name": ctx.name}
 
@@ -357,13 +361,15 @@ def submit_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: str | os.PathL
     import submitit
 
     out = [None] * len(jobs)
-    groups: dict[int, list[int]] = {}
+    groups: dict[tuple[int, int], list[int]] = {}  # (tasks, GPUs) -> the jobs of one array
     for i, j in enumerate(jobs):
-        tasks = 1
         if j.kind == "train":
             tasks = opts.train_tasks or (opts.gpus if profile == "paper" and opts.gpus > 1 else 1)
-        groups.setdefault(tasks, []).append(i)
-    for tasks, idx in groups.items():
+            gpus = opts.gpus
+        else:
+            tasks, gpus = 1, opts.search_gpus if opts.search_gpus is not None else min(opts.gpus, 1)
+        groups.setdefault((tasks, gpus), []).append(i)
+    for (tasks, gpus), idx in groups.items():
         ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm",
                                    slurm_max_num_timeout=opts.max_requeues)
         params = dict(timeout_min=opts.timeout_min, slurm_array_parallelism=opts.array_parallelism,
@@ -371,8 +377,8 @@ def submit_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: str | os.PathL
                       name="tfnas", tasks_per_node=tasks, nodes=1)
         if opts.partition:
             params["slurm_partition"] = opts.partition
-        if opts.gpus:
-            params["gpus_per_node"] = opts.gpus
+        if gpus:
+            params["gpus_per_node"] = gpus
         if opts.cpus:
             params["cpus_per_task"] = opts.cpus
         if opts.mem_gb:
