@@ -11,8 +11,8 @@ the one place where runs meet, so the tables are those ``inline`` gives (a run's
 results are the same whichever process computed it; ``fingerprint`` compares them).
 
 * ``inline``: today's behaviour, one run after another in this process;
-* ``local``: ``jobs`` worker processes on this machine (``spawn``ed, each with
-  ``cpu_count // jobs`` torch threads);
+* ``local``: ``jobs`` worker processes on this machine (fresh interpreters that import torch
+  once and compute one run after another, each with ``cpu_count // jobs`` torch threads);
 * ``slurm``: ``submitit`` job arrays (partition, GPUs, time limit, array throttle:
   ``SlurmOptions``).  A job that reaches its time limit is requeued (``submitit``'s checkpoint
   hook) and the run resumes from its last epoch checkpoint; a retraining at the paper profile
@@ -256,7 +256,8 @@ def fingerprint(run_dir: str | os.PathLike) -> str:
 
 
 class _Progress:
-    """One line on the real stderr whenever the counts of a batch change: done / running / failed / queued."""
+    """One line whenever the counts of a batch change - done / running / failed / queued - in the
+    notebook cell (``sys.stderr``) and on the terminal that started the kernel (``sys.__stderr__``)."""
 
     def __init__(self, name: str, executor: str, total: int, level: int):
         self.prefix = f"[{name}] " if name else ""
@@ -271,12 +272,12 @@ class _Progress:
         self.last = state
         line = (f"{self.head} - {done} done, {running} running, {failed} failed, {queued} queued "
                 f"({time.monotonic() - self.t0:.0f} s)")
-        for stream in (sys.__stderr__, sys.stderr):
+        streams = [sys.stderr] + ([sys.__stderr__] if sys.__stderr__ is not sys.stderr else [])
+        for stream in streams:  # the notebook cell, and the terminal of make / papermill / the lab server
             try:
                 if stream is not None:
                     stream.write(line + "\n")
                     stream.flush()
-                    break
             except (OSError, ValueError):
                 continue
 
@@ -297,50 +298,110 @@ def _tail(path: Path, n: int = 4000) -> str:
         return ""
 
 
+class _Worker:
+    """One local worker process (``python -m tfnas_core.executors --serve``): a fresh interpreter that
+    imports torch once and then computes the job files it is sent, one at a time, answering a line each."""
+
+    def __init__(self, env: dict, log_dir: Path, n: int):
+        import subprocess
+
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.err = open(log_dir / f"worker-{n}.log", "a")  # what a worker prints outside any job
+        self.proc = subprocess.Popen([sys.executable, "-m", "tfnas_core.executors", "--serve"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, bufsize=1)
+        self.job: int | None = None
+        self.t0 = 0.0
+
+    def send(self, i: int, job_file: Path) -> None:
+        self.job, self.t0 = i, time.perf_counter()
+        self.proc.stdin.write(f"{job_file}\n")
+        self.proc.stdin.flush()
+
+    def close(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            if kill:
+                self.proc.terminate()
+            else:
+                try:
+                    self.proc.stdin.close()
+                except OSError:
+                    pass
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
 def _run_local(jobs: Sequence[Job], workers: int, progress: _Progress) -> list[Outcome]:
-    """At most ``workers`` worker processes at once, one per job (``python -m tfnas_core.executors
-    JOBFILE``: a fresh interpreter, so nothing of the caller's main module or threads is inherited);
-    its output goes to the job's log."""
+    """At most ``workers`` worker processes (``_Worker``), each computing one job at a time; a job's
+    output goes to its log.  A worker that dies takes only its current job with it (reported failed)
+    and is replaced for the rest."""
     import pickle
-    import subprocess
+    import selectors
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, "TFNAS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    log_dir = jobs[0].log.parent
     outcomes: dict[int, Outcome] = {}
     queue = list(range(len(jobs)))
-    running: dict[int, tuple[subprocess.Popen, float, Any]] = {}
+    pool: list[_Worker] = []
+    sel = selectors.DefaultSelector()
+    started = 0
+
+    def start_worker() -> _Worker:
+        nonlocal started
+        w = _Worker(env, log_dir, started)
+        started += 1
+        sel.register(w.proc.stdout, selectors.EVENT_READ, w)
+        pool.append(w)
+        return w
+
+    def retire(w: _Worker) -> None:
+        sel.unregister(w.proc.stdout)
+        pool.remove(w)
+        w.close(kill=True)
+
     try:
-        while queue or running:
-            while queue and len(running) < workers:
+        for _ in range(min(workers, len(jobs))):
+            start_worker()
+        while queue or any(w.job is not None for w in pool):
+            for w in [w for w in pool if w.job is None]:
+                if not queue:
+                    break
                 i = queue.pop(0)
-                j = jobs[i]
-                j.log.parent.mkdir(parents=True, exist_ok=True)
-                job_file = j.log.with_suffix(".job.pkl")
-                job_file.write_bytes(pickle.dumps(j))
-                out = open(j.log, "a")
-                proc = subprocess.Popen([sys.executable, "-m", "tfnas_core.executors", str(job_file)], env=env,
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-                running[i] = (proc, time.perf_counter(), out)
-            for i, (proc, t0, out) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                out.close()
-                del running[i]
-                j = jobs[i]
-                j.log.with_suffix(".job.pkl").unlink(missing_ok=True)
-                outcomes[i] = (Outcome(j, True, log=str(j.log), wall_s=time.perf_counter() - t0) if proc.returncode == 0
-                               else Outcome(j, False, f"exit {proc.returncode}: {_last_line(j.log)}", str(j.log)))
+                job_file = jobs[i].log.with_suffix(".job.pkl")
+                job_file.parent.mkdir(parents=True, exist_ok=True)
+                job_file.write_bytes(pickle.dumps(jobs[i]))
+                w.send(i, job_file)
             failed = sum(not o.ok for o in outcomes.values())
-            progress(len(outcomes) - failed, len(running), failed, len(queue))
-            if running:
-                time.sleep(0.2)
+            progress(len(outcomes) - failed, sum(w.job is not None for w in pool), failed, len(queue))
+            for key, _ in sel.select(timeout=1.0):
+                w: _Worker = key.data
+                line = w.proc.stdout.readline()
+                i, j = w.job, jobs[w.job] if w.job is not None else None
+                if not line:  # the worker died (killed, out of memory, a crash in C)
+                    if j is not None:
+                        outcomes[i] = Outcome(j, False, f"worker died (exit {w.proc.wait()}): {_last_line(j.log)}", str(j.log))
+                    retire(w)
+                    if queue:
+                        start_worker()
+                    continue
+                status, _, rest = line.rstrip("\n").partition(" ")
+                j.log.with_suffix(".job.pkl").unlink(missing_ok=True)
+                outcomes[i] = (Outcome(j, True, log=str(j.log), wall_s=time.perf_counter() - w.t0) if status == "ok"
+                               else Outcome(j, False, rest, str(j.log)))
+                w.job = None
+        failed = sum(not o.ok for o in outcomes.values())
+        progress(len(outcomes) - failed, 0, failed, 0)
     except BaseException:
-        for proc, _, out in running.values():  # interrupted: stop the workers (the runs resume on a rerun)
-            proc.terminate()
-        for proc, _, out in running.values():
-            proc.wait()
-            out.close()
+        for w in list(pool):  # interrupted: stop the workers (their runs resume on a rerun)
+            w.close(kill=True)
         raise
+    for w in pool:
+        w.close()
+    sel.close()
     return [outcomes[i] for i in range(len(jobs))]
 
 
@@ -501,7 +562,9 @@ def planned(fn: Callable) -> Callable:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """A local worker: compute the pickled ``Job`` in ``argv[0]`` (``_run_local``)."""
+    """A local worker (``_Worker``): ``--serve`` reads job-file paths from stdin, one per line,
+    computes each (its output into the job's log) and answers ``ok KEY`` or ``failed MESSAGE``."""
+    import contextlib
     import pickle
 
     threads = os.environ.get("TFNAS_THREADS")
@@ -509,8 +572,23 @@ def _worker_main(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(int(threads))
-    job = pickle.loads(Path(argv[0]).read_bytes())
-    run_job(job)
+    if argv != ["--serve"]:
+        print("usage: python -m tfnas_core.executors --serve  (a local worker; executors._run_local starts it)",
+              file=sys.stderr)
+        return 2
+    answer = sys.stdout
+    for line in sys.stdin:
+        job = pickle.loads(Path(line.strip()).read_bytes())
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(job.log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                run_job(job)
+                msg = f"ok {job.key}"
+            except Exception as e:  # run_job wrote the traceback into the job's log
+                first = str(e).strip().splitlines()
+                msg = f"failed {type(e).__name__}: {first[0] if first else ''}"
+        answer.write(msg + "\n")
+        answer.flush()
     return 0
 
 
