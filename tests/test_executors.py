@@ -7,7 +7,6 @@ stops it by PID); they skip, saying so, where none answers."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import threading
 import time
@@ -87,7 +86,7 @@ def test_local_pool_matches_inline(tmp_path, inline):
 def test_local_failed_run_reported_while_others_finish(tmp_path):
     bad = _bad_job(tmp_path)
     _, good, _ = X.planning_pass(_ctx(tmp_path), lambda c: E.searches(c, VARIANTS[:1], [2]))
-    out = X.execute([bad, *good], "local", workers=2)
+    out = X.execute([bad, *good], "local", E.run_job, workers=2)
     assert [o.ok for o in out] == [False, True]
     assert "epochs" in out[0].error and Path(out[0].log).is_file()
     assert "Traceback" in Path(out[0].log).read_text()
@@ -129,7 +128,7 @@ def test_slurm_failed_and_cancelled_runs_reported(tmp_path, slurm):
             subprocess.run(["scancel", str(subs[1].job_id)], check=True)
         threading.Thread(target=go, daemon=True).start()
 
-    out = X.execute([bad, long[0], good[0]], "slurm", slurm={"timeout_min": 5, "poll_s": 0.5},
+    out = X.execute([bad, long[0], good[0]], "slurm", E.run_job, slurm={"timeout_min": 5, "poll_s": 0.5},
                     on_submit=cancel_when_running)
     assert [o.ok for o in out] == [False, False, True]
     assert "epochs" in out[0].error and "SLURM" in out[0].log
@@ -158,14 +157,14 @@ def test_slurm_time_limit_requeues_and_resumes(tmp_path, slurm):
                 time.sleep(0.1)
             subs[0]._interrupt(timeout=True)
             # SLURM holds a requeued batch job ~2.5 min before it may start again; let it start now
-            for _ in range(200):
+            for _ in range(750):  # up to 150 s
                 time.sleep(0.2)
                 if subprocess.run(["scontrol", "update", f"JobId={subs[0].job_id}", "StartTime=now"],
                                   capture_output=True).returncode == 0 and log.read_text().count(f"({jobs[0].key}) on ") > 1:
                     break
         threading.Thread(target=go, daemon=True).start()
 
-    out = X.execute(jobs, "slurm", slurm={"timeout_min": 3, "signal_delay_s": 30, "poll_s": 0.5},
+    out = X.execute(jobs, "slurm", E.run_job, slurm={"timeout_min": 3, "signal_delay_s": 30, "poll_s": 0.5},
                     on_submit=signal_at_epoch_8)
     assert out[0].ok, out[0].error
     text = log.read_text()
@@ -191,7 +190,7 @@ def test_slurm_retraining_as_one_ddp_job(tmp_path, inline, slurm):
 
     _, jobs, _ = X.planning_pass(job_ctx, retrain)
     assert [j.kind for j in jobs] == ["train"]
-    out = X.execute(jobs, "slurm", slurm={"timeout_min": 5, "poll_s": 0.5, "train_tasks": 2})
+    out = X.execute(jobs, "slurm", E.run_job, slurm={"timeout_min": 5, "poll_s": 0.5, "train_tasks": 2})
     assert out[0].ok, out[0].error
     result = json.loads((tmp_path / jobs[0].key / "result.json").read_text())
     assert result["world_size"] == 2 and len(set(result["rank_digests"])) == 1

@@ -30,10 +30,9 @@ import functools
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 EXECUTORS = ("inline", "local", "slurm")
 TIMING_KEYS = ("wall_s", "search_wall_s", "epoch_s", "time_s", "elapsed_s", "s_per_epoch")
@@ -138,85 +137,6 @@ def context_fields(ctx) -> dict:
             "archive_root": archive,
             "search_overrides": dict(ctx.search_overrides), "train_overrides": dict(ctx.train_overrides),
             "shown_overrides": tuple(ctx.shown_overrides), "name": ctx.name}
-
-
-def _slurm_dist() -> tuple[int, int, int] | None:
-    """(rank, world, local rank) of a SLURM job step of several tasks, else None."""
-    n = int(os.environ.get("SLURM_NTASKS", "1") or 1)
-    if n <= 1 or "SLURM_PROCID" not in os.environ:
-        return None
-    return int(os.environ["SLURM_PROCID"]), n, int(os.environ.get("SLURM_LOCALID", "0"))
-
-
-def run_job(job: Job) -> dict:
-    """Compute ``job`` in this process (a worker): ``experiments.search_run`` / ``retrain_run``, the
-    inline code path.  Appends its log lines to ``job.log``; on failure the traceback too, then raises."""
-    from . import arch_spec
-    from . import experiments as E
-
-    job.log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(job.log, "a") as f:
-        def log(msg: str) -> None:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
-            f.flush()
-
-        log(f"{job.kind} [{job.what}] seed {job.seed} ({job.key}) on {os.uname().nodename}, pid {os.getpid()}"
-            + (f", SLURM job {os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else ""))
-        ctx = E.Context(**job.ctx, progress=False, log=log)
-        try:
-            if job.kind == "search":
-                E.search_run(ctx, job.seed, **job.variant)
-            elif _slurm_dist() is not None:
-                _ddp_retrain(ctx, job, log)
-            else:
-                E.retrain_run(ctx, arch_spec.validate(job.spec), job.seed, label=job.label)
-        except SystemExit:  # submitit's time-limit hook: checkpointed (the run's last epoch) and requeued
-            log("stopped by the scheduler (time limit or preemption): requeued, the run resumes from its last epoch")
-            raise
-        except BaseException:
-            log("failed:\n" + traceback.format_exc())
-            raise
-        wall = time.perf_counter() - t0
-        log(f"finished in {wall:.1f} s")
-    return {"key": job.key, "wall_s": wall}
-
-
-def _ddp_retrain(ctx, job: Job, log: Callable[[str], None]) -> None:
-    """A retraining as one SLURM job of several tasks: every task a DDP rank (torchrun's
-    variables from SLURM's); rank 0 writes the run folder's ``store.json``, ``train.run`` the rest."""
-    import json
-
-    from . import arch_spec, train
-    from . import experiments as E
-    from .atomic import atomic_write_text
-
-    rank, world, local = _slurm_dist()
-    nodes = os.environ.get("SLURM_JOB_NODELIST", "127.0.0.1")
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local),
-                      MASTER_ADDR=os.environ.get("MASTER_ADDR") or (
-                          "127.0.0.1" if os.environ.get("SLURM_JOB_NUM_NODES", "1") == "1" else _first_host(nodes)),
-                      MASTER_PORT=os.environ.get("MASTER_PORT") or str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000))
-    spec = arch_spec.validate(job.spec)
-    cfg, key_cfg = E.train_key(ctx, spec, job.seed)
-    run = ctx.store.run_folder("train", key_cfg, "result.json", E.profiles.RESUME_FREE_KEYS)
-    if run.done:
-        return
-    if rank == 0:
-        run.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run.path / "store.json", json.dumps({"kind": "train", "key": run.key, "config": key_cfg},
-                                                              indent=1, default=str) + "\n")
-        arch_spec.save(spec, run.path / "spec.json")
-    log(f"DDP rank {rank}/{world} (local {local}), master {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}")
-    train.run(spec, cfg, run.path, log=log if rank == 0 else None)
-
-
-def _first_host(nodelist: str) -> str:
-    """The first host of a SLURM node list (``node[1-3,7]`` -> ``node1``)."""
-    import re
-
-    m = re.match(r"([^,\[]+)(?:\[(\d+))?", nodelist)
-    return (m.group(1) + (m.group(2) or "")) if m else "127.0.0.1"
 
 
 def fingerprint(run_dir: str | os.PathLike) -> str:
@@ -334,7 +254,7 @@ class _Worker:
         self.err.close()
 
 
-def _run_local(jobs: Sequence[Job], workers: int, progress: _Progress) -> list[Outcome]:
+def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int, progress: _Progress) -> list[Outcome]:
     """At most ``workers`` worker processes (``_Worker``), each computing one job at a time; a job's
     output goes to its log.  A worker that dies takes only its current job with it (reported failed)
     and is replaced for the rest."""
@@ -373,7 +293,7 @@ def _run_local(jobs: Sequence[Job], workers: int, progress: _Progress) -> list[O
                 i = queue.pop(0)
                 job_file = jobs[i].log.with_suffix(".job.pkl")
                 job_file.parent.mkdir(parents=True, exist_ok=True)
-                job_file.write_bytes(pickle.dumps(jobs[i]))
+                job_file.write_bytes(pickle.dumps((runner, jobs[i])))  # runner by reference
                 w.send(i, job_file)
             failed = sum(not o.ok for o in outcomes.values())
             progress(len(outcomes) - failed, sum(w.job is not None for w in pool), failed, len(queue))
@@ -405,19 +325,23 @@ def _run_local(jobs: Sequence[Job], workers: int, progress: _Progress) -> list[O
     return [outcomes[i] for i in range(len(jobs))]
 
 
-def _submitit_runner():
-    """``submitit``'s checkpointable wrapper of ``run_job``: on the time-limit signal the job is
+def _submitit_runner(runner: Callable[[Job], dict]):
+    """``submitit``'s checkpointable wrapper of ``runner``: on the time-limit signal the job is
     requeued with the same arguments, and the run resumes from its last epoch checkpoint."""
     import submitit
 
     class JobRunner(submitit.helpers.Checkpointable):
+        def __init__(self, fn):
+            self.fn = fn  # pickled by reference (experiments.run_job): the job imports the package itself
+
         def __call__(self, job: Job) -> dict:
-            return run_job(job)
+            return self.fn(job)
 
-    return JobRunner()
+    return JobRunner(runner)
 
 
-def submit_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: str | os.PathLike, profile: str = "mini"):
+def submit_slurm(jobs: Sequence[Job], runner: Callable[[Job], dict], opts: SlurmOptions, folder: str | os.PathLike,
+                 profile: str = "mini"):
     """Submit ``jobs`` as job arrays (one per kind and task count) with ``opts``; the submitit jobs, in order."""
     import submitit
 
@@ -447,15 +371,15 @@ def submit_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: str | os.PathL
         if opts.additional:
             params["slurm_additional_parameters"] = dict(opts.additional)
         ex.update_parameters(**params)
-        subs = ex.map_array(_submitit_runner(), [jobs[i] for i in idx])
+        subs = ex.map_array(_submitit_runner(runner), [jobs[i] for i in idx])
         for i, s in zip(idx, subs):
             out[i] = s
     return out
 
 
-def _run_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: Path, profile: str, progress: _Progress,
-               on_submit: Callable[[list], None] | None = None) -> list[Outcome]:
-    subs = submit_slurm(jobs, opts, folder, profile)
+def _run_slurm(jobs: Sequence[Job], runner: Callable[[Job], dict], opts: SlurmOptions, folder: Path, profile: str,
+               progress: _Progress, on_submit: Callable[[list], None] | None = None) -> list[Outcome]:
+    subs = submit_slurm(jobs, runner, opts, folder, profile)
     if on_submit is not None:
         on_submit(subs)
     outcomes: dict[int, Outcome] = {}
@@ -483,23 +407,25 @@ def _run_slurm(jobs: Sequence[Job], opts: SlurmOptions, folder: Path, profile: s
     return [outcomes[i] for i in range(len(jobs))]
 
 
-def execute(jobs: Sequence[Job], executor: str, *, workers: int | None = None, slurm: dict | None = None,
-            name: str = "", level: int = 1, profile: str = "mini", on_submit=None) -> list[Outcome]:
-    """Compute ``jobs`` (independent of each other) with ``executor``; one ``Outcome`` per job, in order."""
+def execute(jobs: Sequence[Job], executor: str, runner: Callable[[Job], dict], *, workers: int | None = None,
+            slurm: dict | None = None, name: str = "", level: int = 1, profile: str = "mini",
+            on_submit=None) -> list[Outcome]:
+    """Compute ``jobs`` (independent of each other) with ``executor``, each by ``runner(job)``
+    (``experiments.run_job``: picklable by reference); one ``Outcome`` per job, in order."""
     jobs = list(jobs)
     if not jobs:
         return []
     progress = _Progress(name, executor if executor != "local" else f"local ({workers or os.cpu_count()} workers)",
                          len(jobs), level)
     if executor == "local":
-        return _run_local(jobs, workers or os.cpu_count() or 1, progress)
+        return _run_local(jobs, runner, workers or os.cpu_count() or 1, progress)
     if executor == "slurm":
-        return _run_slurm(jobs, SlurmOptions.from_dict(slurm), Path(jobs[0].ctx["runs_root"]) / "_slurm", profile,
-                          progress, on_submit)
+        return _run_slurm(jobs, runner, SlurmOptions.from_dict(slurm), Path(jobs[0].ctx["runs_root"]) / "_slurm",
+                          profile, progress, on_submit)
     out = []
     for j in jobs:  # inline: here, one after another
         try:
-            out.append(Outcome(j, True, log=str(j.log), wall_s=run_job(j)["wall_s"]))
+            out.append(Outcome(j, True, log=str(j.log), wall_s=runner(j)["wall_s"]))
         except Exception as e:
             out.append(Outcome(j, False, f"{type(e).__name__}: {e}", str(j.log)))
         progress(sum(o.ok for o in out), 0, sum(not o.ok for o in out), len(jobs) - len(out))
@@ -533,7 +459,7 @@ def run_plan(ctx, build: Callable[[Any], Any], final: bool = True):
             raise RuntimeError(f"runs {', '.join(again)} were computed and are still missing from the run store "
                                f"{ctx.runs_root} (another runs_root on the workers?)")
         level += 1
-        outcomes = execute(jobs, ctx.executor, workers=ctx.jobs, slurm=ctx.slurm, name=ctx.name, level=level,
+        outcomes = execute(jobs, ctx.executor, ctx.runner, workers=ctx.jobs, slurm=ctx.slurm, name=ctx.name, level=level,
                            profile=ctx.profile)
         attempted.update(j.key for j in jobs)
         failed = [o for o in outcomes if not o.ok]
@@ -562,8 +488,9 @@ def planned(fn: Callable) -> Callable:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """A local worker (``_Worker``): ``--serve`` reads job-file paths from stdin, one per line,
-    computes each (its output into the job's log) and answers ``ok KEY`` or ``failed MESSAGE``."""
+    """A local worker (``_Worker``): ``--serve`` reads job-file paths from stdin, one per line (each a
+    pickled ``(runner, job)``), computes each (its output into the job's log) and answers ``ok KEY``
+    or ``failed MESSAGE``."""
     import contextlib
     import pickle
 
@@ -578,13 +505,13 @@ def _worker_main(argv: list[str]) -> int:
         return 2
     answer = sys.stdout
     for line in sys.stdin:
-        job = pickle.loads(Path(line.strip()).read_bytes())
+        runner, job = pickle.loads(Path(line.strip()).read_bytes())
         job.log.parent.mkdir(parents=True, exist_ok=True)
         with open(job.log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             try:
-                run_job(job)
+                runner(job)
                 msg = f"ok {job.key}"
-            except Exception as e:  # run_job wrote the traceback into the job's log
+            except Exception as e:  # the runner wrote the traceback into the job's log
                 first = str(e).strip().splitlines()
                 msg = f"failed {type(e).__name__}: {first[0] if first else ''}"
         answer.write(msg + "\n")

@@ -16,6 +16,9 @@ is Table 4's sink-connecting run, Table 5's "Ours (|.|) with ES" run and Table 1
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
+import traceback
 import json
 import sys
 from dataclasses import dataclass, field
@@ -69,6 +72,11 @@ class Context:
         if self.measure_min_s is None:
             self.measure_min_s = 0.0 if smoke else 1.0
         executors.check(self.executor, self.jobs, self.slurm)
+
+    @property
+    def runner(self) -> Callable[["executors.Job"], dict]:
+        """How an executor's worker computes one of this context's missing runs (``run_job``)."""
+        return run_job
 
     @property
     def store(self) -> RunStore:
@@ -269,6 +277,82 @@ def per_seed_curves(runs: dict[str, list[SearchRun]], **columns: Any) -> pd.Data
                          for label, rs in runs.items() for r in rs
                          for e, d, lat in zip(r.records["epoch"], r.records["derived_depths"], r.records["lut_ms_after"])],
                         columns=[*columns, "series", "seed", "epoch", "depth", "lut_ms", "target_ms", "warmup_epochs"])
+
+
+# ----------------------------------------------------------------------------- a run as a job (executors)
+
+
+def _slurm_dist() -> tuple[int, int, int] | None:
+    """(rank, world, local rank) of a SLURM job step of several tasks, else None."""
+    n = int(os.environ.get("SLURM_NTASKS", "1") or 1)
+    if n <= 1 or "SLURM_PROCID" not in os.environ:
+        return None
+    return int(os.environ["SLURM_PROCID"]), n, int(os.environ.get("SLURM_LOCALID", "0"))
+
+
+def run_job(job: executors.Job) -> dict:
+    """Compute ``job`` in this process (a worker): ``experiments.search_run`` / ``retrain_run``, the
+    inline code path.  Appends its log lines to ``job.log``; on failure the traceback too, then raises."""
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(job.log, "a") as f:
+        def log(msg: str) -> None:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+            f.flush()
+
+        log(f"{job.kind} [{job.what}] seed {job.seed} ({job.key}) on {os.uname().nodename}, pid {os.getpid()}"
+            + (f", SLURM job {os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else ""))
+        ctx = Context(**job.ctx, progress=False, log=log)
+        try:
+            if job.kind == "search":
+                search_run(ctx, job.seed, **job.variant)
+            elif _slurm_dist() is not None:
+                _ddp_retrain(ctx, job, log)
+            else:
+                retrain_run(ctx, arch_spec.validate(job.spec), job.seed, label=job.label)
+        except SystemExit:  # submitit's time-limit hook: checkpointed (the run's last epoch) and requeued
+            log("stopped by the scheduler (time limit or preemption): requeued, the run resumes from its last epoch")
+            raise
+        except BaseException:
+            log("failed:\n" + traceback.format_exc())
+            raise
+        wall = time.perf_counter() - t0
+        log(f"finished in {wall:.1f} s")
+    return {"key": job.key, "wall_s": wall}
+
+
+def _ddp_retrain(ctx: Context, job: executors.Job, log: Callable[[str], None]) -> None:
+    """A retraining as one SLURM job of several tasks: every task a DDP rank (torchrun's
+    variables from SLURM's); rank 0 writes the run folder's ``store.json``, ``train.run`` the rest."""
+    from . import train
+    from .atomic import atomic_write_text
+
+    rank, world, local = _slurm_dist()
+    nodes = os.environ.get("SLURM_JOB_NODELIST", "127.0.0.1")
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(local),
+                      MASTER_ADDR=os.environ.get("MASTER_ADDR") or (
+                          "127.0.0.1" if os.environ.get("SLURM_JOB_NUM_NODES", "1") == "1" else _first_host(nodes)),
+                      MASTER_PORT=os.environ.get("MASTER_PORT") or str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000))
+    spec = arch_spec.validate(job.spec)
+    cfg, key_cfg = train_key(ctx, spec, job.seed)
+    run = ctx.store.run_folder("train", key_cfg, "result.json", profiles.RESUME_FREE_KEYS)
+    if run.done:
+        return
+    if rank == 0:
+        run.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.path / "store.json", json.dumps({"kind": "train", "key": run.key, "config": key_cfg},
+                                                              indent=1, default=str) + "\n")
+        arch_spec.save(spec, run.path / "spec.json")
+    log(f"DDP rank {rank}/{world} (local {local}), master {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}")
+    train.run(spec, cfg, run.path, log=log if rank == 0 else None)
+
+
+def _first_host(nodelist: str) -> str:
+    """The first host of a SLURM node list (``node[1-3,7]`` -> ``node1``)."""
+    import re
+
+    m = re.match(r"([^,\[]+)(?:\[(\d+))?", nodelist)
+    return (m.group(1) + (m.group(2) or "")) if m else "127.0.0.1"
 
 
 # ----------------------------------------------------------------------------- ablations

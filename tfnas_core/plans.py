@@ -18,7 +18,6 @@ executor without rendering anything (``plan --run``): the notebook then renders 
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 from dataclasses import dataclass
