@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .checks import AT_LEAST_1, NON_NEGATIVE, POSITIVE, check_fields
+
 EXECUTORS = ("inline", "local", "slurm")
+# SlurmOptions' numeric fields and their allowed ranges (checks.check_fields)
+SLURM_LIMITS = {"gpus": NON_NEGATIVE, "search_gpus": NON_NEGATIVE, "cpus": AT_LEAST_1, "timeout_min": AT_LEAST_1,
+                "array_parallelism": AT_LEAST_1, "max_requeues": NON_NEGATIVE, "signal_delay_s": NON_NEGATIVE,
+                "poll_s": POSITIVE, "mem_gb": AT_LEAST_1, "train_tasks": AT_LEAST_1}
 TIMING_KEYS = ("wall_s", "search_wall_s", "epoch_s", "time_s", "elapsed_s", "s_per_epoch")
 
 
@@ -74,14 +80,10 @@ class SlurmOptions:
         if bad:
             raise ValueError(f"slurm: unknown setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
         o = cls(**d)
-        if o.train_tasks is not None and (not isinstance(o.train_tasks, int) or isinstance(o.train_tasks, bool) or o.train_tasks < 1):
-            raise ValueError(f"slurm: train_tasks must be a positive integer, got {o.train_tasks!r}")
-        if o.search_gpus is not None and (not isinstance(o.search_gpus, int) or isinstance(o.search_gpus, bool) or o.search_gpus < 0):
-            raise ValueError(f"slurm: search_gpus must be a non-negative integer, got {o.search_gpus!r}")
-        for name in ("gpus", "timeout_min", "array_parallelism", "max_requeues", "signal_delay_s"):
-            v = getattr(o, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name in ("timeout_min", "array_parallelism") else 0):
-                raise ValueError(f"slurm: {name} must be a non-negative integer (timeout_min, array_parallelism >= 1), got {v!r}")
+        try:
+            check_fields(o, SLURM_LIMITS)
+        except ValueError as e:
+            raise ValueError(f"slurm: {e}") from None
         if o.signal_delay_s >= 60 * o.timeout_min:
             raise ValueError(f"slurm: signal_delay_s ({o.signal_delay_s}) must be below the time limit "
                              f"({o.timeout_min} min = {60 * o.timeout_min} s)")
@@ -202,20 +204,17 @@ class _Progress:
                 continue
 
 
-def _last_line(path: Path) -> str:
-    """The last non-empty line of a worker's log (a failed run's exception)."""
+def _last_line(path: Path, failed_only: bool = False) -> str:
+    """The last non-empty line of a worker's log (a failed run's exception); ``failed_only``: ""
+    unless the runner logged a failure (its ``failed:`` line and traceback)."""
     try:
-        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+        text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return lines[-1].strip() if lines else ""
-
-
-def _tail(path: Path, n: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
+    lines = [l for l in text.splitlines() if l.strip()]
+    if not lines or (failed_only and "failed:" not in text):
         return ""
+    return lines[-1].strip()
 
 
 class _Worker:
@@ -394,8 +393,7 @@ def _run_slurm(jobs: Sequence[Job], runner: Callable[[Job], dict], opts: SlurmOp
                     outcomes[i] = Outcome(jobs[i], True, log=str(jobs[i].log), wall_s=r["wall_s"])
                 except Exception as e:  # FailedJobError (with the remote traceback), UncompletedJobError (cancelled)
                     state = s.state
-                    ours = _last_line(jobs[i].log) if "failed:" in _tail(jobs[i].log) else ""
-                    why = ours or f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+                    why = _last_line(jobs[i].log, failed_only=True) or f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
                     outcomes[i] = Outcome(jobs[i], False, f"SLURM job {s.job_id} {state}: {why}",
                                           f"{jobs[i].log} (SLURM: {s.paths.stderr})")
             elif s.state == "RUNNING":
@@ -447,7 +445,7 @@ def planning_pass(ctx, build: Callable[[Any], Any]):
 def run_plan(ctx, build: Callable[[Any], Any], final: bool = True):
     """``build(ctx)`` with its missing runs computed by ``ctx.executor`` first, level by level;
     ``final=False``: only compute them (``plans.run``), return None."""
-    computed: dict[str, str] = {}
+    computed: set[str] = set()
     attempted: set[str] = set()
     level = 0
     while True:
@@ -463,7 +461,7 @@ def run_plan(ctx, build: Callable[[Any], Any], final: bool = True):
                            profile=ctx.profile)
         attempted.update(j.key for j in jobs)
         failed = [o for o in outcomes if not o.ok]
-        computed.update({o.job.key: o.job.kind for o in outcomes if o.ok})
+        computed.update(o.job.key for o in outcomes if o.ok)
         if failed:
             raise PlanFailed(failed)
     if not final:
@@ -481,7 +479,7 @@ def planned(fn: Callable) -> Callable:
     ``ctx`` computes and is not itself a planning pass)."""
     @functools.wraps(fn)
     def wrapper(ctx, *args, **kwargs):
-        if getattr(ctx, "executor", "inline") == "inline" or not ctx.compute or getattr(ctx, "planning", False):
+        if ctx.executor == "inline" or not ctx.compute or ctx.planning:
             return fn(ctx, *args, **kwargs)
         return run_plan(ctx, lambda c: fn(c, *args, **kwargs))
     return wrapper

@@ -106,6 +106,12 @@ class MissingRun(LookupError):
     """A run a ``compute=False`` context asked for is not finished (``Context.missing`` lists it)."""
 
 
+def _missing(ctx: Context, job: "executors.Job", status: str, message: str) -> MissingRun:
+    """List ``job`` in ``ctx.missing`` (for ``missing_table`` and the executors) and return the error to raise."""
+    ctx.missing.append({"kind": job.kind, "what": job.what, "seed": job.seed, "key": job.key, "status": status, "job": job})
+    return MissingRun(message)
+
+
 @dataclass(frozen=True)
 class SearchRun:
     path: Path
@@ -148,8 +154,7 @@ def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
     run = ctx.store.run_folder("search", cfg_dict, run_archive.DONE_FILES["search"], search_config.RESUME_FREE_KEYS)
     if not run.done and not ctx.compute:
         job = executors.Job("search", run.key, desc, seed, executors.context_fields(ctx), dict(variant), epochs=cfg.epochs)
-        ctx.missing.append({"kind": "search", "what": desc, "seed": seed, "key": run.key, "status": run.status, "job": job})
-        raise MissingRun(f"search [{desc}] seed {seed} ({run.key}) is {run.status}")
+        raise _missing(ctx, job, run.status, f"search [{desc}] seed {seed} ({run.key}) is {run.status}")
     if not run.done:
         run = ctx.store.get_or_run(
             "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
@@ -187,9 +192,7 @@ def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | 
         if not run.done:
             job = executors.Job("train", run.key, label or spec.name, seed, executors.context_fields(ctx),
                                 spec=spec.to_dict(), label=label, epochs=cfg.epochs)
-            ctx.missing.append({"kind": "train", "what": label or spec.name, "seed": seed, "key": run.key,
-                                "status": run.status, "job": job})
-            raise MissingRun(f"{what} ({run.key}) is {run.status}")
+            raise _missing(ctx, job, run.status, f"{what} ({run.key}) is {run.status}")
     run = ctx.store.get_or_run(
         "train", key, lambda p: (arch_spec.save(spec, p / "spec.json"),
                                  train.run(spec, cfg, p, log=ctx.run_log(what, p))),
@@ -325,7 +328,6 @@ def _ddp_retrain(ctx: Context, job: executors.Job, log: Callable[[str], None]) -
     """A retraining as one SLURM job of several tasks: every task a DDP rank (torchrun's
     variables from SLURM's); rank 0 writes the run folder's ``store.json``, ``train.run`` the rest."""
     from . import train
-    from .atomic import atomic_write_text
 
     rank, world, local = _slurm_dist()
     nodes = os.environ.get("SLURM_JOB_NODELIST", "127.0.0.1")
@@ -335,13 +337,11 @@ def _ddp_retrain(ctx: Context, job: executors.Job, log: Callable[[str], None]) -
                       MASTER_PORT=os.environ.get("MASTER_PORT") or str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000))
     spec = arch_spec.validate(job.spec)
     cfg, key_cfg = train_key(ctx, spec, job.seed)
-    run = ctx.store.run_folder("train", key_cfg, "result.json", profiles.RESUME_FREE_KEYS)
+    run = ctx.store.run_folder("train", key_cfg, run_archive.DONE_FILES["train"], profiles.RESUME_FREE_KEYS)
     if run.done:
         return
-    if rank == 0:
-        run.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run.path / "store.json", json.dumps({"kind": "train", "key": run.key, "config": key_cfg},
-                                                              indent=1, default=str) + "\n")
+    if rank == 0:  # what RunStore.get_or_run and retrain_run's runner write before training
+        ctx.store.write_record(run, key_cfg)
         arch_spec.save(spec, run.path / "spec.json")
     log(f"DDP rank {rank}/{world} (local {local}), master {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}")
     train.run(spec, cfg, run.path, log=log if rank == 0 else None)

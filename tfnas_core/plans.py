@@ -106,6 +106,7 @@ def _status(row: dict) -> str:
 def plan(notebook: str, ctx, seeds: Sequence[int], **kw) -> pd.DataFrame:
     """One row per run ``notebook`` needs (first ask first): step, kind, what, seed, key, status, epochs, est_min."""
     from . import executors
+    from . import experiments as E
 
     rows: list[dict] = []
     for st in steps(notebook, ctx, seeds, **kw):
@@ -120,19 +121,16 @@ def plan(notebook: str, ctx, seeds: Sequence[int], **kw) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["step", "kind", "what", "seed", "key", "status", "epochs", "wall_min"])
     keyed = df[df["key"].notna()].drop_duplicates("key")
     df = pd.concat([keyed, df[df["key"].isna()]]).sort_index()
-    df["est_min"] = pd.array([_estimate(ctx, r) if r.status not in ("done", "archived") else None for r in df.itertuples()],
-                             dtype="Float64")
+    walls, train_epochs = _finished_walls(ctx), E.train_cfg(ctx, 0).epochs
+    df["est_min"] = pd.array([_estimate(walls, ctx.profile, r.kind, r.epochs if r.kind == "search" else train_epochs)
+                              if r.status not in ("done", "archived") else None for r in df.itertuples()], dtype="Float64")
     return df.drop(columns=["wall_min"]).reset_index(drop=True)
 
 
 def _finished_walls(ctx) -> list[tuple[str, str, int | None, float]]:
     """(kind, profile, epochs, wall minutes) of every finished run in the run store and the archive."""
-    cache = getattr(_finished_walls, "_cache", {})
-    roots = tuple(str(r) for r in (ctx.runs_root, ctx.archive_root) if r)
-    if roots in cache:
-        return cache[roots]
     out = []
-    for root in roots:
+    for root in (r for r in (ctx.runs_root, ctx.archive_root) if r):
         for store in Path(root).glob("*/store.json"):
             try:
                 meta = json.loads(store.read_text())
@@ -144,18 +142,14 @@ def _finished_walls(ctx) -> list[tuple[str, str, int | None, float]]:
             except (OSError, KeyError, ValueError, TypeError):
                 continue
             out.append((meta["kind"], cfg.get("profile"), cfg.get("epochs"), wall / 60))
-    cache[roots] = out
-    _finished_walls._cache = cache
     return out
 
 
-def _estimate(ctx, row) -> float | None:
-    from . import experiments as E
-
-    epochs = row.epochs if row.epochs == row.epochs and row.epochs is not None else (
-        E.train_cfg(ctx, 0).epochs if row.kind == "train" else None)
-    walls = [w for k, p, e, w in _finished_walls(ctx) if k == row.kind and p == ctx.profile and (epochs is None or e == epochs)]
-    return statistics.median(walls) if walls else None
+def _estimate(walls: list[tuple[str, str, int | None, float]], profile: str, kind: str, epochs) -> float | None:
+    """The median wall minutes of the finished runs of ``kind`` at ``profile`` and ``epochs`` (None or NaN: any)."""
+    known = epochs is not None and epochs == epochs
+    same = [w for k, p, e, w in walls if k == kind and p == profile and (not known or e == epochs)]
+    return statistics.median(same) if same else None
 
 
 def summary_line(df: pd.DataFrame, jobs: int | None = None) -> str:

@@ -175,13 +175,20 @@ class RunStore:
         with _locked(run.path):
             if run.done:  # another process finished it while we waited
                 return run
-            atomic_write_text(run.path / "store.json",
-                              json.dumps({"kind": kind, "key": run.key, "config": dict(cfg)}, indent=1,
-                                         default=str) + "\n")
+            self.write_record(run, cfg)
             runner(run.path)
             if not run.done:
                 raise RuntimeError(f"run {run.key} ({kind}) finished without writing {done_file}")
         return replace(run, source="computed now")
+
+    @staticmethod
+    def write_record(run: Run, cfg: Mapping[str, Any]) -> Path:
+        """``store.json`` of ``run`` (kind, key, config), atomically; its folder is made if missing.
+        ``get_or_run`` writes it under the run's lock; a DDP job's rank 0 writes it for its ranks."""
+        run.path.mkdir(parents=True, exist_ok=True)
+        return atomic_write_text(run.path / "store.json",
+                                 json.dumps({"kind": run.kind, "key": run.key, "config": dict(cfg)}, indent=1,
+                                            default=str) + "\n")
 
     def index(self) -> list[dict[str, Any]]:
         """Every run in the store: key, kind, status and its config."""
