@@ -259,3 +259,16 @@ def test_depth_jitter_needs_two_searching_epochs(results):
     c = report.evaluate_checks(results, OWN)
     jit = c[c["what"].str.contains("jitter")].iloc[0]
     assert jit["verdict"] == "inconclusive" and "fewer than two searching epochs" in jit["note"]
+
+
+def test_depth_jitter_says_when_skip_in_sits_at_the_floor(results):
+    # the fixture's skip in jitters (ends at 8 layers): nothing to remark
+    c = report.evaluate_checks(results, OWN)
+    assert "floor" not in c[c["what"].str.contains("jitter")].iloc[0]["text"]
+    # skip in collapses onto the all-skip net (6 layers) from epoch 3 and stays: less jitter than
+    # sink-connecting (-> not reproduced), and the row says it is a collapse at the floor
+    _curves(results, "fig4-depth-and-latency", {"skip in candidates": [18, 9, 6, 6, 6], "sink-connecting": [18, 12, 14, 12, 14]},
+            panel="a")
+    jit = report.evaluate_checks(results, OWN).query("what.str.contains('jitter')", engine="python").iloc[0]
+    assert jit["verdict"] == "not reproduced"
+    assert "floor of 6 layers" in jit["text"] and "by epoch 3 of 5" in jit["text"]

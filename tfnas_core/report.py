@@ -70,6 +70,7 @@ class Check:
     values: tuple[tuple[int, float], ...] = ()  # per-run checks: (seed, signed value)
     decides: bool = True
     needs: dict = field(default_factory=dict)  # top-1 checks: what deciding would take (``_needs``)
+    remark: str = ""  # what a reader must know to read the estimate, whatever the verdict
 
     def text(self) -> str:
         if self.values:
@@ -85,6 +86,8 @@ class Check:
                 s += f", LUT latency {self.needs['dlut_ms']:+.2f} ms apart"
         if self.note and (self.values or self.estimate is not None) and self.verdict in ("not tested", "inconclusive"):
             s += f" - {self.verdict}: {self.note}"
+        if self.remark:
+            s += f" ({self.remark})"
         if not self.decides:
             s += " (context, decides nothing)"
         return s
@@ -336,8 +339,27 @@ def _depth_jitter(root: Path, profile: str) -> list[Check]:
         if not diff and set(si) & set(sk):
             out.append(Check(what, None, "inconclusive", "fewer than two searching epochs after the first", "layers"))
             continue
-        out.append(_seed_values_check(what, "layers", diff, +1))
+        out.append(dataclasses.replace(_seed_values_check(what, "layers", diff, +1),
+                                       remark=_depth_floor_remark(d, "skip in candidates")))
     return out
+
+
+def _depth_floor_remark(d: pd.DataFrame, series: str) -> str:
+    """Said when ``series``' derived depth ends at the depth space's floor (every skippable layer a
+    skip) in every seed: a depth at the floor cannot jitter down, so a small jitter there is a
+    collapse onto skips, not the stable choice the paper credits sink-connecting with."""
+    from .space import get_space  # plain data, no torch
+    floor = sum(st.depth[0] for st in get_space("tfnas").searchable)
+    runs = [g.sort_values("epoch") for _, g in d[d["series"] == series].groupby("seed")]
+    if not runs or any(g["depth"].iloc[-1] != floor for g in runs):
+        return ""
+    # the first epoch from which each seed stays at the floor to the end
+    since = [int(g["epoch"].iloc[(g["depth"] != floor).to_numpy().nonzero()[0].max() + 1]
+                 if (g["depth"] != floor).any() else g["epoch"].iloc[0]) for g in runs]
+    by = f"{min(since)}" if min(since) == max(since) else f"{min(since)}-{max(since)}"
+    return (f"{series}: the derived depth reaches the space's floor of {floor} layers, every skippable layer a skip, "
+            f"by epoch {by} of {int(runs[0]['epoch'].max())} and stays there in every seed: "
+            "it cannot move down, so its small jitter is a collapse onto skips, not a stable choice")
 
 
 def _supernet_accuracy(root: Path, profile: str) -> list[Check]:
