@@ -784,7 +784,8 @@ def to_markdown(table: pd.DataFrame, profile: str, costs: pd.DataFrame | None = 
                       "at which a paired 95 % interval (per-pair SD √2 × the pooled SD; √6 × for the three-variant contrast "
                       "of exclusion over redundancy) would be as narrow as the "
                       "paper's effect - and at which a true effect of that size would be found with 80 % power. "
-                      "'LUT ms apart': how much larger the first variant's nets are (top-1 follows size at this scale).", "",
+                      "'LUT ms apart': how much larger the first variant's nets are (they are not latency-matched; "
+                      "'What the numbers are' above gives how top-1 goes with latency at this scale).", "",
                       "| claim | check | paper effect | ours [95 % CI] | SD of differences | pooled per-run SD | seeds: "
                       "interval ≤ effect | seeds: 80 % power | LUT ms apart | verdict |",
                       "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
