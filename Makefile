@@ -24,9 +24,18 @@ LONG_FINISHED_ONLY ?=
 EXECUTOR ?=
 JOBS ?=
 SLURM ?=
+# Budgets (tfnas_core/launch.py): BUDGET=rehearsal (PROFILE=paper only) keeps every paper setting and
+# runs a few steps per epoch; SEARCH_SET / TRAIN_SET ('key=value ...', the CLI's --set grammar) override
+# every search / retraining a notebook makes. plan-* takes the same variables, so it plans the same keys.
+BUDGET ?=
+SEARCH_SET ?=
+TRAIN_SET ?=
 EXEC_ARGS = $(if $(EXECUTOR),-p executor $(EXECUTOR)) $(if $(JOBS),-p jobs $(JOBS)) $(if $(SLURM),-y "slurm: $(SLURM)")
+LAUNCH_ARGS = $(if $(BUDGET),-p budget $(BUDGET)) $(if $(SEARCH_SET),-p search_set '$(SEARCH_SET)') \
+              $(if $(TRAIN_SET),-p train_set '$(TRAIN_SET)')
 NB_ARGS = $(EXEC_ARGS) -p profile $(PROFILE) -p runs_root $(RUNS) $(if $(IMAGENET),-p imagenet_root $(IMAGENET)) \
           $(if $(LUT),-p lut $(LUT)) $(if $(SEEDS),-y "seeds: $(SEEDS)") \
+          $(if $(filter-out model-zoo,$*),$(LAUNCH_ARGS)) \
           $(if $(filter-out model-zoo table3-sampling table4-depth-space,$*),$(if $(LONG_FACTOR),-p long_factor $(LONG_FACTOR)) \
                                           $(if $(LONG_FINISHED_ONLY),-p long_compute False))
 
@@ -38,13 +47,13 @@ $(error $(PAPERMILL) not found: run `make setup` first)
 endif
 PREFLIGHT := $(shell $(PYTHON) -m tfnas_core.preflight --profile '$(PROFILE)' --lut '$(LUT)' \
                        --imagenet '$(IMAGENET)' --seeds '$(SEEDS)' --executor '$(EXECUTOR)' --jobs '$(JOBS)' \
-                       --slurm '$(SLURM)' 2>&1)
+                       --slurm '$(SLURM)' --budget '$(BUDGET)' --search-set '$(SEARCH_SET)' --train-set '$(TRAIN_SET)' 2>&1)
 ifneq ($(PREFLIGHT),)
 $(error $(PREFLIGHT))
 endif
 endif
 
-.PHONY: setup venv deps fashion-mnist test lab lut bench bench-executors bench-supernet zoo clean-venv smoke reproduce-all FORCE archive \
+.PHONY: setup venv deps fashion-mnist test lab lut bench bench-executors bench-supernet zoo clean-venv smoke rehearse reproduce-all FORCE archive \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
 
@@ -122,6 +131,8 @@ archive: venv  ## copy the finished runs of $(RUNS) into run_archive/ (commit it
 RUN ?=
 plan-%: venv  ## the runs of a notebook: key, status (done/archived/partial/missing), estimated cost
 	@$(PYTHON) -m tfnas_core plan $* --profile $(PROFILE) --runs $(RUNS) $(if $(SEEDS),--seeds '$(SEEDS)') \
+	  $(if $(IMAGENET),--imagenet '$(IMAGENET)') $(if $(LUT),--lut '$(LUT)') $(if $(BUDGET),--budget '$(BUDGET)') \
+	  $(if $(SEARCH_SET),--search-set '$(SEARCH_SET)') $(if $(TRAIN_SET),--train-set '$(TRAIN_SET)') \
 	  $(if $(LONG_FACTOR),--long-factor $(LONG_FACTOR)) $(if $(RUN),--run) $(if $(EXECUTOR),--executor $(EXECUTOR)) \
 	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SLURM),--slurm '$(SLURM)')
 
@@ -140,6 +151,15 @@ reproduce-report: venv  ## the evidence report: a verdict per claim from the tab
 reproduce-all: reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
                reproduce-fig2 reproduce-fig4 reproduce-fig5
 	$(MAKE) reproduce-report PROFILE=$(PROFILE)
+
+# The paper path rehearsed: every experiment notebook at PROFILE=paper BUDGET=rehearsal, one seed, on
+# IMAGENET (default: a synthetic ImageNet in the official layout, written once by fake-imagenet).
+REHEARSAL_IMAGENET ?= outputs/fake-imagenet
+rehearse: venv  ## every experiment notebook on the paper path at BUDGET=rehearsal (CUDA if present), one seed
+	@[ -n "$(IMAGENET)" ] || [ -d $(REHEARSAL_IMAGENET)/train ] || $(PYTHON) -m tfnas_core fake-imagenet $(REHEARSAL_IMAGENET)
+	@start=$$(date +%s); $(MAKE) --no-print-directory reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
+	  reproduce-fig2 reproduce-fig4 reproduce-fig5 PROFILE=paper BUDGET=rehearsal SEEDS=[2] RUNS=outputs/rehearsal-runs \
+	  IMAGENET=$(or $(IMAGENET),$(REHEARSAL_IMAGENET)) && echo "rehearse: every notebook in $$(( $$(date +%s) - start )) s"
 
 smoke: venv  ## every notebook at the smoke profile (seconds per run; runs in outputs/smoke-runs)
 	$(MAKE) reproduce-all PROFILE=smoke RUNS=outputs/smoke-runs SEEDS=[2]

@@ -52,13 +52,23 @@ def test_resolve_follows_appendix_b():
     assert (paper.lr, paper.batch_size, paper.epochs, paper.warmup_epochs) == (0.2, 512, 250, 5.0)
     assert (paper.momentum, paper.wd, paper.label_smoothing, paper.grad_clip) == (0.9, 1e-5, 0.1, 5.0)
     assert paper.dropout == 0.2 and paper.amp and paper.device == "cuda"
-    half = profiles.resolve(replace(profiles.paper(), batch_size=256), zoo.load("TF-NAS-D"), cuda_available=False)
+    half = profiles.resolve(replace(profiles.paper(), batch_size=256, device="cpu"), zoo.load("TF-NAS-D"),
+                            cuda_available=False)
     assert half.lr == pytest.approx(0.1)  # linear scaling rule
     assert half.dropout == 0.1  # the 10 ms models (Appendix B)
     assert half.device == "cpu" and half.amp is False  # no mixed precision on CPU
     d = zoo.load("TF-NAS-D")
     changed = d.with_mids([m + 1 if i == 0 else m for i, m in enumerate(d.mids)])
-    assert profiles.resolve(profiles.paper(), changed, False).dropout == 0.2  # not the published model
+    assert profiles.resolve(profiles.paper(), changed, True).dropout == 0.2  # not the published model
+
+
+def test_paper_without_cuda_is_refused_unless_the_cpu_is_asked_for():
+    """No silent CPU: the paper recipe on a machine without CUDA needs device=cpu said explicitly."""
+    with pytest.raises(ValueError, match="no CUDA device.*device=cpu explicitly"):
+        profiles.resolve(profiles.paper(), zoo.load("TF-NAS-A"), cuda_available=False)
+    assert profiles.resolve(replace(profiles.paper(), device="cpu"), zoo.load("TF-NAS-A"), False).device == "cpu"
+    rehearsal = replace(profiles.paper(), profile="paper+rehearsal")  # launch.py's budget: CUDA where present
+    assert profiles.resolve(rehearsal, zoo.load("TF-NAS-A"), False).device == "cpu"
 
 
 def test_lr_schedule_warms_up_linearly_then_cosine_to_zero():

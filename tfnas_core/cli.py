@@ -148,8 +148,7 @@ def cmd_plan(a: argparse.Namespace) -> None:
     import pandas as pd
     import yaml
 
-    from . import experiments as E
-    from . import plans
+    from . import launch, plans
 
     name = plans.resolve(a.notebook)
     try:
@@ -159,20 +158,22 @@ def cmd_plan(a: argparse.Namespace) -> None:
     slurm = yaml.safe_load(a.slurm) if a.slurm else {}
     if slurm is not None and not isinstance(slurm, dict):
         raise CLIError(f"--slurm: expected a mapping such as '{{partition: gpu, gpus: 1}}', got {a.slurm!r}")
-    ctx = E.Context(a.profile, runs_root=a.runs, executor=a.executor, jobs=a.jobs, slurm=slurm or {},
-                    name=name, progress=not a.json)
+    ctx = launch.notebook_context(name, a.profile, runs_root=a.runs, budget=a.budget, target_ms=a.target_ms,
+                                  lam=a.lam, lut=a.lut or None, imagenet_root=a.imagenet or None,
+                                  search_set=a.search_set, train_set=a.train_set, executor=a.executor, jobs=a.jobs,
+                                  slurm=slurm or {}, progress=not a.json, log=(lambda m: None) if a.json else None)
     kw = {"long_factor": a.long_factor}
     if a.run:
         plans.run(name, ctx, seeds, **kw)
     df = plans.plan(name, ctx, seeds, **kw)
     line = plans.summary_line(df, a.jobs if a.executor == "local" else None)
     if a.json:
-        print(json.dumps({"notebook": name, "profile": a.profile, "summary": line,
+        print(json.dumps({"notebook": name, "profile": a.profile, "budget": a.budget, "summary": line,
                           "runs": json.loads(df.to_json(orient="records"))}, indent=1))
         return
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 48):
         print(df.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.1f}"))
-    print(f"{name} at {a.profile}: {line}")
+    print(f"{name} at {a.profile}{'' if a.budget == 'full' else f' ({a.budget} budget)'}: {line}")
 
 
 def latency_fits() -> tuple[str, ...]:
@@ -254,6 +255,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", default="2 3 4", help="search seeds (default: 2 3 4, the notebooks')")
     sp.add_argument("--runs", default="runs", help="the run store (default: runs)")
     sp.add_argument("--long-factor", type=int, default=3, help="the longer-search sections' epoch factor (1: none; default 3)")
+    sp.add_argument("--imagenet", default="", help="ImageNet root (paper profile), as the notebook's imagenet_root")
+    sp.add_argument("--lut", default="", help="latency table (default: the profile's), as the notebook's lut")
+    sp.add_argument("--target-ms", type=positive_float, default=None, help="target latency (default: the profile's)")
+    sp.add_argument("--lam", type=float, default=None, help="trade-off lambda (default: the objective's)")
+    sp.add_argument("--budget", default="full", help="full | rehearsal (paper only: every paper setting, a few steps per epoch)")
+    sp.add_argument("--search-set", default="", help="key=value pairs applied to every search, e.g. 'epochs=2 warmup_epochs=1'")
+    sp.add_argument("--train-set", default="", help="key=value pairs applied to every retraining, e.g. 'epochs=1'")
     sp.add_argument("--run", action="store_true", help="compute the missing runs first")
     sp.add_argument("--executor", default="inline", help="inline | local | slurm (with --run; default inline)")
     sp.add_argument("--jobs", type=int, default=None, help="local workers (default: one per core)")

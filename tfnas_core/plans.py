@@ -104,7 +104,9 @@ def _status(row: dict) -> str:
 
 
 def plan(notebook: str, ctx, seeds: Sequence[int], **kw) -> pd.DataFrame:
-    """One row per run ``notebook`` needs (first ask first): step, kind, what, seed, key, status, epochs, est_min."""
+    """One row per run ``notebook`` needs (first ask first): step, kind, what, seed, key, status, epochs,
+    est_min and what the estimate rests on (``est_from``: finished runs of the same kind, profile and
+    epochs; at the paper profile without one, a search from the GPU step rates)."""
     from . import executors
     from . import experiments as E
 
@@ -121,10 +123,66 @@ def plan(notebook: str, ctx, seeds: Sequence[int], **kw) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["step", "kind", "what", "seed", "key", "status", "epochs", "wall_min"])
     keyed = df[df["key"].notna()].drop_duplicates("key")
     df = pd.concat([keyed, df[df["key"].isna()]]).sort_index()
-    walls, train_epochs = _finished_walls(ctx), E.train_cfg(ctx, 0).epochs
-    df["est_min"] = pd.array([_estimate(walls, ctx.profile, r.kind, r.epochs if r.kind == "search" else train_epochs)
-                              if r.status not in ("done", "archived") else None for r in df.itertuples()], dtype="Float64")
+    walls, scfg, tcfg = _finished_walls(ctx), E.search_cfg(ctx, 0), E.train_cfg(ctx, 0)
+    est, basis = [], []
+    for r in df.itertuples():
+        e, b = None, None
+        if r.status not in ("done", "archived"):
+            profile = scfg.profile if r.kind == "search" else tcfg.profile
+            e = _estimate(walls, profile, r.kind, r.epochs if r.kind == "search" else tcfg.epochs)
+            b = "finished runs" if e is not None else None
+            if e is None and r.kind == "search" and scfg.profile == "paper":
+                e, b = _search_minutes_from_rate(scfg, r.epochs)
+        est.append(e)
+        basis.append(b)
+    df["est_min"] = pd.array(est, dtype="Float64")
+    df["est_from"] = basis
     return df.drop(columns=["wall_min"]).reset_index(drop=True)
+
+
+# Measured search step rates on GPUs (images/s at batch 32, 224 px, the paper's supernet): what
+# ``plan`` estimates a paper search from when no search of its kind has finished.  A rate measured
+# by benchmarks/device_check.sh (results/bench/device/search_bench_cuda.json) is used first.
+GPU_STEP_RATES = {
+    # H100, fast path, batch 32: weight step (bi-sampling) 404 img/s, relaxed arch step 169 img/s
+    # (lent H100, measured 2026; DEVELOPERS.md "Measuring on these machines")
+    "H100": {"weight": 404.0, "arch": 169.0},
+}
+DEVICE_BENCH = "results/bench/device/search_bench_cuda.json"
+
+
+def _measured_rates() -> tuple[str, dict[str, float]]:
+    """(which GPU, {weight, arch} images/s): the device check's own measurement when there is one."""
+    path = Path(DEVICE_BENCH)
+    try:
+        data = json.loads(path.read_text())
+        case = next(c for c in data["cases"] if c["case"] == "paper" and c["batch"] == 32)
+        impl = case["impls"]["graphed"] if "graphed" in case["impls"] else case["impls"]["fast"]
+        rate = {"weight": float(impl["weight_bi"]["images_per_s"]), "arch": float(impl["arch_relaxed"]["images_per_s"])}
+        return f"{data.get('gpu') or data.get('machine', 'GPU')}, {DEVICE_BENCH}", rate
+    except (OSError, ValueError, KeyError, StopIteration, TypeError):
+        return "H100", GPU_STEP_RATES["H100"]
+
+
+def _search_minutes_from_rate(cfg, epochs) -> tuple[float | None, str | None]:
+    """Minutes of a paper search from the GPU step rates: weight steps every epoch, one arch step
+    after every ``arch_every``-th weight step after the warm-up (data loading not counted)."""
+    from . import search_data
+
+    try:
+        n_weights = len(search_data.read_list(cfg.train_list))
+    except (OSError, ValueError):
+        return None, None
+    epochs = int(epochs) if epochs is not None and epochs == epochs else cfg.epochs
+    steps = n_weights // cfg.batch_size
+    if cfg.steps_per_epoch:
+        steps = min(steps, cfg.steps_per_epoch)
+    gpu, rate = _measured_rates()
+    w_s = steps * cfg.batch_size / rate["weight"]
+    a_s = (steps // cfg.arch_every) * cfg.batch_size / rate["arch"]
+    warm = min(cfg.warmup_epochs, epochs)
+    total = warm * w_s + (epochs - warm) * (w_s + a_s)
+    return total / 60, f"step rate ({gpu})"
 
 
 def _finished_walls(ctx) -> list[tuple[str, str, int | None, float]]:
@@ -162,6 +220,8 @@ def summary_line(df: pd.DataFrame, jobs: int | None = None) -> str:
     line = f"{len(df)} runs: {parts}"
     if len(todo):
         line += f"; still to run: {est.sum():.0f} min of compute one after another"
+        if est.sum() >= 600:
+            line += f" ({est.sum() / 60:.0f} hours)"
         if jobs and jobs > 1:
             line += f" (about {est.sum() / jobs:.0f} min on {jobs} workers, if they run at full speed side by side)"
         if unknown:

@@ -157,6 +157,9 @@ def resolve(cfg: TrainConfig, spec, cuda_available: bool) -> TrainConfig:
     device = cfg.device or ("cuda" if cuda_available else "cpu")
     if device == "cuda" and not cuda_available:
         raise ValueError("device=cuda: torch sees no CUDA device here; use --set device=cpu")
+    if cfg.profile == "paper" and cfg.device is None and not cuda_available:  # no silent CPU (launch.py)
+        raise ValueError("profile paper: torch sees no CUDA device here; a paper retraining on the CPU takes "
+                         "weeks: set device=cpu explicitly to run it anyway, or use BUDGET=rehearsal")
     return check(replace(cfg, lr=lr, dropout=dropout, device=device, amp=cfg.amp and device == "cuda"))
 
 

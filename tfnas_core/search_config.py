@@ -239,6 +239,9 @@ def resolve(cfg: SearchConfig, cuda_available: bool) -> SearchConfig:
     device = cfg.device or ("cuda" if cuda_available else "cpu")
     if device == "cuda" and not cuda_available:
         raise SearchConfigError("device=cuda: torch sees no CUDA device here; use --set device=cpu")
+    if cfg.profile == "paper" and cfg.device is None and not cuda_available:  # no silent CPU (launch.py)
+        raise SearchConfigError("profile paper: torch sees no CUDA device here; a paper search on the CPU takes "
+                                "days: set device=cpu explicitly to run it anyway, or use BUDGET=rehearsal")
     return check(replace(cfg, target_ms=float(target), device=device))
 
 

@@ -33,6 +33,8 @@ readable and reproducible.  ``tuned_values`` writes / reads
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -226,7 +228,7 @@ def target_of(ctx) -> float:
     from . import experiments as E
     from . import search_config
 
-    return search_config.resolve(E.search_cfg(ctx, 0), cuda_available=False).target_ms
+    return search_config.resolve(dataclasses.replace(E.search_cfg(ctx, 0), device="cpu"), cuda_available=False).target_ms
 
 
 def lut_digest(ctx) -> str:
