@@ -205,3 +205,12 @@ def test_table3_rehearsal_through_slurm_runs_the_same_keys(rehearsal, clone, fak
     ran = _notebook(clone, tmp_path, {"runs_root": str(tmp_path / "runs"), "executor": "slurm", **params,
                                       "slurm": {"timeout_min": 30, "array_parallelism": 1, "poll_s": 1.0}})
     assert set(ran["key"]) == set(inline["key"]) and set(ran["source"]) == {"computed now (slurm)"}
+
+
+def test_rehearsals_and_changed_settings_never_write_the_committed_results():
+    assert launch.output_dirs("results/t3", "figures") == ("results/t3", "figures")
+    assert launch.output_dirs("results/t3", "figures", budget="rehearsal") == \
+        ("outputs/rehearsal/results/t3", "outputs/rehearsal/figures")
+    assert launch.output_dirs("results/t3", "/abs/fig", search_set="epochs=1") == \
+        ("outputs/overridden/results/t3", "/abs/fig")
+    assert launch.output_dirs("results/t3", train_set="epochs=1") == ("outputs/overridden/results/t3",)

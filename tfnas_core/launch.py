@@ -159,6 +159,23 @@ def notebook_context(name: str, profile: str = "mini", *, runs_root: str = "runs
     return ctx
 
 
+OUTPUTS = "outputs"  # git-ignored
+
+
+def output_dirs(*dirs: str, budget: str = "full", search_set=None, train_set=None) -> tuple[str, ...]:
+    """Where a notebook writes its tables, figures and tuned C1/C2 values: ``dirs`` as given at the
+    full budget without ``search_set`` / ``train_set``; otherwise each relative one under
+    ``outputs/rehearsal/`` (or ``outputs/overridden/``), so that a sanity run or a run with changed
+    settings never lands in ``results/`` and ``figures/`` (the committed evidence the report judges)
+    nor feeds a full run its tuned λ."""
+    if budget == "full" and not parse_set(search_set) and not parse_set(train_set, "TRAIN_SET"):
+        return tuple(dirs)
+    from pathlib import Path
+
+    base = Path(OUTPUTS) / ("rehearsal" if budget == "rehearsal" else "overridden")
+    return tuple(d if Path(d).is_absolute() else str(base / d) for d in dirs)
+
+
 def describe(search: dict[str, Any], train: dict[str, Any]) -> str:
     """The overrides in ``--set`` form, for a log line."""
     def pairs(d):

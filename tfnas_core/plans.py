@@ -48,8 +48,9 @@ def resolve(name: str) -> str:
 
 
 def steps(notebook: str, ctx, seeds: Sequence[int], long_factor: int = 3, tune: bool = True,
-          tune_seeds: Sequence[int] | None = None) -> list[Step]:
-    """The experiments of ``notebook`` at ``ctx``, in the notebook's order (its default parameters)."""
+          tune_seeds: Sequence[int] | None = None, tuned_dir: str = TUNED_DIR) -> list[Step]:
+    """The experiments of ``notebook`` at ``ctx``, in the notebook's order (its default parameters);
+    ``tuned_dir``: where the notebooks read the tuned C1/C2 values (``launch.output_dirs``)."""
     from . import experiments as E
     from . import tuning
 
@@ -58,7 +59,7 @@ def steps(notebook: str, ctx, seeds: Sequence[int], long_factor: int = 3, tune: 
     ctx_long = E.longer(ctx, long_factor)
 
     def tuned(c, suffix: str = "", start=None):
-        return tuning.tuned_values(c, tseeds, tune_on=tune, results_dir=TUNED_DIR, write=False, suffix=suffix, start=start)
+        return tuning.tuned_values(c, tseeds, tune_on=tune, results_dir=tuned_dir, write=False, suffix=suffix, start=start)
 
     def long_tuned(c):
         return tuned(E.longer(c, long_factor), "-long", tuned(c).values)
