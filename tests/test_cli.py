@@ -31,6 +31,17 @@ def test_scale_json(tmp_path, official_lut, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["met"] is True and out["lut_ms_after"] <= 15 < out["lut_ms_before"]
     assert json.loads((tmp_path / "scaled.json").read_text())["stages"] == out["spec"]["stages"]
+    assert out["target_gap_pct"] == pytest.approx(100 * (out["lut_ms_after"] / 15 - 1), abs=1e-4)
+
+
+def test_scale_under_the_target_is_not_met(official_lut, capsys):
+    """TF-NAS-D cannot reach 15 ms (its widest net is 14.31 ms): 4.6 % under is reported so, not as met."""
+    assert main(["scale", "zoo:TF-NAS-D", "--lut", official_lut.source, "--target-ms", "15", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["met"] is False and out["target_gap_pct"] == pytest.approx(-4.61, abs=0.01)
+    assert main(["scale", "zoo:TF-NAS-D", "--lut", official_lut.source, "--target-ms", "15"]) == 0
+    text = capsys.readouterr().out
+    assert "under by 4.61 %" in text and "out of reach from below" in text and "met=False" in text
 
 
 def test_zoo_json(official_lut, capsys):

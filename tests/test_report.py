@@ -123,6 +123,21 @@ def test_latency_precision_is_judged_per_run_not_on_the_mean(tmp_path):
         assert "+0.10, -0.10" in row["text"] and "(seeds 1, 2, 3)" in row["text"]
 
 
+@pytest.mark.parametrize("err, want", [(-0.0099, "reproduced"), (0.0099, "reproduced"),
+                                       (-0.0101, "inconclusive"), (0.0101, "inconclusive")])
+def test_the_report_meets_the_target_as_scaling_and_search_do(tmp_path, err, want):
+    """One tolerance (stats.TARGET_TOLERANCE_PCT) on both sides: a run 0.99 % under or over the
+    target meets it, 1.01 % does not (the grey zone up to MISSES decides neither way)."""
+    from tfnas_core import stats
+
+    assert report.PRECISE == stats.TARGET_TOLERANCE_PCT == 1.0
+    _table5(tmp_path, es_err=lambda s: err if s == 3 else 0.001 * (s - 2))
+    _tuned(tmp_path)
+    checks = report.evaluate_checks(tmp_path, OWN)
+    assert set(checks[checks["id"] == "es-precise"]["verdict"]) == {want}
+    assert stats.meets_target(20.0 * (1 + err), 20.0) is (want == "reproduced")
+
+
 def test_an_unreachable_tuning_leaves_c1_c2_claims_not_tested(results):
     _tuned(results, "unreachable")
     checks = report.evaluate_checks(results, OWN)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import arch_spec, cli, latency, samplers, search, search_config, zoo
+from tfnas_core import arch_spec, cli, latency, samplers, search, search_config, stats, zoo
 from tfnas_core.elastic import rank_channels
 from tfnas_core.search_config import SearchConfig, apply_overrides, smoke
 from tfnas_core.space import get_space
@@ -67,6 +67,10 @@ def test_every_variant_runs_and_records(tmp_path, variant):
     assert json.loads((out / "config.json").read_text())[next(iter(variant))] == next(iter(variant.values()))
     if variant.get("elasticity") is False:
         assert last["lut_ms_after"] == last["lut_ms_before"] and not last["es_applied"]
+    gap = 100 * (summary["lut_ms"] / summary["target_ms"] - 1)  # met: within 1 % on either side, not "at or under"
+    assert summary["target_gap_pct"] == pytest.approx(gap, abs=1e-4) and summary["met"] is (abs(gap) < 1.0)
+    assert summary["target_status"] == stats.target_status(summary["lut_ms"], summary["target_ms"])
+    assert summary["target_status"].startswith("met (" if summary["met"] else "under by" if gap < 0 else "over by")
     for r in records:
         assert all(v is None or isinstance(v, (int, float, str, list, bool)) for v in r.values())
 
@@ -256,6 +260,9 @@ def test_resume_equals_uninterrupted(tmp_path):
     msgs = []
     search.run(cfg, b, log=msgs.append)  # the same command again resumes
     assert any("resuming" in m for m in msgs)
+    done = json.loads((b / "summary.json").read_text())
+    assert msgs[-1] == (f"derived net: LUT {done['lut_ms']:.3f} ms, target {done['target_ms']:.3f} ms: "
+                        f"{done['target_status']}")
     assert (a / "spec.json").read_text() == (b / "spec.json").read_text()
     assert comparable(search.read_records(a / "records.jsonl")) == comparable(search.read_records(b / "records.jsonl"))
     ck_a = torch.load(a / "checkpoint.pt", weights_only=True)

@@ -88,3 +88,16 @@ def test_seeds_needed_by_hand():
     assert stats.seeds_needed(1.0, 0.0) is None and stats.seeds_needed(float("nan"), 1.0) is None
     assert stats.seeds_needed(0.0, 1.0) == 2
     assert stats.seeds_needed(1.0, 1e-6) is None  # more than the cap
+
+
+@pytest.mark.parametrize("gap, met, words", [(0.0, True, "met (+0.00 %, within 1 %)"), (-0.99, True, "met (-0.99 %"),
+                                             (-1.01, False, "under by 1.01 %"), (0.99, True, "met (+0.99 %"),
+                                             (1.01, False, "over by 1.01 %"), (-38.4, False, "under by 38.40 %")])
+def test_meets_target_within_the_tolerance_on_both_sides(gap, met, words):
+    ms = 15.0 * (1 + gap / 100)
+    assert stats.target_gap_pct(ms, 15.0) == pytest.approx(gap)
+    assert stats.meets_target(ms, 15.0) is met
+    assert stats.target_status(ms, 15.0).startswith(words)
+    assert stats.meets_target(15.0 * 1.015, 15.0, tolerance_pct=2.0)
+    with pytest.raises(ValueError, match="positive"):
+        stats.meets_target(1.0, 0.0)

@@ -15,6 +15,11 @@ below the target (or the clipped widths); an expansion returns the last widths w
 was tried - so when every layer hits its upper bound during an expansion, the clipped widths
 are *not* taken, exactly as the original.
 
+What the result is called (``ScaleResult.met``, its message) follows ``stats.meets_target``: the
+scaled latency within ``stats.TARGET_TOLERANCE_PCT`` of the target, under or over; a net left
+further under the target is "under by X %" (``target_gap_pct``), not met.  The widths are the
+released code's whatever the label.
+
 The channel-selection rule used with it (L1 norm of depthwise filters) is ``elastic.rank_channels``.
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .arch_spec import Spec
 from .latency import LUT
 from .lut_keys import layer_key
 from .space import SEARCHABLE_STAGES
+from .stats import TARGET_TOLERANCE_PCT, meets_target, target_gap_pct, target_status
 
 Bounds = Callable[[int], tuple[int, int]]
 
@@ -41,8 +47,13 @@ class ScaleResult:
     lut_ms_before: float
     lut_ms_after: float
     target_ms: float
-    met: bool  # latency after scaling is at or under the target
+    met: bool  # latency after scaling within stats.TARGET_TOLERANCE_PCT of the target, under or over
     message: str
+
+    @property
+    def target_gap_pct(self) -> float:
+        """Signed distance of the scaled latency from the target, % of the target (negative: under)."""
+        return target_gap_pct(self.lut_ms_after, self.target_ms)
 
     def to_dict(self) -> dict:
         return {
@@ -51,6 +62,8 @@ class ScaleResult:
             "lut_ms_after": self.lut_ms_after,
             "target_ms": self.target_ms,
             "met": self.met,
+            "target_gap_pct": round(self.target_gap_pct, 4),
+            "tolerance_pct": TARGET_TOLERANCE_PCT,
             "message": self.message,
         }
 
@@ -121,16 +134,18 @@ def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_boun
         for first in SEARCHABLE_STAGES[1:]:
             mids = _pass(net, mids, in_stages(first), expand=True, target=target_ms)
     after = net.latency(mids)
-    met = after <= target_ms
-    widest = net.latency(net.hi)
-    if met and widest <= target_ms:
-        msg = (f"scaled {before:.3f} -> {after:.3f} ms; the target {target_ms:.3f} ms is out of reach from below: "
-               f"every layer at its upper width bound gives only {widest:.3f} ms")
-    elif met:
-        msg = f"scaled {before:.3f} -> {after:.3f} ms (target {target_ms:.3f} ms)"
-    else:
+    met = meets_target(after, target_ms)
+    msg = f"scaled {before:.3f} -> {after:.3f} ms (target {target_ms:.3f} ms): {target_status(after, target_ms)}"
+    if not met and after < target_ms:
+        widest = net.latency(net.hi)
+        if widest < target_ms and not meets_target(widest, target_ms):
+            msg += (f"; the target is out of reach from below: every layer at its upper width bound gives only "
+                    f"{widest:.3f} ms")
+        else:  # a wider net would meet it, but the passes' proportional steps stop short (released code's rule)
+            msg += "; the expansions stop at the last widths their proportional steps reach below the target"
+    elif not met:
         at_lo = all(m <= lo for m, lo in zip(mids, net.lo))
-        msg = (f"target {target_ms:.3f} ms cannot be met: {after:.3f} ms with "
-               + ("every layer at its lower width bound" if at_lo else "the widths scaling reached"))
+        msg += ("; the target cannot be met from above: "
+                + ("with every layer at its lower width bound" if at_lo else "with the widths scaling reached"))
     return ScaleResult(spec.with_mids(mids), before, after, float(target_ms), met, msg)
 
