@@ -7,6 +7,7 @@ stops it by PID); they skip, saying so, where none answers."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import threading
 import time
@@ -92,6 +93,81 @@ def test_local_failed_run_reported_while_others_finish(tmp_path):
     assert "Traceback" in Path(out[0].log).read_text()
     with pytest.raises(X.PlanFailed, match="epochs=0"):
         raise X.PlanFailed([out[0]])
+
+
+# ----------------------------------------------------------------------------- GPUs of the local pool
+
+# a stand-in worker: answers each job file with "ok" and the GPU it was given (a real process, no torch)
+_ECHO = "import os, sys\nfor _ in sys.stdin:\n    print('ok', os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True)\n"
+
+
+def _echo_pool(monkeypatch, cuda: bool, count: int, visible: str | None):
+    """Pretend torch sees ``count`` GPUs (or none) and replace the worker command by ``_ECHO``;
+    returns the environments the workers were started with, in start order."""
+    import sys
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count if cuda else 0)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    envs, real = [], subprocess.Popen
+
+    def popen(cmd, env=None, **kw):
+        assert cmd[1:] == ["-m", "tfnas_core.executors", "--serve"]
+        envs.append(env)
+        return real([sys.executable, "-c", _ECHO], env=env, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    return envs
+
+
+def _jobs(root: Path, n: int) -> list[X.Job]:
+    return [X.Job("search", f"k{i}", "echo", i, {"runs_root": str(root)}) for i in range(n)]
+
+
+@pytest.mark.parametrize("visible, count, want", [(None, 2, ["0", "1"]), ("3,5", 2, ["3", "5"]),
+                                                  ("GPU-aa, GPU-bb,GPU-cc", 2, ["GPU-aa", "GPU-bb"])])
+def test_local_pool_gives_each_worker_its_gpu(tmp_path, monkeypatch, capsys, visible, count, want):
+    envs = _echo_pool(monkeypatch, True, count, visible)
+    assert X.local_gpus() == want and X.default_workers() == count
+    out = X.execute(_jobs(tmp_path, 5), "local", print, workers=3, name="gpu")  # 3 workers on 2 GPUs: i mod 2
+    assert all(o.ok for o in out)
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == [want[0], want[1], want[0]]
+    assert {e["TFNAS_THREADS"] for e in envs} == {str(max(1, (os.cpu_count() or 1) // 3))}
+    err = capsys.readouterr().err
+    for i, g in enumerate([want[0], want[1], want[0]]):
+        assert f"[gpu] local worker {i} (place {i}): GPU {g} (CUDA_VISIBLE_DEVICES={g})" in err
+        assert f"GPU {g}" in (tmp_path / "_jobs" / f"worker-{i}.log").read_text()
+    assert "local (3 workers, 2 GPU(s))" in err
+
+
+def test_local_pool_defaults_to_one_worker_per_gpu(tmp_path, monkeypatch, capsys):
+    envs = _echo_pool(monkeypatch, True, 2, None)
+    assert all(o.ok for o in X.execute(_jobs(tmp_path, 4), "local", print))  # jobs=None
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1"]
+    assert "local (2 workers, 2 GPU(s))" in capsys.readouterr().err
+
+
+def test_local_pool_without_cuda_is_unchanged(tmp_path, monkeypatch, capsys):
+    envs = _echo_pool(monkeypatch, False, 0, "7")  # a CUDA_VISIBLE_DEVICES of the parent is passed on untouched
+    assert X.local_gpus() == [] and X.default_workers() == (os.cpu_count() or 1)
+    assert all(o.ok for o in X.execute(_jobs(tmp_path, 2), "local", print))
+    assert len(envs) == min(2, os.cpu_count() or 1) and {e["CUDA_VISIBLE_DEVICES"] for e in envs} == {"7"}
+    err = capsys.readouterr().err
+    assert "GPU" not in err and f"local ({os.cpu_count()} workers)" in err
+
+
+def test_local_gpus_reads_what_torch_sees():
+    assert X.local_gpus(False, 0, {}) == [] and X.local_gpus(True, 0, {}) == []
+    assert X.local_gpus(True, 3, {}) == ["0", "1", "2"]
+    assert X.local_gpus(True, 1, {"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2"]  # torch counts only the valid ones
+    assert X.local_gpus(True, 2, {"CUDA_VISIBLE_DEVICES": " 4 , 6 "}) == ["4", "6"]
+    assert X.worker_env(2, "6", {"A": "1"}) == {"A": "1", "TFNAS_THREADS": "2", "OMP_NUM_THREADS": "2",
+                                                "CUDA_VISIBLE_DEVICES": "6"}
+    assert X.worker_env(1, None, {"CUDA_VISIBLE_DEVICES": "0,1"})["CUDA_VISIBLE_DEVICES"] == "0,1"
 
 
 def test_bad_executor_settings_one_line():

@@ -12,7 +12,11 @@ results are the same whichever process computed it; ``fingerprint`` compares the
 
 * ``inline``: today's behaviour, one run after another in this process;
 * ``local``: ``jobs`` worker processes on this machine (fresh interpreters that import torch
-  once and compute one run after another, each with ``cpu_count // jobs`` torch threads);
+  once and compute one run after another, each with ``cpu_count // jobs`` torch threads).  Where
+  CUDA is present each worker sees one GPU through ``CUDA_VISIBLE_DEVICES`` (worker ``i`` the
+  ``i mod n``-th of the ``n`` visible GPUs, mapped into an existing ``CUDA_VISIBLE_DEVICES`` list;
+  ``local_gpus``) and ``jobs`` defaults to the GPU count; on a CPU-only machine to one worker per
+  CPU core (``default_workers``);
 * ``slurm``: ``submitit`` job arrays (partition, GPUs, time limit, array throttle:
   ``SlurmOptions``).  A job that reaches its time limit is requeued (``submitit``'s checkpoint
   hook) and the run resumes from its last epoch checkpoint; a retraining at the paper profile
@@ -177,6 +181,53 @@ def fingerprint(run_dir: str | os.PathLike) -> str:
 # ----------------------------------------------------------------------------- executors
 
 
+def _tell(line: str) -> None:
+    """``line`` in the notebook cell (``sys.stderr``) and on the terminal that started the kernel (``sys.__stderr__``)."""
+    streams = [sys.stderr] + ([sys.__stderr__] if sys.__stderr__ is not sys.stderr else [])
+    for stream in streams:  # the notebook cell, and the terminal of make / papermill / the lab server
+        try:
+            if stream is not None:
+                stream.write(line + "\n")
+                stream.flush()
+        except (OSError, ValueError):
+            continue
+
+
+def local_gpus(cuda_available: bool | None = None, device_count: int | None = None,
+               environ: dict | None = None) -> list[str]:
+    """The GPUs a local pool hands out, as ``CUDA_VISIBLE_DEVICES`` entries: none without CUDA;
+    else the entries of an existing ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs, the first
+    ``device_count`` of them: those torch sees), or ``0 .. device_count - 1``.  The arguments
+    default to ``torch.cuda`` and ``os.environ`` (tests pass them)."""
+    if cuda_available is None or device_count is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
+        device_count = (torch.cuda.device_count() if cuda_available else 0) if device_count is None else device_count
+    if not cuda_available or device_count < 1:
+        return []
+    visible = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [str(i) for i in range(device_count)]
+    entries = [e.strip() for e in visible.split(",") if e.strip()]
+    return entries[:device_count]
+
+
+def default_workers(gpus: Sequence[str] | None = None) -> int:
+    """``jobs=None`` of the local pool: one worker per GPU where CUDA is present, else one per CPU core."""
+    gpus = local_gpus() if gpus is None else gpus
+    return len(gpus) or os.cpu_count() or 1
+
+
+def worker_env(threads: int, gpu: str | None, environ: dict | None = None) -> dict:
+    """The environment of a local worker: ``threads`` torch/OpenMP threads and, with ``gpu``, that
+    one GPU as its ``cuda:0`` (``CUDA_VISIBLE_DEVICES``); without, the parent's CUDA setting."""
+    env = {**(os.environ if environ is None else environ), "TFNAS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    return env
+
+
 class _Progress:
     """One line whenever the counts of a batch change - done / running / failed / queued - in the
     notebook cell (``sys.stderr``) and on the terminal that started the kernel (``sys.__stderr__``)."""
@@ -192,16 +243,8 @@ class _Progress:
         if state == self.last:
             return
         self.last = state
-        line = (f"{self.head} - {done} done, {running} running, {failed} failed, {queued} queued "
-                f"({time.monotonic() - self.t0:.0f} s)")
-        streams = [sys.stderr] + ([sys.__stderr__] if sys.__stderr__ is not sys.stderr else [])
-        for stream in streams:  # the notebook cell, and the terminal of make / papermill / the lab server
-            try:
-                if stream is not None:
-                    stream.write(line + "\n")
-                    stream.flush()
-            except (OSError, ValueError):
-                continue
+        _tell(f"{self.head} - {done} done, {running} running, {failed} failed, {queued} queued "
+              f"({time.monotonic() - self.t0:.0f} s)")
 
 
 def _last_line(path: Path, failed_only: bool = False) -> str:
@@ -221,10 +264,11 @@ class _Worker:
     """One local worker process (``python -m tfnas_core.executors --serve``): a fresh interpreter that
     imports torch once and then computes the job files it is sent, one at a time, answering a line each."""
 
-    def __init__(self, env: dict, log_dir: Path, n: int):
+    def __init__(self, env: dict, log_dir: Path, n: int, slot: int = 0):
         import subprocess
 
         log_dir.mkdir(parents=True, exist_ok=True)
+        self.slot = slot  # which of the pool's places it fills (a replacement takes the dead worker's, and its GPU)
         self.err = open(log_dir / f"worker-{n}.log", "a")  # what a worker prints outside any job
         self.proc = subprocess.Popen([sys.executable, "-m", "tfnas_core.executors", "--serve"], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, bufsize=1)
@@ -253,15 +297,17 @@ class _Worker:
         self.err.close()
 
 
-def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int, progress: _Progress) -> list[Outcome]:
+def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int, progress: _Progress,
+               gpus: Sequence[str] | None = None) -> list[Outcome]:
     """At most ``workers`` worker processes (``_Worker``), each computing one job at a time; a job's
-    output goes to its log.  A worker that dies takes only its current job with it (reported failed)
-    and is replaced for the rest."""
+    output goes to its log.  With ``gpus`` (default ``local_gpus()``) the worker in place ``i`` sees
+    only GPU ``gpus[i % len(gpus)]``, said on stderr and in its log.  A worker that dies takes only
+    its current job with it (reported failed) and is replaced, on the same GPU, for the rest."""
     import pickle
     import selectors
 
+    gpus = list(local_gpus() if gpus is None else gpus)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    env = {**os.environ, "TFNAS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     log_dir = jobs[0].log.parent
     outcomes: dict[int, Outcome] = {}
     queue = list(range(len(jobs)))
@@ -269,9 +315,15 @@ def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int,
     sel = selectors.DefaultSelector()
     started = 0
 
-    def start_worker() -> _Worker:
+    def start_worker(slot: int) -> _Worker:
         nonlocal started
-        w = _Worker(env, log_dir, started)
+        gpu = gpus[slot % len(gpus)] if gpus else None
+        w = _Worker(worker_env(threads, gpu), log_dir, started, slot)
+        if gpu is not None:
+            line = f"{progress.prefix}local worker {started} (place {slot}): GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})"
+            _tell(line)
+            w.err.write(line + "\n")
+            w.err.flush()
         started += 1
         sel.register(w.proc.stdout, selectors.EVENT_READ, w)
         pool.append(w)
@@ -283,8 +335,8 @@ def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int,
         w.close(kill=True)
 
     try:
-        for _ in range(min(workers, len(jobs))):
-            start_worker()
+        for slot in range(min(workers, len(jobs))):
+            start_worker(slot)
         while queue or any(w.job is not None for w in pool):
             for w in [w for w in pool if w.job is None]:
                 if not queue:
@@ -305,7 +357,7 @@ def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int,
                         outcomes[i] = Outcome(j, False, f"worker died (exit {w.proc.wait()}): {_last_line(j.log)}", str(j.log))
                     retire(w)
                     if queue:
-                        start_worker()
+                        start_worker(w.slot)
                     continue
                 status, _, rest = line.rstrip("\n").partition(" ")
                 j.log.with_suffix(".job.pkl").unlink(missing_ok=True)
@@ -413,10 +465,12 @@ def execute(jobs: Sequence[Job], executor: str, runner: Callable[[Job], dict], *
     jobs = list(jobs)
     if not jobs:
         return []
-    progress = _Progress(name, executor if executor != "local" else f"local ({workers or os.cpu_count()} workers)",
-                         len(jobs), level)
+    gpus = local_gpus() if executor == "local" else []
+    workers = workers or default_workers(gpus)
+    on = f", {len(gpus)} GPU(s)" if gpus else ""
+    progress = _Progress(name, executor if executor != "local" else f"local ({workers} workers{on})", len(jobs), level)
     if executor == "local":
-        return _run_local(jobs, runner, workers or os.cpu_count() or 1, progress)
+        return _run_local(jobs, runner, workers, progress, gpus)
     if executor == "slurm":
         return _run_slurm(jobs, runner, SlurmOptions.from_dict(slurm), Path(jobs[0].ctx["runs_root"]) / "_slurm",
                           profile, progress, on_submit)
