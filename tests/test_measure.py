@@ -113,3 +113,58 @@ def test_fidelity_in_the_lut_time_base_uses_the_sentinels_speed_factor():
     assert "LUT's time base" in measure.format_fidelity(df)
     with pytest.raises(ValueError, match="also a sentinel name"):
         measure.measure_many({"calib-s0-00": zoo.load("TF-NAS-D")}, "cpu", repeats=1, min_time_s=0, warmup_s=0, lut=lut)
+
+
+# ----------------------------------------------------------------------------- where the LUT was made
+
+
+def test_lut_setting_from_provenance_and_the_official_pickles_by_content(tmp_path, official_lut):
+    import shutil
+
+    assert measure.lut_setting(official_lut) == {"device": "cuda", "batch": 32, "threads": None}
+    cpu_pkl = Path(official_lut.source).with_name("latency_cpu.pkl")
+    copy = tmp_path / "renamed.pkl"  # known by content, not by name
+    shutil.copy(cpu_pkl, copy)
+    assert measure.lut_setting(latency.load(copy)) == {"device": "cpu", "batch": 1, "threads": 1}
+    edited = tmp_path / "latency_gpu.pkl"  # the official name, other content: unknown
+    edited.write_bytes(Path(official_lut.source).read_bytes() + b"\n")
+    assert measure.lut_setting(latency.load(edited)) is None
+    ours = latency.load(ROOT / "tfnas_core" / "luts" / "cpu_local.json")
+    assert measure.lut_setting(ours) == {"device": "cpu", "batch": 1, "threads": 1}
+    assert measure.lut_setting(_constant_lut("tfnas", 1.0, 0.25)) is None
+
+
+def test_measure_setting_follows_the_lut_where_its_device_is_here(official_lut):
+    gpu = measure.measure_setting(official_lut, cuda_available=True)
+    assert (gpu["device"], gpu["batch"], gpu["threads"], gpu["comparable"], gpu["label"]) == ("cuda", 32, None, True, "cuda b32")
+    cpu = measure.measure_setting(official_lut, cuda_available=False)  # a CPU-only machine: CPU batch 1, said so
+    assert (cpu["device"], cpu["batch"], cpu["threads"], cpu["comparable"]) == ("cpu", 1, 1, False)
+    assert cpu["label"] == "cpu b1, not the LUT's cuda b32"
+    asked = measure.measure_setting(official_lut, "cpu", cuda_available=True)
+    assert asked["label"] == cpu["label"] and not asked["comparable"]
+    mini = measure.measure_setting(latency.load(ROOT / "tfnas_core" / "luts" / "cpu_local.json"), cuda_available=True)
+    assert (mini["device"], mini["batch"], mini["comparable"], mini["label"]) == ("cpu", 1, True, "cpu b1")
+    none = measure.measure_setting(None, cuda_available=True)
+    assert (none["device"], none["comparable"], none["label"]) == ("cpu", False, "cpu b1")
+    unknown = measure.measure_setting(_constant_lut("tfnas", 1.0, 0.25))
+    assert unknown["label"] == "cpu b1, the LUT's device unknown" and not unknown["comparable"]
+    with pytest.raises(ValueError, match="device must be"):
+        measure.measure_setting(official_lut, "tpu")
+
+
+def test_lut_mismatch_one_line(official_lut):
+    w = measure.lut_mismatch(official_lut, "cpu", 1, 1)
+    assert w.startswith("warning: LUT ") and "measured on cuda b32, this measurement is cpu b1" in w and "\n" not in w
+    assert measure.lut_mismatch(official_lut, "cuda", 32, None) is None
+    assert "cuda b8" in measure.lut_mismatch(official_lut, "cuda", 8, None)
+    assert measure.lut_mismatch(_constant_lut("tfnas", 1.0, 0.25), "cpu", 1, 1) is None  # unknown: no claim
+
+
+def test_measure_cli_warns_when_the_lut_was_made_elsewhere(official_lut):
+    fast = ("--warmup", "1", "--repeats", "2", "--min-time", "0", "--json")
+    p = _cli("measure", "zoo:TF-NAS-D", "--lut", official_lut.source, *fast)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("\n") == 1 and "measured on cuda b32, this measurement is cpu b1" in p.stderr
+    assert json.loads(p.stdout)["batch"] == 1
+    p = _cli("measure", "zoo:TF-NAS-D", "--lut", str(ROOT / "tfnas_core" / "luts" / "cpu_local.json"), *fast)
+    assert p.returncode == 0 and p.stderr == ""

@@ -26,13 +26,21 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
-    from .measure import measure
+    import sys
+
+    from .measure import lut_mismatch, lut_setting, measure
 
     spec = load_spec(a.spec)
     lut = load_lut(a.lut)
+    known = lut_setting(lut) if lut is not None else None
+    if a.batch is None and known is not None and known["device"] == a.device:
+        a.batch = known["batch"]  # on the LUT's device, at the batch it was made at (the official GPU table: 32)
     r = measure(spec, a.device, a.batch, a.threads, a.warmup, a.repeats, 3.0 if a.min_time is None else a.min_time, lut,
                 estimator=a.estimator,
                 cuda_mode=a.cuda_mode, time_base=a.time_base)
+    warning = lut_mismatch(lut, r["device"], r["batch"], r["threads"])
+    if warning:
+        print(warning, file=sys.stderr)
     lut_txt = "" if r["lut_ms"] is None else f", LUT {r['lut_ms']:.3f} ms"
     if r["ms_lut_base"] is not None:
         lut_txt += f", {r['ms_lut_base']:.3f} ms in the LUT's time base (speed factor {r['speed_factor']:.3f})"
@@ -66,7 +74,8 @@ def cmd_fidelity(a: argparse.Namespace) -> None:
 
 def _timing_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    sp.add_argument("--batch", type=positive_int, help="default: 1 on cpu, 32 on cuda (the paper's)")
+    sp.add_argument("--batch", type=positive_int, help="default: the LUT's batch on the LUT's device, else 1 on cpu, "
+                                                    "32 on cuda (the paper's)")
     sp.add_argument("--threads", type=positive_int, help="CPU threads (default 1, as the paper)")
     sp.add_argument("--warmup", type=non_negative_int, default=5, help="untimed runs before timing (and 1 s of them)")
     sp.add_argument("--repeats", type=positive_int, default=20, help="at least this many timed (interleaved) rounds")

@@ -6,6 +6,13 @@ CUDA batch 32 (Appendix B) by CUDA-graph replay between events; the estimate ``m
 minimum of interleaved rounds after a time-based warm-up; the median, IQR and mean are kept.
 ``measure_many`` times several networks interleaved (the way to compare them).
 
+Where a LUT was made (``lut_setting``: device, batch and threads from its provenance; the
+official pickles carry none, and are known by content: ``OFFICIAL_SETTINGS``) decides where its
+derived nets are measured beside it (``measure_setting``): on the LUT's device at its batch when
+that device is here (the official GPU table: CUDA batch 32, CUDA-graph replay between events),
+else on the CPU at batch 1, labelled as not comparable with the LUT (``label``: ``"cuda b32"``,
+``"cpu b1"``, ``"cpu b1, not the LUT's cuda b32"``).
+
 ``fidelity(lut)`` puts the LUT's prediction (``base + Σ entry``, Eq. 4 for a derived net) beside
 the measured latency of the published tfnas/tfnas-wose models (the paper's Table 9) **and** of
 held-out random valid architectures (``random_arch``, a seed the LUT was not calibrated on),
@@ -14,6 +21,8 @@ fingerprint recorded beside them.
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +34,60 @@ from .timing import DEFAULT_BATCH, ESTIMATOR, cpu_threads, resolve_device, time_
 
 FIDELITY_SPACES = ("tfnas", "tfnas-wose")
 N_RANDOM = 20
+# The official pickles (../shared/reference/official/) record no provenance; the released code
+# measured latency_gpu.pkl on a Titan RTX at batch 32 and latency_cpu.pkl on one CPU thread at
+# batch 1 (paper Appendix B/G; docs/official_behaviour.md).  Known by their SHA-256, so a copy
+# under another name is recognised and an edited file is not.
+OFFICIAL_SETTINGS = {
+    "743b2d77331a7741eb5c4ff6b3728394e2145407c05bf69f0e0f614193ed2fd3": {"device": "cuda", "batch": 32, "threads": None},
+    "dfb5363d71a8421a81499c9191431305968fb1d2e1467a6fdd41153d6153ca23": {"device": "cpu", "batch": 1, "threads": 1},
+}
+
+
+def lut_setting(lut) -> dict[str, Any] | None:
+    """Where ``lut`` was measured: ``{"device", "batch", "threads"}`` from its provenance (our
+    JSON tables) or, for an official pickle, ``OFFICIAL_SETTINGS`` by content; ``None`` when unknown."""
+    prov = getattr(lut, "provenance", None) or {}
+    if prov.get("device") in DEFAULT_BATCH and isinstance(prov.get("batch_size"), int):
+        return {"device": prov["device"], "batch": prov["batch_size"], "threads": prov.get("threads")}
+    source = Path(getattr(lut, "source", "") or "")
+    if prov.get("format") == "official-pkl" and source.is_file():
+        known = OFFICIAL_SETTINGS.get(hashlib.sha256(source.read_bytes()).hexdigest())
+        return dict(known) if known else None
+    return None
+
+
+def setting_label(device: str, batch: int, threads: int | None = None) -> str:
+    """``"cuda b32"``, ``"cpu b1"`` (``"cpu b1 t4"`` with 4 threads)."""
+    return f"{device} b{batch}" + (f" t{threads}" if device == "cpu" and threads not in (None, 1) else "")
+
+
+def measure_setting(lut=None, device: str | None = None, cuda_available: bool | None = None) -> dict[str, Any]:
+    """Where to measure derived nets that are set beside ``lut``.
+
+    ``device`` ``None``: the LUT's device when it is here (CUDA needs ``cuda_available``, default
+    ``torch.cuda.is_available()``), else ``"cpu"``.  On the LUT's device its batch (and threads);
+    elsewhere the device's default (``timing.DEFAULT_BATCH``: CPU batch 1 on one thread).  Returns
+    ``{"device", "batch", "threads", "lut": lut_setting(lut), "comparable", "label"}``:
+    ``comparable`` when the measurement is at the LUT's device, batch and threads (then ``label``
+    is e.g. ``"cuda b32"``); otherwise ``label`` says what it is not, e.g. ``"cpu b1, not the LUT's
+    cuda b32"`` (``"cpu b1"`` alone without a LUT)."""
+    known = lut_setting(lut) if lut is not None else None
+    if device is None:
+        here = known is not None and (known["device"] == "cpu" or (
+            torch.cuda.is_available() if cuda_available is None else cuda_available))
+        device = known["device"] if here else "cpu"
+    if device not in DEFAULT_BATCH:
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    same = known is not None and known["device"] == device
+    batch = known["batch"] if same else DEFAULT_BATCH[device]
+    threads = None if device != "cpu" else (known["threads"] or 1) if same else 1
+    comparable = same and (device != "cpu" or (known["threads"] or 1) == threads)
+    label = setting_label(device, batch, threads)
+    if lut is not None and not comparable:
+        label += (f", not the LUT's {setting_label(known['device'], known['batch'], known['threads'])}" if known
+                  else ", the LUT's device unknown")
+    return {"device": device, "batch": batch, "threads": threads, "lut": known, "comparable": comparable, "label": label}
 
 
 def _settings(device: str, batch: int | None, threads: int | None):
@@ -114,6 +177,21 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
         "flops_m": round(flops.count_flops(spec), 3),
         "torch": torch.__version__,
     }
+
+
+def lut_mismatch(lut, device: str, batch: int, threads: int | None) -> str | None:
+    """One line when a measurement on ``device`` at ``batch`` (``threads``) is not where ``lut``
+    was made (``lut_setting``), so the two are not comparable; ``None`` when it is, or unknown."""
+    known = lut_setting(lut) if lut is not None else None
+    if known is None:
+        return None
+    theirs = setting_label(known["device"], known["batch"], known["threads"])
+    ours = setting_label(device, batch, threads)
+    if device == known["device"] and batch == known["batch"] and (device != "cpu" or (known["threads"] or 1) == (threads or 1)):
+        return None
+    return (f"warning: LUT {getattr(lut, 'source', '') or ''} was measured on {theirs}, this measurement is {ours}: "
+            f"the two are not comparable" + (" (--device cuda measures at the LUT's batch)" if known["device"] == "cuda"
+                                              and device != "cuda" else "")).replace("LUT  ", "LUT ")
 
 
 def _cpu_name() -> str:
