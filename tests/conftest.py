@@ -6,6 +6,8 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OFFICIAL_LUT = SHARED / "reference" / "official" / "latency_gpu.pkl"
+OFFICIAL_LISTS = tuple(SHARED / "reference" / "official" / f"ImageNet-100-effb0_{part}_cls_ratio0.8.txt"
+                       for part in ("train", "val"))
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +17,23 @@ def official_lut():
     from tfnas_core import latency
 
     return latency.load(OFFICIAL_LUT)
+
+
+@pytest.fixture(scope="session")
+def fake_imagenet_root(tmp_path_factory):
+    """A fake ImageNet root (``tfnas_core.fake_imagenet.make``, about 3 s): train/<wnid>/<file> for
+    all 127,720 files of the official ImageNet-100 lists, val/<wnid>/ with 10 images per class,
+    grayscale / CMYK / PNG-named-JPEG files among them (``root/fake_imagenet.json`` names them).
+    Shared by the session: read only (copy it, e.g. ``shutil.copytree(root, dst,
+    copy_function=os.link)``, to change it)."""
+    absent = [p for p in OFFICIAL_LISTS if not p.is_file()]
+    if absent:
+        pytest.skip(f"official ImageNet-100 list {absent[0]} not found (../shared/reference is absent on this machine)")
+    from tfnas_core import fake_imagenet
+
+    root = tmp_path_factory.mktemp("fake-imagenet") / "imagenet"
+    fake_imagenet.make(root, *OFFICIAL_LISTS)
+    return root
 
 
 @pytest.fixture(scope="session")

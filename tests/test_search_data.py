@@ -114,15 +114,18 @@ def test_imagenet100_loader_reads_list_files_under_an_imagefolder_root(tmp_path)
     cfg = replace(paper(), data_root=str(root), train_list=str(tmp_path / "train.txt"),
                   val_list=str(tmp_path / "val.txt"), split_dir=str(tmp_path / "splits"), resolution=16,
                   batch_size=2, num_workers=0, device="cpu")
-    d = search_data.make(cfg)
+    d = search_data.make(cfg, tmp_path / "run")
     assert (d.n_weights, d.n_arch, len(d.weights)) == (8, 2, 4)
     x, y = next(iter(d.weights))
     assert x.shape == (2, 3, 16, 16) and set(y.tolist()) <= {0, 1}
     xa, _ = next(d.arch_stream(0))
     xv, yv = next(iter(d.val))
     assert xa.shape == xv.shape == (2, 3, 16, 16) and sorted(yv.tolist()) == [0, 1]
-    stored = json.loads((tmp_path / "splits" / "imagenet-100-2.json").read_text())
+    stored = json.loads((tmp_path / "run" / "split.json").read_text())  # in the run folder, not in split_dir
     assert (stored["n_weights"], stored["n_arch"], stored["classes"]) == (8, 2, 2)
+    assert not (tmp_path / "splits").exists() and d.split.path == tmp_path / "run" / "split.json"
+    assert search_data.make(cfg).split.path is None  # without a run folder: written nowhere
+    assert not (tmp_path / "splits").exists()
 
 
 def test_official_lists_are_a_per_class_80_20_split():

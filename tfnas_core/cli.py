@@ -11,6 +11,7 @@ import sys
 
 from .checks import non_negative_int, positive_float, positive_int
 from .cli_common import EXIT_BAD_INPUT, NO_LUT_HINT, CLIError, Parser, load_lut, load_spec, print_result
+from .cli_data import add_data_parser
 from .cli_search import add_search_parser
 from .cli_train import add_train_measure_parsers
 from .space import SPACES
@@ -271,6 +272,7 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_plan)
     add_train_measure_parsers(sub)
     add_search_parser(sub)
+    add_data_parser(sub)
     return p
 
 

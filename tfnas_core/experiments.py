@@ -44,7 +44,9 @@ class Context:
     archive_root: str | None = run_archive.DEFAULT_ARCHIVE
     search_overrides: dict[str, Any] = field(default_factory=dict)  # applied to every search
     train_overrides: dict[str, Any] = field(default_factory=dict)  # applied to every retraining
-    measure_device: str = "cpu"  # measured latency of derived nets at paper scale
+    # where derived nets are measured at paper scale (measured_ms); None: the LUT's device when it is
+    # here (the official GPU table: CUDA batch 32), else the CPU at batch 1 (measure.measure_setting)
+    measure_device: str | None = None
     measure_repeats: int | None = None  # None: 20 timed runs (3 at the smoke profile)
     measure_min_s: float | None = None  # None: time at least 1 s (0 at the smoke profile)
     log: Callable[[str], None] | None = None  # every line a search/retraining logs (default: none)
@@ -71,6 +73,8 @@ class Context:
             self.measure_repeats = 3 if smoke else 20
         if self.measure_min_s is None:
             self.measure_min_s = 0.0 if smoke else 1.0
+        if self.measure_device not in (None, "cpu", "cuda"):
+            raise ValueError(f"measure_device: expected None, 'cpu' or 'cuda', got {self.measure_device!r}")
         executors.check(self.executor, self.jobs, self.slurm)
 
     @property
@@ -135,12 +139,23 @@ def search_cfg(ctx: Context, seed: int, **variant: Any) -> search_config.SearchC
 
 def search_key(cfg: search_config.SearchConfig) -> dict[str, Any]:
     """The config a search is keyed by: its fields plus the SHA-256 of the LUT file it reads, so
-    a rebuilt LUT under the same path never reuses runs made with the old one."""
+    a rebuilt LUT under the same path never reuses runs made with the old one.
+
+    imagenet-100 names its data, not where it lies: the location fields (``search_data.
+    LOCATION_KEYS``: data_root, the lists' paths, split_dir) give way to ``data``, the lists'
+    SHA-256 (``search_data.list_identity``), so moving ImageNet keeps every finished run.  Other
+    datasets keep their fields as they are (the archived runs' keys)."""
     import hashlib
+
+    from . import search_data
 
     lut_path = search_config.resolve_path(cfg.lut)
     digest = hashlib.sha256(lut_path.read_bytes()).hexdigest() if lut_path.is_file() else None
-    return {**search_config.to_dict(cfg), "lut_sha256": digest}
+    key = {**search_config.to_dict(cfg), "lut_sha256": digest}
+    if cfg.dataset == "imagenet-100":
+        key = {k: v for k, v in key.items() if k not in search_data.LOCATION_KEYS}
+        key["data"] = search_data.list_identity(cfg)
+    return key
 
 
 def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
@@ -171,10 +186,18 @@ def train_cfg(ctx: Context, seed: int) -> profiles.TrainConfig:
 
 
 def train_key(ctx: Context, spec: arch_spec.Spec, seed: int) -> tuple[profiles.TrainConfig, dict[str, Any]]:
-    """The retraining config of ``spec`` at ``seed`` and the config its run is keyed by."""
+    """The retraining config of ``spec`` at ``seed`` and the config its run is keyed by.
+
+    imagenet is keyed by what its root holds (``data.image_folder_identity``: classes and files
+    of train/ and val/), not by ``data_root``; other datasets by their fields as they are."""
+    from . import data
+
     cfg = train_cfg(ctx, seed)
-    return cfg, {"spec": {"name": spec.name, "space": spec.space, "stages": spec.to_dict()["stages"]},
-                 **profiles.to_dict(cfg)}
+    key = {"spec": {"name": spec.name, "space": spec.space, "stages": spec.to_dict()["stages"]}, **profiles.to_dict(cfg)}
+    if cfg.dataset == "imagenet":
+        del key["data_root"]
+        key["data"] = data.image_folder_identity(cfg.data_root or "data/imagenet")
+    return cfg, key
 
 
 def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | None = None) -> dict:

@@ -40,6 +40,9 @@ class SearchConfig:
     data_root: str | None = None  # imagenet-100: ImageNet root with train/ (or the train/ folder itself)
     train_list: str = f"{OFFICIAL_DIR}/ImageNet-100-effb0_train_cls_ratio0.8.txt"  # imagenet-100: weights split
     val_list: str = f"{OFFICIAL_DIR}/ImageNet-100-effb0_val_cls_ratio0.8.txt"  # imagenet-100: arch split
+    # imagenet-100: search on the listed files that exist and open, leaving out the missing and unreadable
+    # ones (recorded in the run folder); false: any such file stops the search before it starts
+    missing_ok: bool = False
     download: bool = False  # cifar: let torchvision download into data_root
     split_dir: str = "data_splits"  # where <dataset>-<seed>.json is written
     split_ratio: float = 0.8  # fraction of the training set for the weights (Appendix B: 80 %)
@@ -245,8 +248,18 @@ def resolve(cfg: SearchConfig, cuda_available: bool) -> SearchConfig:
     return check(replace(cfg, target_ms=float(target), device=device))
 
 
+# Fields added after runs were archived, with their defaults: ``to_dict`` leaves such a field
+# out while it holds its default, so config.json, run keys and checkpoint hashes of the runs made
+# before it existed stay what they were (``from_dict`` fills the default back in).
+LATE_FIELDS: dict[str, Any] = {"missing_ok": False}
+
+
 def to_dict(cfg: SearchConfig) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    d = dataclasses.asdict(cfg)
+    for name, default in LATE_FIELDS.items():
+        if d[name] == default:
+            del d[name]
+    return d
 
 
 def from_dict(d: dict[str, Any]) -> SearchConfig:
@@ -261,6 +274,6 @@ def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -
     return _config.differences(a, b, ignore)
 
 
-__all__ = ["ARCH_STEPS", "DATASETS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",
+__all__ = ["ARCH_STEPS", "DATASETS", "LATE_FIELDS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",
            "apply_overrides", "check", "differences", "fill_objective_defaults", "from_dict", "get_profile", "mini", "paper", "resolve",
            "resolve_path", "smoke", "to_dict"]

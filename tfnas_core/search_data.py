@@ -11,8 +11,13 @@ Datasets:
 
 * ``imagenet-100`` - the paper's 100 classes through the official list files (``wnid/file.JPEG
   label`` per line; train list = weights split, val list = arch split) with images under
-  ``data_root`` (an ImageNet root holding ``train/``, or that ImageFolder-style train folder itself).  The split file
-  records the two lists' SHA-256 and sizes instead of indices.
+  ``data_root`` (an ImageNet root holding ``train/``, or that ImageFolder-style train folder itself).  Every
+  listed file is checked before any compute (exists, opens as an image); a missing or unreadable
+  one stops the search unless ``missing_ok`` (then the search uses the rest).  The split record
+  holds the two lists' SHA-256 and sizes instead of indices (with ``missing_ok``, also what was
+  left out and the SHA-256 of the lists used); it is written into the run folder
+  (``split.json``), not into the repository.  The run key names the lists' content
+  (``list_identity``), not where ImageNet is mounted.
 * ``fashion-mnist`` (``data.fashion_mnist``), ``cifar10`` / ``cifar100`` (torchvision,
   ``download=False`` unless ``download=true``), ``synthetic`` (``data.synthetic``, tests).
 
@@ -36,7 +41,8 @@ import torch
 
 from .atomic import atomic_write_text
 from .checks import parse_json
-from .data import FMNIST_MEAN, FMNIST_STD, IMAGENET_MEAN, IMAGENET_STD, DataError, LoaderBatches, TensorBatches
+from .data import (FMNIST_MEAN, FMNIST_STD, IMAGENET_MEAN, IMAGENET_STD, DataError, LoaderBatches, TensorBatches,
+                   check_files, open_rgb)
 from .search_config import SearchConfig, resolve_path
 
 SPLIT_FORMAT = "tfnas-split/1"
@@ -95,7 +101,7 @@ def content_hash(content: Mapping) -> str:
 
 @dataclass(frozen=True)
 class Split:
-    path: Path
+    path: Path | None  # None: not written (imagenet-100 without a run folder)
     sha256: str
     weights: tuple[int, ...]  # indices into the pool (empty for imagenet-100: lists instead)
     arch: tuple[int, ...]
@@ -221,10 +227,14 @@ class SearchData:
             cycle += 1
 
 
-def make(cfg: SearchConfig) -> SearchData:
-    """The search data of ``cfg`` (writes/checks the split file first)."""
+def make(cfg: SearchConfig, run_dir: str | Path | None = None) -> SearchData:
+    """The search data of ``cfg`` (writes/checks the split file first).
+
+    imagenet-100: every listed file is checked first (``data.check_files``); the split record goes
+    to ``run_dir/split.json`` (with ``missing_ok``, beside the lists used, ``weights_list.txt`` and
+    ``arch_list.txt``), and nowhere without ``run_dir``.  Other datasets: ``split_dir`` as before."""
     if cfg.dataset == "imagenet-100":
-        return _imagenet100(cfg)
+        return _imagenet100(cfg, run_dir)
     x, y, mean, std = memory_pool(cfg)
     path, content, w_all, a_all = plan_split(split_name(cfg), y.numpy(), cfg.split_ratio, cfg.seed, cfg.split_dir)
     w_idx, a_idx = w_all, a_all
@@ -266,7 +276,8 @@ def read_list(path: str | Path) -> list[tuple[str, int]]:
 
 
 class ListImages(torch.utils.data.Dataset):
-    """Images named by a list file under an ImageFolder-style root."""
+    """Images named by a list file under an ImageFolder-style root; a file that cannot be read
+    raises ``data.ImageReadError`` naming it (relative to ``root``), from a loader worker too."""
 
     def __init__(self, root: Path, entries: Sequence[tuple[str, int]], transform):
         self.root, self.entries, self.transform = root, list(entries), transform
@@ -275,14 +286,50 @@ class ListImages(torch.utils.data.Dataset):
         return len(self.entries)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         rel, label = self.entries[i]
-        with Image.open(self.root / rel) as im:
-            return self.transform(im.convert("RGB")), label
+        return self.transform(open_rgb(self.root, rel)), label
 
 
-def _imagenet100(cfg: SearchConfig) -> SearchData:
+# Settings of an imagenet-100 search that say where its data lies, not what it is: the run key
+# holds ``list_identity`` instead, and they may change between an interrupted run and its resumption.
+LOCATION_KEYS = frozenset({"data_root", "train_list", "val_list", "split_dir"})
+
+
+def resume_free_keys(cfg: SearchConfig) -> frozenset[str]:
+    """``LOCATION_KEYS`` for imagenet-100 (the checkpoint's split hash still guards the content); none otherwise."""
+    return LOCATION_KEYS if cfg.dataset == "imagenet-100" else frozenset()
+
+
+def train_root(cfg: SearchConfig) -> Path:
+    """The folder the lists' ``wnid/file`` entries are relative to: ``data_root/train`` when it exists, else ``data_root``."""
+    root = Path(cfg.data_root or "data/imagenet")
+    return root / "train" if (root / "train").is_dir() else root
+
+
+def _sha256_file(path: str) -> str | None:
+    p = resolve_path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+def _list_text(entries: Sequence[tuple[str, int]]) -> str:
+    return "".join(f"{rel} {c}\n" for rel, c in entries)
+
+
+def list_identity(cfg: SearchConfig) -> dict:
+    """What an imagenet-100 search reads, not where: the two lists' SHA-256 (``None`` for a list
+    not found; the run will say so), and with ``missing_ok`` the number and SHA-256 of the listed
+    files present under the root (existence only: one ``os.scandir`` per class folder)."""
+    out = {"train_list_sha256": _sha256_file(cfg.train_list), "val_list_sha256": _sha256_file(cfg.val_list)}
+    if cfg.missing_ok and None not in out.values():
+        rels = sorted(rel for rel, _ in read_list(cfg.train_list) + read_list(cfg.val_list))
+        check = check_files(train_root(cfg), rels, header=False)
+        gone = set(check.missing)
+        present = [rel for rel in rels if rel not in gone]
+        out["present"] = {"files": len(present), "sha256": hashlib.sha256("".join(f"{r}\n" for r in present).encode()).hexdigest()}
+    return out
+
+
+def _imagenet100(cfg: SearchConfig, run_dir: str | Path | None = None) -> SearchData:
     from torch.utils.data import DataLoader, DistributedSampler, Subset
     from torchvision import transforms as T
 
@@ -293,22 +340,43 @@ def _imagenet100(cfg: SearchConfig) -> SearchData:
         bad = next((f"{rel} {c}" for rel, c in entries if not 0 <= c < IMAGENET100_CLASSES), None)
         if bad is not None:
             raise DataError(f"{resolve_path(path)}: entry {bad!r} has a label outside 0..{IMAGENET100_CLASSES - 1}")
-    root = Path(cfg.data_root or "data/imagenet")
-    if (root / "train").is_dir():  # an ImageNet root with train/ (and val/), as retraining takes
-        root = root / "train"
+    root = train_root(cfg)
     first = root / train[0][0]
-    if not first.is_file():
+    if not first.parent.is_dir():
         raise DataError(f"ImageNet-100 images not found: looked for {first}; data_root must be an ImageFolder-style "
                         "ImageNet train root (one folder per wnid), or its parent holding train/ - get ILSVRC2012 from https://image-net.org and "
                         "pass --set data_root=DIR")
+    check = check_files(root, [rel for rel, _ in train] + [rel for rel, _ in val])  # before any compute
     content = {"format": SPLIT_FORMAT, "dataset": "imagenet-100", "seed": int(cfg.seed),
                "train_list": Path(cfg.train_list).name, "val_list": Path(cfg.val_list).name,
                "train_sha256": hashlib.sha256(resolve_path(cfg.train_list).read_bytes()).hexdigest(),
                "val_sha256": hashlib.sha256(resolve_path(cfg.val_list).read_bytes()).hexdigest(),
                "n_weights": len(train), "n_arch": len(val), "classes": len({c for _, c in train}),
                "method": "official lists (Appendix B class selection, cls_ratio0.8)"}
-    path = Path(cfg.split_dir) / f"imagenet-100-{cfg.seed}.json"
-    split = Split(path, _write_or_check(path, content), (), (), content)
+    if not check.ok and not cfg.missing_ok:
+        raise DataError(check.line("ImageNet-100 lists") + "; restore them, or --set missing_ok=true to search on the rest")
+    kept_lists = None
+    if cfg.missing_ok:
+        bad = check.bad
+        train, val = [e for e in train if e[0] not in bad], [e for e in val if e[0] not in bad]
+        for name, entries in (("train_list", train), ("val_list", val)):
+            if not entries:
+                raise DataError(check.line(f"ImageNet-100 {name}") + ": no file of it is left to search on")
+        kept_lists = {"weights_list.txt": _list_text(train), "arch_list.txt": _list_text(val)}
+        content.update({
+            "missing_ok": True, "n_weights": len(train), "n_arch": len(val), "classes": len({c for _, c in train}),
+            "left_out": {"missing": len(check.missing), "unreadable": len(check.unreadable),
+                         "first": sorted(check.bad)[:20]},
+            "kept": {name: {"entries": text.count("\n"), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+                     for name, text in kept_lists.items()},
+        })
+    path = Path(run_dir) / "split.json" if run_dir is not None else None  # not into the repository: the run's own folder
+    if path is None:
+        split = Split(None, content_hash(content), (), (), content)
+    else:
+        split = Split(path, _write_or_check(path, content), (), (), content)  # refuses another split first
+        for name, text in (kept_lists or {}).items():  # the lists used, whose SHA-256 the split record holds
+            atomic_write_text(Path(run_dir) / name, text)
     norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     train_tf = T.Compose([T.RandomResizedCrop(cfg.resolution, scale=(cfg.crop_min_scale, 1.0)),
                           T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4, 0.2), T.ToTensor(), norm])
@@ -329,5 +397,5 @@ def _imagenet100(cfg: SearchConfig) -> SearchData:
                       IMAGENET100_CLASSES, 3, split, len(w_ds), len(a_ds))
 
 
-__all__ = ["SPLIT_FORMAT", "SearchData", "Split", "content_hash", "make", "make_split", "memory_pool",
-           "read_list", "select_classes", "split_indices"]
+__all__ = ["LOCATION_KEYS", "ListImages", "SPLIT_FORMAT", "SearchData", "Split", "content_hash", "list_identity", "make",
+           "make_split", "memory_pool", "read_list", "resume_free_keys", "select_classes", "split_indices", "train_root"]

@@ -219,12 +219,15 @@ def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str
 
 
 def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict | None:
-    loop = run_loop.RunLoop(out, "train", profiles.to_dict(cfg), profiles.RESUME_FREE_KEYS, cfg.epochs,
+    resume_free = profiles.RESUME_FREE_KEYS | data_mod.resume_free_keys(cfg)  # ImageNet may move
+    loop = run_loop.RunLoop(out, "train", profiles.to_dict(cfg), resume_free, cfg.epochs,
                             cfg.stop_after_epoch, "records.csv", write_records, "result.json", say,
                             what="run", ckpt_what="retraining", main=d.main)  # every rank reads; the folder is shared
     if d.world > 1:
         dist.barrier()
     data = data_mod.make(cfg, d.rank, d.world)  # before writing anything: a missing dataset leaves no trace
+    for note in data.notes:
+        say(note)
 
     torch.manual_seed(cfg.seed)
     proxy = Proxy(cfg.resolution, cfg.width_mult, cfg.stem_stride, data.num_classes, data.in_chans)
