@@ -41,12 +41,14 @@ BUDGETS = ("full", "rehearsal")
 REHEARSAL_PROFILE = "paper+rehearsal"  # the ``profile`` field of a rehearsal's runs
 
 # The rehearsal's search: 2 epochs (1 warm-up), 2 weight steps each; the second epoch makes one
-# arch step (``arch_every`` 2), one elasticity scaling and a one-batch supernet validation.
-REHEARSAL_SEARCH = ("epochs=2", "warmup_epochs=1", "steps_per_epoch=2", "val_batches=1", "num_workers=2")
+# arch step (``arch_every`` 2), one elasticity scaling and a one-batch supernet validation.  No loader
+# workers: a few batches decode in the main process, and on a CPU the relaxed arch step at 224 px and
+# batch 32 already takes ~12 GB (measured: a 24 GB machine ran out of memory with workers beside it).
+REHEARSAL_SEARCH = ("epochs=2", "warmup_epochs=1", "steps_per_epoch=2", "val_batches=1", "num_workers=0")
 # The rehearsal's retraining: one epoch over 64 images at batch 32 (lr by the paper's linear rule,
 # 0.2 * 32 / 512), evaluated on 100 validation images (a seeded, class-balanced choice).
 REHEARSAL_TRAIN = ("epochs=1", "warmup_epochs=0", "batch_size=32", "eval_batch_size=50", "train_subset=64",
-                   "val_subset=100", "num_workers=2")
+                   "val_subset=100", "num_workers=0")
 
 NO_CUDA = ("PROFILE=paper runs on a GPU and torch sees no CUDA device here: use BUDGET=rehearsal for a "
            "sanity run, or set device=cpu explicitly (SEARCH_SET='device=cpu' TRAIN_SET='device=cpu'; "
