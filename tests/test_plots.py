@@ -108,3 +108,27 @@ def test_alpha_movement_measures_distance_from_uniform():
     assert m["max_share"].tolist() == pytest.approx([0.375, 0.75])
     assert m["entropy"].tolist() == pytest.approx([1.0, 0.5])
     assert np.isnan(m["changed"].iloc[0]) and m["changed"].iloc[1] == pytest.approx(0.5)
+
+
+def test_latency_panel_does_not_compare_a_measurement_made_elsewhere_than_the_lut():
+    """A GPU LUT measured on a CPU-only machine: no crosses beside the LUT bars, and the caption
+    says why; measured where the LUT was made, the crosses name where."""
+    s = pd.DataFrame({"variant": ["a", "b"], "lut_ms": [15.0, 14.9], "measured_ms": [40.0, 41.0], "target_ms": [15.0, 15.0],
+                      "measured_on": ["cpu b1, not the LUT's cuda b32"] * 2})
+    assert not plots.measured_like_lut(s)
+    fig, ax = plt.subplots()
+    plots.latency_bars(ax, s)
+    assert not ax.collections  # no scatter
+    assert not any("measured" in t.get_text() for t in ax.get_legend().get_texts())
+    caption = " ".join(t.get_text().replace("\n", " ") for t in ax.texts)
+    assert "not drawn" in caption and "cpu b1, not the LUT's cuda b32" in caption and "x the LUT's" not in caption
+    plt.close(fig)
+    s["measured_on"] = "cuda b32"
+    s["measured_ms"] = [15.2, 15.1]
+    assert plots.measured_like_lut(s) and plots.measured_like_lut(s.drop(columns="measured_on"))
+    fig, ax = plt.subplots()
+    plots.latency_bars(ax, s)
+    assert len(ax.collections) == 1
+    assert "derived net: measured at paper scale here (cuda b32)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("1.0x the LUT's" in t.get_text().replace("\n", " ") for t in ax.texts)
+    plt.close(fig)

@@ -393,8 +393,13 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
     """Search, retrain and measure every variant at every seed: one row per (variant, seed).
 
     The derived nets are measured at the end, all in one interleaved timing (``measure.measure_many``:
-    round r runs every net once), so machine drift hits every row alike.  When the search LUT carries
-    a fingerprint for this device (the CPU table), its sentinel networks join the rounds and
+    round r runs every net once), so machine drift hits every row alike, where the search LUT was
+    made (``measure.measure_setting``, ``ctx.measure_device``): with the official GPU table and CUDA
+    here on CUDA at batch 32 (CUDA-graph replay between events), at mini on the CPU at batch 1 as its
+    table.  ``measured_on`` names it (``"cuda b32"``, ``"cpu b1"``); measured elsewhere than the LUT
+    (a GPU table on a CPU-only machine) it says so (``"cpu b1, not the LUT's cuda b32"``) and
+    ``measured_ms_lut_base`` / ``speed_factor`` are NaN: the two are not comparable.  When the LUT
+    carries a fingerprint for this device (the CPU table), its sentinel networks join the rounds and
     ``measured_ms_lut_base`` = ``measured_ms`` / speed factor is the latency in the LUT's time base
     (what the LUT would have been compared with when it was built); ``speed_factor`` says how much
     slower (> 1) or faster this machine ran than at the build.
@@ -428,20 +433,22 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
                 "variant": v.label, "seed": seed,
                 "top1": r["top1"], "top5": r["top5"],
                 "lut_ms": s.summary["lut_ms"], "target_ms": s.summary["target_ms"],
-                "measured_ms": None, "measured_ms_lut_base": None, "speed_factor": None,  # filled below
+                "measured_ms": None, "measured_on": None, "measured_ms_lut_base": None, "speed_factor": None,  # filled below
                 "flops_m": flops.count_flops(spec), "proxy_flops_m": r.get("proxy_flops_m"),
                 "depths": "-".join(map(str, spec.depths)),
                 "search_min": s.summary["search_wall_s"] / 60, "retrain_min": r["wall_s"] / 60,
                 **{f"paper_{k}": val for k, val in v.paper.items()},
             })
     if rows and not ctx.planning and not (ctx.missing and not ctx.compute):
-        ctx.say(f"measuring {len(specs)} derived nets at paper scale on {ctx.measure_device}, interleaved")
-        m = measure.measure_many(specs, device=ctx.measure_device, repeats=ctx.measure_repeats,
-                                 min_time_s=ctx.measure_min_s, lut=lut)
-        factor = m["speed_factor"]
+        where = measure.measure_setting(lut, ctx.measure_device)
+        ctx.say(f"measuring {len(specs)} derived nets at paper scale on {where['label']}, interleaved")
+        m = measure.measure_many(specs, device=where["device"], batch=where["batch"], threads=where["threads"],
+                                 repeats=ctx.measure_repeats, min_time_s=ctx.measure_min_s, lut=lut)
+        factor = m["speed_factor"] if where["comparable"] else None
         for row, name in zip(rows, specs):  # one name per row, in the rows' order
             ms = m["timings"][name].ms
-            row.update(measured_ms=ms, measured_ms_lut_base=ms / factor if factor is not None else float("nan"),
+            row.update(measured_ms=ms, measured_on=where["label"],
+                       measured_ms_lut_base=ms / factor if factor is not None else float("nan"),
                        speed_factor=factor if factor is not None else float("nan"))
     return pd.DataFrame(rows)
 
@@ -449,9 +456,11 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
 def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds per variant (in the variants' order), with differences to the paper."""
     order = list(dict.fromkeys(per_seed["variant"]))
-    num = [c for c in per_seed.columns if c not in ("variant", "seed", "depths")]
+    num = [c for c in per_seed.columns if c not in ("variant", "seed", "depths", "measured_on")]
     g = per_seed.groupby("variant", sort=False)
     out = g[num].mean().reindex(order).reset_index()
+    if "measured_on" in per_seed:  # where measured_ms was measured (ablation): one value per table
+        out["measured_on"] = g["measured_on"].first().reindex(order).to_numpy()
     out.insert(1, "seeds", g.size().reindex(order).to_numpy())
     if "paper_top1" in out:
         out["top1_minus_paper"] = out["top1"] - out["paper_top1"]
@@ -459,7 +468,7 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
         out["flops_minus_paper"] = out["flops_m"] - out["paper_flops_m"]
     # ours, the paper's and the difference side by side
     first = ["variant", "seeds", "top1", "paper_top1", "top1_minus_paper", "top5", "lut_ms", "target_ms",
-             "measured_ms", "measured_ms_lut_base", "speed_factor", "paper_gpu_ms", "flops_m", "paper_flops_m", "flops_minus_paper", "proxy_flops_m",
+             "measured_ms", "measured_on", "measured_ms_lut_base", "speed_factor", "paper_gpu_ms", "flops_m", "paper_flops_m", "flops_minus_paper", "proxy_flops_m",
              "search_min", "paper_search_gpu_days", "retrain_min"]
     cols = [c for c in first if c in out] + [c for c in out if c not in first]
     out = out[cols]
@@ -651,16 +660,22 @@ def searched_depth(runs: Sequence[SearchRun]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- the zoo
 
 
-def zoo_table(lut_path: str | None, device: str = "cpu", repeats: int = 20, min_time_s: float = 1.0,
+def zoo_table(lut_path: str | None, device: str | None = None, repeats: int = 20, min_time_s: float = 1.0,
               measure_on: bool = True, flops_convention: str = "official", details: bool = False) -> pd.DataFrame:
     """Tables 2/6/8/9/11 for the published architectures: our FLOPs and LUT latency beside the
     paper's, and the latency measured here with the LUT's error.
+
+    Measured where the LUT was made (``measure.measure_setting``; ``device`` None: the LUT's device
+    when it is here, else the CPU at batch 1), named in ``measured_on``; measured elsewhere than
+    the LUT (``measured_on`` says so, e.g. ``"cpu b1, not the LUT's cuda b32"``) ``lut_error_pct`` is
+    left empty: the two are not comparable.
 
     ``details`` adds the depths, why a LUT gives no latency (``lut_note``) and the known
     discrepancies of the paper's tables (``note``): what ``python -m tfnas_core zoo`` prints."""
     from . import latency
 
     lut = latency.load(lut_path) if lut_path else None
+    where = measure.measure_setting(lut, device) if measure_on else None
     rows = []
     for name, spec in zoo.load_all().items():
         p = zoo.PAPER[name]
@@ -670,6 +685,8 @@ def zoo_table(lut_path: str | None, device: str = "cpu", repeats: int = 20, min_
                "proxy_flops_m": flops.count_flops(spec, Proxy(28, 0.25, 1, 10, 1), convention=flops_convention),
                "paper_top1": p.top1, "paper_gpu_ms": p.gpu_ms, "paper_gpu_lut_ms": p.gpu_lut_ms,
                "paper_cpu_ms": p.cpu_ms, "lut_ms": None, "measured_ms": None, "lut_error_pct": None}
+        if measure_on:
+            row["measured_on"] = where["label"]
         lut_note = None
         if lut is not None:
             try:
@@ -678,8 +695,9 @@ def zoo_table(lut_path: str | None, device: str = "cpu", repeats: int = 20, min_
                 row["lut_ms"] = None
                 lut_note = str(e).split(" (needed")[0]
         if measure_on:
-            row["measured_ms"] = measure.measure(spec, device=device, repeats=repeats, min_time_s=min_time_s)["ms"]
-            if row["lut_ms"] is not None:
+            row["measured_ms"] = measure.measure(spec, device=where["device"], batch=where["batch"],
+                                                 threads=where["threads"], repeats=repeats, min_time_s=min_time_s)["ms"]
+            if row["lut_ms"] is not None and where["comparable"]:
                 row["lut_error_pct"] = 100 * (row["lut_ms"] - row["measured_ms"]) / row["measured_ms"]
         if details:
             row.update(depths="-".join(map(str, spec.depths)), lut_note=lut_note,

@@ -71,7 +71,8 @@ def measure_setting(lut=None, device: str | None = None, cuda_available: bool | 
     ``{"device", "batch", "threads", "lut": lut_setting(lut), "comparable", "label"}``:
     ``comparable`` when the measurement is at the LUT's device, batch and threads (then ``label``
     is e.g. ``"cuda b32"``); otherwise ``label`` says what it is not, e.g. ``"cpu b1, not the LUT's
-    cuda b32"`` (``"cpu b1"`` alone without a LUT)."""
+    cuda b32"`` (``"cpu b1"`` alone without a LUT).  A label holds ", " exactly when it is not
+    comparable (``plots.measured_like_lut`` reads tables by that)."""
     known = lut_setting(lut) if lut is not None else None
     if device is None:
         here = known is not None and (known["device"] == "cpu" or (

@@ -179,8 +179,23 @@ def ours_vs_paper(ax, summary: pd.DataFrame, col: str = "top1", paper_col: str =
     ax.margins(0.25)
 
 
+def measured_like_lut(summary: pd.DataFrame) -> bool:
+    """Whether ``measured_ms`` was measured where the LUT was made, so the two may be compared:
+    ``measured_on`` (``measure.measure_setting``'s label) names no other place (its labels hold
+    ", " only when they are not the LUT's: ``"cpu b1, not the LUT's cuda b32"``); a table without
+    the column (before it existed) counts as comparable, as it was drawn then."""
+    if "measured_on" not in summary:
+        return True
+    return not any(", " in str(v) for v in summary["measured_on"].dropna())
+
+
 def latency_note(summary: pd.DataFrame) -> str:
-    """One sentence on how the measured latency relates to the LUT's, from the numbers drawn."""
+    """One sentence on how the measured latency relates to the LUT's, from the numbers drawn; where
+    it was measured elsewhere than the LUT was made, that it is not compared."""
+    if not measured_like_lut(summary):
+        on = str(summary["measured_on"].dropna().iloc[0])
+        return (f"Measured latency ({on}) is not drawn: it was not measured where the LUT was made, so "
+                "the two are not comparable (measure on the LUT's device: Context.measure_device).")
     ratio = (summary["measured_ms"] / summary["lut_ms"]).dropna()
     if ratio.empty:
         return ""
@@ -200,9 +215,11 @@ def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs ta
     ax.barh(y, summary["lut_ms"], xerr=xerr, capsize=3, color="tab:blue",
             label="derived net: LUT latency (what the search optimises)"
                   + (", mean ± 95 % CI" if xerr is not None else ""))
-    if "measured_ms" in summary:
+    if "measured_ms" in summary and measured_like_lut(summary):
+        ons = summary["measured_on"].dropna() if "measured_on" in summary else []
+        on = f" ({ons.iloc[0]})" if len(ons) else ""
         ax.scatter(summary["measured_ms"], y, color="k", marker="x", zorder=3,
-                   label="derived net: measured at paper scale here")
+                   label=f"derived net: measured at paper scale here{on}")
     ax.axvline(target, color="k", linestyle="--", linewidth=1, label=f"target {target:.2f} ms (LUT)")
     ax.set_yticks(y, summary["variant"])
     ax.set_xlabel("latency (ms)")
