@@ -187,7 +187,8 @@ def rehearsal(clone, fake_imagenet_root, tmp_path_factory):
 
 def test_table3_rehearses_the_paper_path(rehearsal):
     out, ran = rehearsal
-    assert len(ran) == 10 and set(ran["source"]) == {"computed now"}
+    assert (ran["kind"] == "search").sum() == 5 and (ran["kind"] == "train").sum() >= 1  # equal derived specs share one
+    assert set(ran["source"]) == {"computed now"}
     search = json.loads((out / "runs" / ran.loc[ran["kind"] == "search", "key"].iloc[0] / "config.json").read_text())
     assert (search["profile"], search["dataset"], search["resolution"], search["batch_size"], search["target_ms"]) == \
         ("paper+rehearsal", "imagenet-100", 224, 32, 15.0)

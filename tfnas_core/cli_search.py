@@ -19,7 +19,7 @@ def cmd_search(a: argparse.Namespace) -> None:
     if summary is None:  # stopped on purpose (stop_after_epoch); rerun to resume
         return
     text = (f"{summary['name']}: LUT {summary['lut_ms']:.3f} ms (target {summary['target_ms']:.3f}, "
-            f"{'met' if summary['met'] else 'NOT met'}), depths {summary['depths']}, "
+            f"{summary['target_status']}), depths {summary['depths']}, "
             f"{summary['flops_m']:.1f} MFLOPs, supernet val acc {summary['final_val_acc']:.2f} %, "
             f"{summary['search_wall_s']:.0f} s -> {a.out}/spec.json")
     print_result(summary, a.json, text)

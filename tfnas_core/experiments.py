@@ -61,7 +61,7 @@ class Context:
     # where missing runs are computed (executors.py): inline (here, one after another) | local (``jobs``
     # worker processes) | slurm (submitit job arrays, ``slurm``: executors.SlurmOptions fields)
     executor: str = "inline"
-    jobs: int | None = None  # local workers; None: one per CPU core
+    jobs: int | None = None  # local workers; None: one per GPU where CUDA is present, else one per CPU core
     slurm: dict = field(default_factory=dict)
     planning: bool = False  # a planning pass of executors.run_plan: missing runs become jobs, nothing is computed
 
