@@ -47,7 +47,8 @@ $(error $(PAPERMILL) not found: run `make setup` first)
 endif
 PREFLIGHT := $(shell $(PYTHON) -m tfnas_core.preflight --profile '$(PROFILE)' --lut '$(LUT)' \
                        --imagenet '$(IMAGENET)' --seeds '$(SEEDS)' --executor '$(EXECUTOR)' --jobs '$(JOBS)' \
-                       --slurm '$(SLURM)' --budget '$(BUDGET)' --search-set '$(SEARCH_SET)' --train-set '$(TRAIN_SET)' 2>&1)
+                       --slurm '$(SLURM)' --budget '$(BUDGET)' --search-set '$(SEARCH_SET)' --train-set '$(TRAIN_SET)' \
+                       $(if $(filter plan-%,$(MAKECMDGOALS)),$(if $(RUN),,--plan-only)) 2>&1)
 ifneq ($(PREFLIGHT),)
 $(error $(PREFLIGHT))
 endif

@@ -162,7 +162,8 @@ def cmd_plan(a: argparse.Namespace) -> None:
     ctx = launch.notebook_context(name, a.profile, runs_root=a.runs, budget=a.budget, target_ms=a.target_ms,
                                   lam=a.lam, lut=a.lut or None, imagenet_root=a.imagenet or None,
                                   search_set=a.search_set, train_set=a.train_set, executor=a.executor, jobs=a.jobs,
-                                  slurm=slurm or {}, progress=not a.json, log=(lambda m: None) if a.json else None)
+                                  slurm=slurm or {}, computes=a.run, progress=not a.json,
+                                  log=(lambda m: None) if a.json else None)
     kw = {"long_factor": a.long_factor, "tuned_dir": launch.output_dirs(plans.TUNED_DIR, budget=a.budget,
                                                                        search_set=a.search_set, train_set=a.train_set)[0]}
     if a.run:

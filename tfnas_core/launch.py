@@ -122,9 +122,14 @@ def overrides(profile: str, *, budget: str = "full", target_ms: float | None = N
     return search, train
 
 
-def check_device(profile: str, search: dict[str, Any], train: dict[str, Any], cuda_available: bool | None = None) -> str:
+def check_device(profile: str, search: dict[str, Any], train: dict[str, Any], cuda_available: bool | None = None,
+                 here: bool = True) -> str:
     """Where the runs will compute (``cuda`` / ``cpu``); ``LaunchError`` for the paper profile at its
-    full budget without CUDA when no ``device`` is set explicitly."""
+    full budget without CUDA when no ``device`` is set explicitly.  ``here=False``: the runs compute
+    elsewhere (SLURM jobs, or a plan that computes nothing), so this machine's CUDA is not asked for
+    (a job on a node without CUDA refuses by itself: ``search_config.resolve``)."""
+    if not here:
+        return search.get("device") or "the nodes' device"
     if cuda_available is None:
         import torch
 
@@ -145,18 +150,19 @@ def notebook_context(name: str, profile: str = "mini", *, runs_root: str = "runs
                      target_ms: float | None = None, lam: float | None = None, lut: str | None = None,
                      imagenet_root: str | None = None, search_set=None, train_set=None, executor: str = "inline",
                      jobs: int | None = None, slurm: dict | None = None, cuda_available: bool | None = None,
-                     **context: Any):
+                     computes: bool = True, **context: Any):
     """The ``experiments.Context`` of notebook ``name`` launched with these inputs (see the module
-    docstring); ``context``: more ``Context`` fields (``progress``, ``log``, ...)."""
+    docstring); ``computes=False``: nothing will be computed (a plan); ``context``: more
+    ``Context`` fields (``progress``, ``log``, ...)."""
     from . import experiments as E
 
     search, train = overrides(profile, budget=budget, target_ms=target_ms, lam=lam, lut=lut,
                               imagenet_root=imagenet_root, search_set=search_set, train_set=train_set)
-    device = check_device(profile, search, train, cuda_available)
+    device = check_device(profile, search, train, cuda_available, here=computes and executor != "slurm")
     ctx = E.Context(profile, runs_root=runs_root, search_overrides=search, train_overrides=train, name=name,
                     executor=executor, jobs=jobs, slurm=slurm or {}, **context)
     if profile == "paper":
-        where = "on CUDA" if device == "cuda" else "on the CPU (no CUDA device here)"
+        where = {"cuda": "on CUDA", "cpu": "on the CPU (no CUDA device here)"}.get(device, "on the SLURM nodes")
         ctx.say(f"{name}: PROFILE=paper, BUDGET={budget}: runs compute {where}; {describe(search, train)}")
     return ctx
 

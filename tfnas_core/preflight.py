@@ -123,27 +123,29 @@ def check_executor(executor: str, jobs: str, slurm: str) -> None:
             raise PreflightError("EXECUTOR=slurm: sbatch is not on the PATH (no SLURM client on this machine)")
 
 
-def check_launch(profile: str, budget: str, search_set: str, train_set: str, cuda_available: bool | None = None) -> None:
+def check_launch(profile: str, budget: str, search_set: str, train_set: str, cuda_available: bool | None = None,
+                 here: bool = True) -> None:
     """``BUDGET``, ``SEARCH_SET`` and ``TRAIN_SET`` as the notebooks read them (``launch.overrides``),
-    and no silent CPU: ``PROFILE=paper`` at the full budget without CUDA needs ``device=cpu`` said."""
+    and no silent CPU: ``PROFILE=paper`` at the full budget without CUDA needs ``device=cpu`` said
+    (``here=False``: the runs compute elsewhere, on SLURM, or not at all, a plan)."""
     from . import launch
 
     try:
         search, train = launch.overrides(profile, budget=budget or "full", search_set=search_set, train_set=train_set)
-        launch.check_device(profile, search, train, cuda_available)
+        launch.check_device(profile, search, train, cuda_available, here=here)
     except ValueError as e:
         raise PreflightError(str(e).splitlines()[0]) from None
 
 
 def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", executor: str = "", jobs: str = "",
-          slurm: str = "", budget: str = "", search_set: str = "", train_set: str = "") -> None:
+          slurm: str = "", budget: str = "", search_set: str = "", train_set: str = "", computes: bool = True) -> None:
     """Every check, in the order a user would fix them; raises ``PreflightError``."""
     check_profile(profile)
     if seeds:
         check_seeds(seeds)
     check_executor(executor, jobs, slurm)
     check_imagenet(imagenet, profile)
-    check_launch(profile, budget, search_set, train_set)
+    check_launch(profile, budget, search_set, train_set, here=computes and executor != "slurm")
     check_lut(lut, profile)
 
 
@@ -151,10 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tfnas_core.preflight", description=__doc__.split("\n")[0])
     for name in ("profile", "lut", "imagenet", "seeds", "executor", "jobs", "slurm", "budget", "search-set", "train-set"):
         p.add_argument(f"--{name}", default="", help=f"make's {name.upper().replace('-', '_')} (empty: not given)")
+    p.add_argument("--plan-only", action="store_true", help="make plan-* without RUN=1: nothing is computed")
     a = p.parse_args(argv)
     try:
         check(a.profile.strip(), a.lut.strip(), a.imagenet.strip(), a.seeds.strip(), a.executor.strip(),
-              a.jobs.strip(), a.slurm.strip(), a.budget.strip(), a.search_set.strip(), a.train_set.strip())
+              a.jobs.strip(), a.slurm.strip(), a.budget.strip(), a.search_set.strip(), a.train_set.strip(),
+              computes=not a.plan_only)
     except PreflightError as e:
         print(e)
         return EXIT_BAD_INPUT
