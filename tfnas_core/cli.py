@@ -149,7 +149,7 @@ def cmd_plan(a: argparse.Namespace) -> None:
     import pandas as pd
     import yaml
 
-    from . import launch, plans
+    from . import executors, launch, plans
 
     name = plans.resolve(a.notebook)
     try:
@@ -169,7 +169,8 @@ def cmd_plan(a: argparse.Namespace) -> None:
     if a.run:
         plans.run(name, ctx, seeds, **kw)
     df = plans.plan(name, ctx, seeds, **kw)
-    line = plans.summary_line(df, a.jobs if a.executor == "local" else None)
+    workers = (a.jobs or executors.default_workers()) if a.executor == "local" else None  # GPUs where CUDA is, else cores
+    line = plans.summary_line(df, workers)
     if a.json:
         print(json.dumps({"notebook": name, "profile": a.profile, "budget": a.budget, "summary": line,
                           "runs": json.loads(df.to_json(orient="records"))}, indent=1))
