@@ -230,3 +230,29 @@ def test_rehearsals_and_changed_settings_never_write_the_committed_results():
     assert launch.output_dirs("results/t3", "/abs/fig", search_set="epochs=1") == \
         ("outputs/overridden/results/t3", "/abs/fig")
     assert launch.output_dirs("results/t3", train_set="epochs=1") == ("outputs/overridden/results/t3",)
+
+
+def test_make_checks_the_data_before_anything_runs(fake_imagenet_root, tmp_path):
+    """``make reproduce-* PROFILE=paper``: a listed file missing from IMAGENET stops make in one line
+    naming it, before papermill starts; ``SEARCH_SET='missing_ok=true'`` lets it through."""
+    import os
+
+    from tfnas_core import preflight
+
+    preflight.check_data(str(fake_imagenet_root), "paper")
+    broken = tmp_path / "imagenet"
+    shutil.copytree(fake_imagenet_root, broken, copy_function=os.link)
+    victim = sorted((broken / "train" / "n01560419").iterdir())[3]
+    victim.unlink()
+    with pytest.raises(preflight.PreflightError) as e:
+        preflight.check_data(str(broken), "paper")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"IMAGENET={broken}: 1 of 127720 files missing (n01560419/{victim.name})")
+    preflight.check_data(str(broken), "paper", search_set="missing_ok=true")
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    r = subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", "reproduce-table3", "PROFILE=paper",
+                        "BUDGET=rehearsal", f"IMAGENET={broken}", f"NB_OUT={tmp_path / 'nb'}", f"PYTHON={sys.executable}",
+                        f"PAPERMILL={shutil.which('false')}"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and victim.name in r.stderr, r.stderr
+    assert not (tmp_path / "nb").exists()

@@ -10,6 +10,7 @@ notebook's ``imagenet_root`` or the CLI's ``--set data_root=``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -137,6 +138,30 @@ def check_launch(profile: str, budget: str, search_set: str, train_set: str, cud
         raise PreflightError(str(e).splitlines()[0]) from None
 
 
+def check_data(imagenet: str, profile: str, search_set: str = "") -> None:
+    """At the paper profile, before any compute: every file the official lists name is under
+    ``IMAGENET`` and opens as an image (header only; ~5 s for the 127,720 files), and train/ and
+    val/ hold the same classes, none empty (``data.check_files`` / ``check_image_folder``).
+    ``SEARCH_SET='missing_ok=true'`` lets the search proceed on what exists (it records what it used)."""
+    if profile != "paper" or not imagenet:
+        return
+    from . import data, launch, search_config, search_data
+
+    search, _ = launch.overrides(profile, search_set=search_set)
+    cfg = search_config.get_profile("paper")
+    try:
+        data.check_image_folder(Path(imagenet).expanduser(), header=False)
+        if not search.get("missing_ok"):
+            rels = [rel for lst in (cfg.train_list, cfg.val_list) for rel, _ in search_data.read_list(lst)]
+            root = search_data.train_root(dataclasses.replace(cfg, data_root=str(Path(imagenet).expanduser())))
+            found = data.check_files(root, rels, header=True)
+            if not found.ok:
+                raise data.DataError(found.line(f"IMAGENET={imagenet}") + "; SEARCH_SET='missing_ok=true' searches on what exists")
+    except data.DataError as e:
+        msg = str(e).splitlines()[0]
+        raise PreflightError(msg if msg.startswith("IMAGENET=") else f"IMAGENET={imagenet}: {msg}") from None
+
+
 def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", executor: str = "", jobs: str = "",
           slurm: str = "", budget: str = "", search_set: str = "", train_set: str = "", computes: bool = True) -> None:
     """Every check, in the order a user would fix them; raises ``PreflightError``."""
@@ -147,6 +172,8 @@ def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", exec
     check_imagenet(imagenet, profile)
     check_launch(profile, budget, search_set, train_set, here=computes and executor != "slurm")
     check_lut(lut, profile)
+    if computes:
+        check_data(imagenet, profile, search_set)
 
 
 def main(argv: list[str] | None = None) -> int:
