@@ -177,6 +177,29 @@ def test_bad_executor_settings_one_line():
             E.Context("smoke", **kw)
 
 
+@pytest.mark.parametrize("slurm, needle", [
+    ({"partition": "gpu\n#SBATCH --time=0"}, "partition 'gpu\\n#SBATCH --time=0': expected a partition name"),
+    ({"partition": "gpu; rm -rf ~"}, "expected a partition name"),
+    ({"additional": {"qos\n#SBATCH --signal=0": "x"}}, "expected an sbatch option name"),
+    ({"additional": {"--qos": "x"}}, "expected an sbatch option name"),
+    ({"additional": {"qos": "high\nsrun touch /tmp/x"}}, "expected one line of text or a number"),
+    ({"additional": {"qos": ["a"]}}, "expected one line of text or a number"),
+    ({"additional": "qos=high"}, "additional must be a mapping"),
+])
+def test_slurm_settings_cannot_add_lines_to_the_sbatch_script(slurm, needle):
+    """Issue 29: a newline in a partition or in a key or value of ``additional`` put a line of the
+    user's into the generated sbatch script (and dropped the job's --time and --signal)."""
+    with pytest.raises(ValueError) as e:
+        X.SlurmOptions.from_dict(slurm)
+    assert needle in str(e.value) and "\n" not in str(e.value).replace("\\n", "")
+
+
+def test_slurm_settings_that_are_plain_pass():
+    o = X.SlurmOptions.from_dict({"partition": "gpu,gpu-long", "additional": {"qos": "high", "constraint": "h100",
+                                                                              "exclusive": 1, "gres-flags": "enforce-binding"}})
+    assert o.partition == "gpu,gpu-long" and o.additional["qos"] == "high"
+
+
 # ----------------------------------------------------------------------------- SLURM
 
 

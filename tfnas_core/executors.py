@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -91,7 +92,29 @@ class SlurmOptions:
         if o.signal_delay_s >= 60 * o.timeout_min:
             raise ValueError(f"slurm: signal_delay_s ({o.signal_delay_s}) must be below the time limit "
                              f"({o.timeout_min} min = {60 * o.timeout_min} s)")
+        o._check_script_text()
         return o
+
+    def _check_script_text(self) -> None:
+        """Nothing typed may add a line to the generated sbatch script: submitit writes ``#SBATCH
+        --KEY=VALUE`` lines and quotes values but not keys, so ``partition`` must be a partition name
+        (list), every ``additional`` key an sbatch option name and every value one line of text."""
+        if self.partition is not None and not _PARTITION.fullmatch(self.partition):
+            raise ValueError(f"slurm: partition {self.partition!r}: expected a partition name "
+                             "(letters, digits, '_', '-', '.', comma-separated)")
+        if not isinstance(self.additional, dict):
+            raise ValueError(f"slurm: additional must be a mapping of sbatch options, got {self.additional!r}")
+        for k, v in self.additional.items():
+            if not isinstance(k, str) or not _OPTION.fullmatch(k):
+                raise ValueError(f"slurm: additional key {k!r}: expected an sbatch option name such as "
+                                 "'qos' or 'constraint' (letters, digits, '_', '-')")
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)) or any(c in str(v) for c in _CONTROL):
+                raise ValueError(f"slurm: additional {k}={v!r}: expected one line of text or a number")
+
+
+_PARTITION = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*")
+_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_CONTROL = frozenset(chr(i) for i in range(32)) | {chr(127)}
 
 
 def check(executor: str, jobs: int | None, slurm: dict | None) -> None:
