@@ -441,7 +441,8 @@ def scan_image_folder(folder: str | Path) -> FolderScan:
     return scan
 
 
-def _sha256_lines(lines) -> str:
+def sha256_lines(lines) -> str:
+    """SHA-256 of ``lines``, each ended by a newline (sorted names, as keys hold them)."""
     return hashlib.sha256("".join(f"{line}\n" for line in lines).encode()).hexdigest()
 
 
@@ -455,8 +456,8 @@ def image_folder_identity(root: str | Path) -> dict | None:
     out = {}
     for split in ("train", "val"):
         s = scan_image_folder(root / split)
-        out[split] = {"classes": len(s.classes), "classes_sha256": _sha256_lines(s.classes),
-                      "files": len(s.files), "files_sha256": _sha256_lines(s.files)}
+        out[split] = {"classes": len(s.classes), "classes_sha256": sha256_lines(s.classes),
+                      "files": len(s.files), "files_sha256": sha256_lines(s.files)}
     return out
 
 

@@ -83,7 +83,7 @@ def measure_setting(lut=None, device: str | None = None, cuda_available: bool | 
     same = known is not None and known["device"] == device
     batch = known["batch"] if same else DEFAULT_BATCH[device]
     threads = None if device != "cpu" else (known["threads"] or 1) if same else 1
-    comparable = same and (device != "cpu" or (known["threads"] or 1) == threads)
+    comparable = _same_setting(known, device, batch, threads)
     label = setting_label(device, batch, threads)
     if lut is not None and not comparable:
         label += (f", not the LUT's {setting_label(known['device'], known['batch'], known['threads'])}" if known
@@ -180,19 +180,23 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
     }
 
 
+def _same_setting(known: dict[str, Any] | None, device: str, batch: int, threads: int | None) -> bool:
+    """A measurement on ``device`` at ``batch`` (``threads``) is where the LUT ``known`` was made."""
+    return (known is not None and device == known["device"] and batch == known["batch"]
+            and (device != "cpu" or (known["threads"] or 1) == (threads or 1)))
+
+
 def lut_mismatch(lut, device: str, batch: int, threads: int | None) -> str | None:
     """One line when a measurement on ``device`` at ``batch`` (``threads``) is not where ``lut``
     was made (``lut_setting``), so the two are not comparable; ``None`` when it is, or unknown."""
     known = lut_setting(lut) if lut is not None else None
-    if known is None:
+    if known is None or _same_setting(known, device, batch, threads):
         return None
-    theirs = setting_label(known["device"], known["batch"], known["threads"])
-    ours = setting_label(device, batch, threads)
-    if device == known["device"] and batch == known["batch"] and (device != "cpu" or (known["threads"] or 1) == (threads or 1)):
-        return None
-    return (f"warning: LUT {getattr(lut, 'source', '') or ''} was measured on {theirs}, this measurement is {ours}: "
-            f"the two are not comparable" + (" (--device cuda measures at the LUT's batch)" if known["device"] == "cuda"
-                                              and device != "cuda" else "")).replace("LUT  ", "LUT ")
+    source = getattr(lut, "source", "") or ""
+    hint = " (--device cuda measures at the LUT's batch)" if known["device"] == "cuda" and device != "cuda" else ""
+    return (f"warning: LUT {source + ' ' if source else ''}was measured on "
+            f"{setting_label(known['device'], known['batch'], known['threads'])}, this measurement is "
+            f"{setting_label(device, batch, threads)}: the two are not comparable{hint}")
 
 
 def _cpu_name() -> str:

@@ -125,7 +125,7 @@ def plan(notebook: str, ctx, seeds: Sequence[int], **kw) -> pd.DataFrame:
     keyed = df[df["key"].notna()].drop_duplicates("key")
     df = pd.concat([keyed, df[df["key"].isna()]]).sort_index()
     walls, scfg, tcfg = _finished_walls(ctx), E.search_cfg(ctx, 0), E.train_cfg(ctx, 0)
-    est, basis = [], []
+    est, basis, rated = [], [], None
     for r in df.itertuples():
         e, b = None, None
         if r.status not in ("done", "archived"):
@@ -133,7 +133,8 @@ def plan(notebook: str, ctx, seeds: Sequence[int], **kw) -> pd.DataFrame:
             e = _estimate(walls, profile, r.kind, r.epochs if r.kind == "search" else tcfg.epochs)
             b = "finished runs" if e is not None else None
             if e is None and r.kind == "search" and scfg.profile == "paper":
-                e, b = _search_minutes_from_rate(scfg, r.epochs)
+                rated = rated or _step_seconds(scfg)  # the list and the rates read once
+                e, b = _search_minutes_from_rate(scfg, r.epochs, rated)
         est.append(e)
         basis.append(b)
     df["est_min"] = pd.array(est, dtype="Float64")
@@ -165,25 +166,32 @@ def _measured_rates() -> tuple[str, dict[str, float]]:
         return "H100", GPU_STEP_RATES["H100"]
 
 
-def _search_minutes_from_rate(cfg, epochs) -> tuple[float | None, str | None]:
-    """Minutes of a paper search from the GPU step rates: weight steps every epoch, one arch step
-    after every ``arch_every``-th weight step after the warm-up (data loading not counted)."""
+def _step_seconds(cfg) -> tuple[float, float, str] | None:
+    """(seconds of an epoch's weight steps, of its arch steps, which GPU) of a paper search from
+    the GPU step rates: ``steps_per_epoch`` (or the weights list / batch) weight steps, one arch
+    step after every ``arch_every``-th (data loading not counted); None without the list."""
     from . import search_data
 
     try:
         n_weights = len(search_data.read_list(cfg.train_list))
     except (OSError, ValueError):
-        return None, None
-    epochs = int(epochs) if epochs is not None and epochs == epochs else cfg.epochs
+        return None
     steps = n_weights // cfg.batch_size
     if cfg.steps_per_epoch:
         steps = min(steps, cfg.steps_per_epoch)
     gpu, rate = _measured_rates()
-    w_s = steps * cfg.batch_size / rate["weight"]
-    a_s = (steps // cfg.arch_every) * cfg.batch_size / rate["arch"]
+    return (steps * cfg.batch_size / rate["weight"], (steps // cfg.arch_every) * cfg.batch_size / rate["arch"], gpu)
+
+
+def _search_minutes_from_rate(cfg, epochs, rated) -> tuple[float | None, str | None]:
+    """Minutes of a paper search of ``epochs`` from ``_step_seconds``: weight steps every epoch,
+    arch steps after the warm-up."""
+    if rated is None:
+        return None, None
+    w_s, a_s, gpu = rated
+    epochs = int(epochs) if epochs is not None and epochs == epochs else cfg.epochs
     warm = min(cfg.warmup_epochs, epochs)
-    total = warm * w_s + (epochs - warm) * (w_s + a_s)
-    return total / 60, f"step rate ({gpu})"
+    return (warm * w_s + (epochs - warm) * (w_s + a_s)) / 60, f"step rate ({gpu})"
 
 
 def _finished_walls(ctx) -> list[tuple[str, str, int | None, float]]:

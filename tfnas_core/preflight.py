@@ -148,13 +148,11 @@ def check_data(imagenet: str, profile: str, search_set: str = "") -> None:
     from . import data, launch, search_config, search_data
 
     search, _ = launch.overrides(profile, search_set=search_set)
-    cfg = search_config.get_profile("paper")
+    root = str(Path(imagenet).expanduser())
     try:
-        data.check_image_folder(Path(imagenet).expanduser(), header=False)
+        data.check_image_folder(Path(root), header=False)
         if not search.get("missing_ok"):
-            rels = [rel for lst in (cfg.train_list, cfg.val_list) for rel, _ in search_data.read_list(lst)]
-            root = search_data.train_root(dataclasses.replace(cfg, data_root=str(Path(imagenet).expanduser())))
-            found = data.check_files(root, rels, header=True)
+            found = search_data.check_listed(dataclasses.replace(search_config.get_profile("paper"), data_root=root))
             if not found.ok:
                 raise data.DataError(found.line(f"IMAGENET={imagenet}") + "; SEARCH_SET='missing_ok=true' searches on what exists")
     except data.DataError as e:

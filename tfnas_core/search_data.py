@@ -42,7 +42,7 @@ import torch
 from .atomic import atomic_write_text
 from .checks import parse_json
 from .data import (FMNIST_MEAN, FMNIST_STD, IMAGENET_MEAN, IMAGENET_STD, DataError, LoaderBatches, TensorBatches,
-                   check_files, open_rgb)
+                   check_files, open_rgb, sha256_lines)
 from .search_config import SearchConfig, resolve_path
 
 SPLIT_FORMAT = "tfnas-split/1"
@@ -311,8 +311,21 @@ def _sha256_file(path: str) -> str | None:
     return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
 
 
+def _rels(cfg: SearchConfig) -> list[str]:
+    return [rel for rel, _ in read_list(cfg.train_list) + read_list(cfg.val_list)]
+
+
 def _list_text(entries: Sequence[tuple[str, int]]) -> str:
     return "".join(f"{rel} {c}\n" for rel, c in entries)
+
+
+def check_listed(cfg: SearchConfig, train: Sequence[tuple[str, int]] | None = None,
+                 val: Sequence[tuple[str, int]] | None = None, header: bool = True):
+    """``data.check_files`` over every file the two lists name (read from ``cfg`` unless given),
+    under ``train_root(cfg)``: what a search checks before any compute, and make's preflight too."""
+    train = read_list(cfg.train_list) if train is None else train
+    val = read_list(cfg.val_list) if val is None else val
+    return check_files(train_root(cfg), [rel for rel, _ in train] + [rel for rel, _ in val], header=header)
 
 
 def list_identity(cfg: SearchConfig) -> dict:
@@ -321,11 +334,10 @@ def list_identity(cfg: SearchConfig) -> dict:
     files present under the root (existence only: one ``os.scandir`` per class folder)."""
     out = {"train_list_sha256": _sha256_file(cfg.train_list), "val_list_sha256": _sha256_file(cfg.val_list)}
     if cfg.missing_ok and None not in out.values():
-        rels = sorted(rel for rel, _ in read_list(cfg.train_list) + read_list(cfg.val_list))
-        check = check_files(train_root(cfg), rels, header=False)
+        check = check_listed(cfg, header=False)
         gone = set(check.missing)
-        present = [rel for rel in rels if rel not in gone]
-        out["present"] = {"files": len(present), "sha256": hashlib.sha256("".join(f"{r}\n" for r in present).encode()).hexdigest()}
+        present = [rel for rel in sorted(_rels(cfg)) if rel not in gone]
+        out["present"] = {"files": len(present), "sha256": sha256_lines(present)}
     return out
 
 
@@ -346,11 +358,10 @@ def _imagenet100(cfg: SearchConfig, run_dir: str | Path | None = None) -> Search
         raise DataError(f"ImageNet-100 images not found: looked for {first}; data_root must be an ImageFolder-style "
                         "ImageNet train root (one folder per wnid), or its parent holding train/ - get ILSVRC2012 from https://image-net.org and "
                         "pass --set data_root=DIR")
-    check = check_files(root, [rel for rel, _ in train] + [rel for rel, _ in val])  # before any compute
+    check = check_listed(cfg, train, val)  # before any compute
     content = {"format": SPLIT_FORMAT, "dataset": "imagenet-100", "seed": int(cfg.seed),
                "train_list": Path(cfg.train_list).name, "val_list": Path(cfg.val_list).name,
-               "train_sha256": hashlib.sha256(resolve_path(cfg.train_list).read_bytes()).hexdigest(),
-               "val_sha256": hashlib.sha256(resolve_path(cfg.val_list).read_bytes()).hexdigest(),
+               "train_sha256": _sha256_file(cfg.train_list), "val_sha256": _sha256_file(cfg.val_list),
                "n_weights": len(train), "n_arch": len(val), "classes": len({c for _, c in train}),
                "method": "official lists (Appendix B class selection, cls_ratio0.8)"}
     if not check.ok and not cfg.missing_ok:
@@ -397,5 +408,6 @@ def _imagenet100(cfg: SearchConfig, run_dir: str | Path | None = None) -> Search
                       IMAGENET100_CLASSES, 3, split, len(w_ds), len(a_ds))
 
 
-__all__ = ["LOCATION_KEYS", "ListImages", "SPLIT_FORMAT", "SearchData", "Split", "content_hash", "list_identity", "make",
+__all__ = ["LOCATION_KEYS", "ListImages", "SPLIT_FORMAT", "SearchData", "Split", "check_listed", "content_hash",
+           "list_identity", "make",
            "make_split", "memory_pool", "read_list", "resume_free_keys", "select_classes", "split_indices", "train_root"]
