@@ -72,6 +72,18 @@ class FlatLayers:
     """A derived net as flat per-layer lists (LUT key, stage, width bounds), so the latency of
     many candidate widths (``latency(mids)``) is a sum over lists, not a spec rebuilt each time."""
 
+    @classmethod
+    def from_lists(cls, keys: list[str], stage: list[int], lo: list[int], hi: list[int], lut: LUT) -> "FlatLayers":
+        """Flat layers given directly (a hand-made net for tests and what-if studies), checked like a spec's."""
+        if not len(keys) == len(stage) == len(lo) == len(hi):
+            raise ValueError("keys, stage, lo and hi must have one entry per layer")
+        net = cls.__new__(cls)
+        net.keys, net.stage, net.lo, net.hi, net.lut = list(keys), list(stage), list(lo), list(hi), lut
+        for i, (k, a, b) in enumerate(zip(keys, lo, hi)):
+            lut.ms(k, a, f"layer {i}")
+            lut.ms(k, b, f"layer {i}")
+        return net
+
     def __init__(self, spec: Spec, lut: LUT, bounds: Bounds):
         space = spec.search_space
         self.keys, self.stage, self.lo, self.hi = [], [], [], []
@@ -118,6 +130,21 @@ def _pass(net: FlatLayers, mids: list[int], layers: list[int], expand: bool, tar
     return cur if expand else new
 
 
+def scale_widths(net: FlatLayers, mids: list[int], target_ms: float) -> list[int]:
+    """The released code's passes over ``net`` from ``mids``: one global shrink (above the target) or
+    expansion (below) over stages 3-8, then expansions restricted to stages 4-8, 5-8, 6-8, 7-8 and 8;
+    at the target, nothing.  The widths, layer by layer."""
+    mids = list(mids)
+    before = net.latency(mids)
+    if before == target_ms:
+        return mids
+    in_stages = lambda first: [i for i, s in enumerate(net.stage) if s >= first]  # noqa: E731
+    mids = _pass(net, mids, in_stages(SEARCHABLE_STAGES[0]), expand=before < target_ms, target=target_ms)
+    for first in SEARCHABLE_STAGES[1:]:
+        mids = _pass(net, mids, in_stages(first), expand=True, target=target_ms)
+    return mids
+
+
 def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_bounds) -> ScaleResult:
     """Shrink/expand the widths of a derived net toward ``target_ms`` under ``lut``."""
     if not target_ms > 0:
@@ -128,11 +155,7 @@ def scale(spec: Spec, lut: LUT, target_ms: float, bounds: Bounds = official_boun
         if not net.lo[i] <= m <= net.hi[i]:
             raise ValueError(f"layer {i}: width {m} outside the scaling bounds [{net.lo[i]}, {net.hi[i]}]")
     before = net.latency(mids)
-    if before != target_ms:
-        in_stages = lambda first: [i for i, s in enumerate(net.stage) if s >= first]  # noqa: E731
-        mids = _pass(net, mids, in_stages(SEARCHABLE_STAGES[0]), expand=before < target_ms, target=target_ms)
-        for first in SEARCHABLE_STAGES[1:]:
-            mids = _pass(net, mids, in_stages(first), expand=True, target=target_ms)
+    mids = scale_widths(net, mids, target_ms)
     after = net.latency(mids)
     met = meets_target(after, target_ms)
     msg = f"scaled {before:.3f} -> {after:.3f} ms (target {target_ms:.3f} ms): {target_status(after, target_ms)}"

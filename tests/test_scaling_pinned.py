@@ -1,0 +1,104 @@
+"""Elasticity scaling pinned by hand-computed cases (issue 33).
+
+A hand-made net of six layers, one per searchable stage 3..8, under a linear LUT: every channel
+costs 1 ms, so a net's latency is the sum of its widths and every comparison is exact.  Widths
+range over ``[hi // 2, hi]`` with ``hi = 64, 96, 128, 192, 256, 384`` (the released code's bounds).
+Each expected list below was worked out by hand from the released code's rules
+(OFFICIAL_IMPLEMENTATION_FACTS.md, "Elasticity scaling"), pass by pass, and is written out in the
+test's docstring: step = round(mid / m_min) with Python's round (1.5 -> 2, 1.457 -> 1), fixed for a
+pass; a shrink returns the first widths strictly below the target; an expansion returns the last
+widths whose successor was tried, never the bound-clipped ones.
+"""
+import pytest
+
+from tfnas_core import scaling
+from tfnas_core.latency import LUT
+
+HI = [64, 96, 128, 192, 256, 384]
+LO = [h // 2 for h in HI]  # 32, 48, 64, 96, 128, 192
+STAGES = [3, 4, 5, 6, 7, 8]
+
+
+def _net() -> scaling.FlatLayers:
+    keys = [f"L{i}" for i in range(6)]
+    lut = LUT(base=0.0, entries={k: {m: float(m) for m in range(lo, hi + 1)} for k, lo, hi in zip(keys, LO, HI)})
+    return scaling.FlatLayers.from_lists(keys, STAGES, LO, HI, lut)
+
+
+def test_from_above_global_shrink_then_the_five_restricted_expansions():
+    """From the upper bounds (1120 ms) to 900 ms.
+    Global shrink, stages 3-8: m_min 64, steps round(64/64, 96/64=1.5, 2, 3, 4, 6) = 1, 2, 2, 3, 4, 6
+      (18 ms a step); 1120 - 18k < 900 first at k = 13: 51 70 102 153 204 306 (886 ms).
+    Stages 4-8: m_min 70, steps 1, round(1.457)=1, round(2.186)=2, round(2.914)=3, round(4.371)=4 (11):
+      886 -> 897 (<= 900, kept) -> 908 (tried, over): 71 103 155 207 310 (897 ms).
+    Stages 5-8: m_min 103, steps 1, round(1.505)=2, 2, 3 (8): 897 -> 905 over: unchanged.
+    Stages 6-8: m_min 155, steps 1, 1, 2 (4): 897 -> 901 over: unchanged.
+    Stages 7-8: m_min 207, steps 1, round(1.498)=1 (2): 899 kept, 901 over: 208 311 (899 ms).
+    Stage 8: step 1: 900 kept (<= target), 901 over: 312 (900 ms)."""
+    net = _net()
+    out = scaling.scale_widths(net, HI, 900.0)
+    assert out == [51, 71, 103, 155, 208, 312]
+    assert net.latency(out) == 900.0
+
+
+def test_from_below_global_expansion_then_the_restricted_expansions():
+    """From the lower bounds (560 ms) to 700 ms.
+    Global expansion: m_min 32, steps 1, round(1.5)=2, 2, 3, 4, 6 (18): 560 + 18k <= 700 up to k = 7:
+      39 62 78 117 156 234 (686 ms); 704 tried, over.
+    Stages 4-8: m_min 62, steps 1, round(1.258)=1, round(1.887)=2, round(2.516)=3, round(3.774)=4 (11):
+      697 kept, 708 over: 63 79 119 159 238.
+    Stages 5-8: m_min 79, steps 1, round(1.506)=2, 2, 3 (8): 705 over: unchanged.
+    Stages 6-8: m_min 119, steps 1, 1, 2 (4): 701 over: unchanged.
+    Stages 7-8: m_min 159, steps 1, round(1.497)=1: 699 kept, 701 over: 160 239.
+    Stage 8: 700 kept, 701 over: 240."""
+    net = _net()
+    out = scaling.scale_widths(net, LO, 700.0)
+    assert out == [39, 63, 79, 119, 160, 240]
+    assert net.latency(out) == 700.0
+
+
+def test_an_expansion_never_takes_the_bound_clipped_widths():
+    """From the lower bounds toward an unreachable 2000 ms (the widest net is 1120 ms).
+    Global expansion, steps 1 2 2 3 4 6: layer 1 reaches 96 at step 24 and stays clipped; at step 32
+      every layer is at its bound, so the loop stops and returns step 31: 63 96 126 189 252 378.
+    Stages 4-8: m_min 96, steps 1, round(1.3125)=1, round(1.97)=2, round(2.625)=3, round(3.9375)=4:
+      96 127 191 255 382 kept; the next (96 128 192 256 384) has every layer at a bound: not taken.
+    Stages 5-8 (steps 1 2 2 3) and 6-8 (1 1 2): the first step clips every layer: unchanged.
+    Stages 7-8: m_min 255, steps 1, round(1.498)=1: 256 383 kept (383 < 384); then all at bounds.
+    Stage 8: 384 would be at its bound: 383 stays."""
+    net = _net()
+    out = scaling.scale_widths(net, LO, 2000.0)
+    assert out == [63, 96, 127, 191, 256, 383]
+    assert net.latency(out) == 1116.0 < net.latency(HI)
+
+
+def test_a_shrink_takes_the_bound_clipped_widths():
+    """From the upper bounds toward an unreachable 100 ms: the global shrink steps until every layer
+    is at its lower bound and returns those clipped widths (560 ms); every restricted expansion
+    then starts above the target and does nothing."""
+    net = _net()
+    assert scaling.scale_widths(net, HI, 100.0) == LO
+
+
+def test_at_the_target_nothing_moves():
+    net = _net()
+    mids = [40, 70, 100, 150, 200, 300]
+    assert scaling.scale_widths(net, mids, float(sum(mids))) == mids
+
+
+def test_round_is_pythons_round_half_to_even():
+    """A pass whose m_min makes a step of exactly 2.5: Python's round gives 2 (half to even), not 3.
+    One pass over layers at 64 and 160 (step 1 and 2) from 224 ms to 240 ms under a linear LUT:
+    224 -> 227 -> 230 -> ... 239 kept (5 steps), 242 over: 69 170."""
+    keys = ["a", "b"]
+    lut = LUT(base=0.0, entries={"a": {m: float(m) for m in range(32, 129)}, "b": {m: float(m) for m in range(80, 321)}})
+    net = scaling.FlatLayers.from_lists(keys, [8, 8], [32, 80], [128, 320], lut)
+    assert scaling._pass(net, [64, 160], [0, 1], expand=True, target=240.0) == [69, 170]
+
+
+def test_from_lists_checks_its_table():
+    lut = LUT(base=0.0, entries={"a": {m: 1.0 for m in range(10, 20)}})
+    with pytest.raises(ValueError, match="covers widths 10..19, not mid=20"):
+        scaling.FlatLayers.from_lists(["a"], [3], [10], [20], lut)
+    with pytest.raises(ValueError, match="one entry per layer"):
+        scaling.FlatLayers.from_lists(["a"], [3, 4], [10], [19], lut)
