@@ -161,3 +161,21 @@ def test_linear_fit_ignores_a_timing_spike():
     assert lut_fit.fit_points(pts, 32, 128, "interp")[64] == 50.0
     with pytest.raises(ValueError, match="unknown LUT fit"):
         lut_fit.fit_points(pts, 32, 128, "cubic")
+
+
+@pytest.mark.parametrize("drop", ["lo", "hi", "middle"])
+def test_check_covers_wants_every_width_of_a_key(official_lut, drop):
+    """A table lacking its lower bound, its upper bound or a width between is reported, naming the
+    key, its range and the first width it lacks (elasticity scaling visits every width of the range)."""
+    import copy
+
+    from tfnas_core.lut_keys import space_keys
+
+    space = get_space("tfnas")
+    key, info = next(iter(space_keys(space).items()))
+    width = {"lo": info.lo, "hi": info.hi, "middle": (info.lo + info.hi) // 2}[drop]
+    lut = copy.deepcopy(official_lut)
+    del lut.entries[key][width]
+    assert lut.check_covers(space) == [f"{key}[{info.lo}..{info.hi}] (no width {width})"]
+    del lut.entries[key]
+    assert lut.check_covers(space) == [key]

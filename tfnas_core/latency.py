@@ -80,14 +80,19 @@ class LUT:
         return total
 
     def check_covers(self, space: SearchSpace) -> list[str]:
-        """Keys (or widths) of ``space`` this LUT lacks; empty when it covers the whole space."""
+        """Keys (or widths) of ``space`` this LUT lacks; empty when it covers the whole space.  A key
+        must hold every width of its op's range, both bounds and every width between (a search or
+        elasticity scaling may visit any of them): a key lacking some is listed with its range and
+        the first width it lacks."""
         missing = []
         for key, info in space_keys(space).items():
             t = self.entries.get(key)
             if t is None:
                 missing.append(key)
-            elif info.lo not in t or info.hi not in t:
-                missing.append(f"{key}[{info.lo}..{info.hi}]")
+                continue
+            lacks = next((w for w in range(info.lo, info.hi + 1) if w not in t), None)
+            if lacks is not None:
+                missing.append(f"{key}[{info.lo}..{info.hi}] (no width {lacks})")
         return missing
 
     # -- serialisation ---------------------------------------------------------------------------
