@@ -172,3 +172,16 @@ def test_every_temperature_schedule_is_dispatched_through_the_registry_and_confi
     monkeypatch.setitem(S.TEMPERATURE_SCHEDULES, "exponential", lambda epoch, **kw: calls.append((epoch, kw)) or 1.5)
     assert S.temperature("exponential", 3, 20, t0=4.0, warmup=2, decay=0.5) == 1.5
     assert calls == [(3, {"epochs": 20, "t0": 4.0, "warmup": 2, "decay": 0.5})]
+
+
+def test_the_gpu_host_copy_keeps_every_layer_in_order_and_shape():
+    """``on_host`` on a GPU packs α into one copy (``packed_copy``); checked here on the CPU: layers
+    of different sizes and shapes come back in their order, equal, detached, and sample the same
+    paths as the per-layer tensors."""
+    alps = [torch.randn(n, requires_grad=True) for n in (7, 3, 5, 1, 9)] + [torch.randn(2, 3)]
+    host = S.packed_copy(alps)
+    assert [h.shape for h in host] == [a.shape for a in alps]
+    assert all(torch.equal(h, a.detach()) and not h.requires_grad for h, a in zip(host, alps))
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    vecs = alps[:5]
+    assert S.gumbel_path(S.packed_copy(vecs), g1) == S.gumbel_path(vecs, g2)

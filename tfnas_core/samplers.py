@@ -66,7 +66,14 @@ def on_host(alphas: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     this returns the tensors themselves (detached), so the sampled path is the same bit for bit."""
     if all(a.device.type == "cpu" for a in alphas):
         return [a.detach() for a in alphas]
-    flat = torch.cat([a.detach().reshape(-1) for a in alphas]).cpu()
+    return packed_copy(alphas)
+
+
+def packed_copy(alphas: Sequence[torch.Tensor], device: str | torch.device = "cpu") -> list[torch.Tensor]:
+    """``alphas`` detached and copied to ``device`` as one flat tensor, split back in layer order and
+    shape: what ``on_host`` does for tensors on a GPU (a function of its own so that a CPU test
+    checks the packing and the order)."""
+    flat = torch.cat([a.detach().reshape(-1) for a in alphas]).to(device)
     return [t.view(a.shape) for t, a in zip(flat.split([a.numel() for a in alphas]), alphas)]
 
 
@@ -196,5 +203,5 @@ def temperature(schedule: str, epoch: int, epochs: int, t0: float = 5.0, warmup:
 __all__ = [
     "DEFAULT_SECOND_PATH", "DEFAULT_TEMPERATURE_SCHEDULE", "SECOND_PATH_STRATEGIES", "TEMPERATURE_SCHEDULES", "bi_sample",
     "exponential_temperature", "gumbel_index", "gumbel_noise", "gumbel_noise_on", "gumbel_path", "gumbel_softmax", "linear_temperature",
-    "make_generator", "on_host", "relax", "relaxed_noise", "relaxed_weights", "second_index", "second_path", "temperature",
+    "make_generator", "on_host", "packed_copy", "relax", "relaxed_noise", "relaxed_weights", "second_index", "second_path", "temperature",
 ]
