@@ -1,5 +1,6 @@
-"""Command line for data: ``fake-imagenet`` (a synthetic ImageNet in the official layout) and
-``check-data`` (the pre-check a search or retraining makes before any compute, on its own).
+"""Command line for data: ``fake-imagenet`` (a synthetic ImageNet in the official layout),
+``check-data`` (the pre-check a search or retraining makes before any compute, on its own) and
+``verify-archive`` (every run of the committed run archive checked against its recorded file hashes).
 
 Registered by ``cli.parser()``; errors follow ``cli``'s convention (``ValueError`` → exit 2,
 one line on stderr).
@@ -7,6 +8,7 @@ one line on stderr).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .checks import non_negative_int, positive_int
@@ -47,6 +49,24 @@ def cmd_check_data(a: argparse.Namespace) -> None:
     print_result(result, a.json, f"{check.line(what)} under {check.root} ({check.seconds:.1f} s)")
 
 
+def cmd_verify_archive(a: argparse.Namespace) -> None:
+    from . import run_archive
+
+    if a.record_hashes:
+        recorded, had = run_archive.record_hashes(a.archive)
+        print(f"{a.archive}: file hashes recorded in {len(recorded)} store.json file(s) from the files as they are, "
+              f"{len(had)} had them", file=sys.stderr if a.json else sys.stdout)
+    check = run_archive.verify_archive(a.archive)
+    for line in check.bad:
+        print(line, file=sys.stderr)
+    if a.json:
+        print_result({"archive": check.root, "runs": check.runs, "bad": check.bad, "seconds": check.seconds}, True, "")
+    if not check.ok:
+        raise run_archive.ArchiveError(check.message())
+    if not a.json:
+        print(check.message())
+
+
 def add_data_parser(sub) -> None:
     from .fake_imagenet import OFFICIAL_TRAIN_LIST, OFFICIAL_VAL_LIST
 
@@ -80,5 +100,17 @@ def add_data_parser(sub) -> None:
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp.set_defaults(func=cmd_check_data)
 
+    sp = sub.add_parser("verify-archive", help="verify every run of the run archive: file hashes, keys, no symlinks",
+                        description="Check every archived run: no symlink, its config hashes to its folder name, "
+                                    "every file has the SHA-256 its store.json recorded, none missing, unlisted or "
+                                    "torn. One line per bad run (naming it and the file) on stderr, then a summary; "
+                                    "exit 2 when any is bad.")
+    sp.add_argument("--archive", default="run_archive", help="the archive (default: run_archive)")
+    sp.add_argument("--record-hashes", action="store_true",
+                    help="first record the file hashes of the runs whose store.json has none (archived before "
+                         "they were recorded), from the files as they are; check them (git diff) first")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
+    sp.set_defaults(func=cmd_verify_archive)
 
-__all__ = ["add_data_parser", "cmd_check_data", "cmd_fake_imagenet"]
+
+__all__ = ["add_data_parser", "cmd_check_data", "cmd_fake_imagenet", "cmd_verify_archive"]

@@ -114,29 +114,20 @@ def out_lock(path: str | os.PathLike, on_wait: Callable[[], None] | None = None)
         os.close(fd)
 
 
-def verify_archived(run_dir: str | os.PathLike, ignore: Iterable[str] = ()) -> dict:
-    """The ``store.json`` of an archived run, after checking that its config hashes to the folder
-    name and that the kind's done file is there; ``run_archive.ArchiveError`` naming the folder otherwise."""
-    run_dir = Path(run_dir)
-    meta = read_json(run_dir / "store.json", run_archive.ArchiveError, "run-store record")
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or meta.get("kind") not in run_archive.DONE_FILES:
-        raise run_archive.ArchiveError(f"{run_dir}/store.json: expected {{kind: search|train, key, config: {{...}}}}")
-    key = config_hash(meta["kind"], meta["config"], ignore)
-    if key != run_dir.name:
-        raise run_archive.ArchiveError(f"{run_dir}: its store.json config hashes to {key}, not to the folder name "
-                           "(an edited or misplaced archived run; delete it or run with FRESH=1)")
-    done = run_archive.DONE_FILES[meta["kind"]]
-    if not (run_dir / done).is_file():
-        raise run_archive.ArchiveError(f"{run_dir}: archived {meta['kind']} run without {done}")
-    return meta
+def verify_archived(run_dir: str | os.PathLike, ignore: Iterable[str] | None = None) -> dict:
+    """The ``store.json`` of an archived run once it is trusted (``run_archive.verify_run``): no symlink,
+    its config hashes to the folder name (``ignore``: default its kind's keys), every file has the
+    SHA-256 store.json recorded and none is torn or unlisted; ``run_archive.ArchiveError`` naming the
+    folder and the file otherwise."""
+    return run_archive.verify_run(run_dir, ignore)
 
 
 class RunStore:
     """Runs under ``root`` (default ``runs/``, or ``$TFNAS_RUNS``).
 
     ``archive``: a compact run archive (``run_archive``) consulted for a run that ``root`` has not
-    finished: an archived finished run is reused from there (read only; its ``store.json`` must
-    hash to its folder name).  ``None``: no archive."""
+    finished: an archived finished run is reused from there (read only, after ``verify_archived``:
+    its files must have the hashes its ``store.json`` recorded).  ``None``: no archive."""
 
     def __init__(self, root: str | os.PathLike | None = None, archive: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else DEFAULT_ROOT
@@ -151,8 +142,8 @@ class RunStore:
         run = Run(kind, key, self.root / key, done_file)
         if not run.done and self.archive is not None:
             archived = Run(kind, key, self.archive / key, done_file, "archive")
-            if archived.path.is_dir():
-                verify_archived(archived.path, ignore)  # refuses an edited or unfinished archived run
+            if os.path.lexists(archived.path):  # a symlink there is refused, never followed
+                verify_archived(archived.path, ignore)  # refuses an edited, torn or unfinished archived run
                 return archived
         return run
 
