@@ -6,15 +6,21 @@ with code 2 and one line on stderr; nothing is written.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 
+from .atomic import write_error
 from .checks import non_negative_int, positive_float, positive_int
 from .cli_common import EXIT_BAD_INPUT, NO_LUT_HINT, CLIError, Parser, load_lut, load_spec, print_result
 from .cli_data import add_data_parser
 from .cli_search import add_search_parser
 from .cli_train import add_train_measure_parsers
 from .space import SPACES
+
+
+# a raw OSError with one of these becomes write_error's line (no space on MOUNT, read-only, permission denied)
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def cmd_profile(a: argparse.Namespace) -> None:
@@ -156,7 +162,15 @@ def cmd_plan(a: argparse.Namespace) -> None:
         seeds = [int(x) for x in str(a.seeds).strip("[] ").replace(",", " ").split()]
     except ValueError:
         raise CLIError(f"--seeds: expected integers such as '2 3 4' or [2,3,4], got {a.seeds!r}") from None
-    slurm = yaml.safe_load(a.slurm) if a.slurm else {}
+    if not seeds:
+        raise CLIError(f"--seeds: expected at least one seed, such as '2 3 4' or [2,3,4], got {a.seeds!r}")
+    try:
+        slurm = yaml.safe_load(a.slurm) if a.slurm else {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        why = getattr(e, "problem", None) or (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CLIError(f"--slurm: not valid YAML ({why}{where}), got {a.slurm!r}") from None
     if slurm is not None and not isinstance(slurm, dict):
         raise CLIError(f"--slurm: expected a mapping such as '{{partition: gpu, gpus: 1}}', got {a.slurm!r}")
     ctx = launch.notebook_context(name, a.profile, runs_root=a.runs, budget=a.budget, target_ms=a.target_ms,
@@ -167,7 +181,10 @@ def cmd_plan(a: argparse.Namespace) -> None:
     kw = {"long_factor": a.long_factor, "tuned_dir": launch.output_dirs(plans.TUNED_DIR, budget=a.budget,
                                                                        search_set=a.search_set, train_set=a.train_set)[0]}
     if a.run:
-        plans.run(name, ctx, seeds, **kw)
+        try:
+            plans.run(name, ctx, seeds, **kw)
+        except executors.PlanFailed as e:  # each failed run's traceback is in its log
+            raise CLIError(plans.failed_line(e)) from None
     df = plans.plan(name, ctx, seeds, **kw)
     workers = (a.jobs or executors.default_workers()) if a.executor == "local" else None  # GPUs where CUDA is, else cores
     line = plans.summary_line(df, workers)
@@ -283,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (ValueError, OSError, KeyError, CLIError) as e:  # SpecError and LUTError are ValueErrors
+        if isinstance(e, OSError) and e.filename and e.errno in WRITE_ERRNOS:  # raw "[Errno 28] ...: 'FILE'"
+            e = write_error(e.filename, e)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT

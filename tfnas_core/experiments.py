@@ -19,7 +19,6 @@ import dataclasses
 import os
 import time
 import traceback
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
-from . import arch_spec, executors, flops, measure, paper_tables, plots, profiles, report, run_archive, search_config, stats, zoo
+from . import arch_spec, executors, flops, measure, paper_tables, plots, profiles, report, run_archive, run_loop, search_config, stats, zoo
 from .config import PROFILE_NAMES
 from .executors import planned
 from .runs import RunStore
@@ -121,6 +120,7 @@ class SearchRun:
     path: Path
     config: search_config.SearchConfig
     summary: dict
+    source: str = "run store"  # runs.Run.source: where the finished run was read
 
     @property
     def spec(self) -> arch_spec.Spec:
@@ -128,7 +128,46 @@ class SearchRun:
 
     @property
     def records(self) -> pd.DataFrame:
+        """The per-epoch records (``plots.load_records``), after ``check_records``."""
+        self.check_records()
         return plots.load_records(self.path)
+
+    def check_records(self) -> None:
+        """Refuse, with one line naming ``records.jsonl`` (and the line), records that are torn, not
+        one object per epoch of the run, or without a column the tables and figures read."""
+        from . import search
+
+        path = self.path / "records.jsonl"
+        hint = damaged_hint(self.path, self.source == "archive")
+        recs = search.read_records(path, hint)
+        if len(recs) != self.config.epochs:
+            raise ValueError(f"{path}: {len(recs)} epoch record(s), the run has {self.config.epochs}; {hint}")
+        for i, r in enumerate(recs, 1):
+            absent = [k for k in RECORD_KEYS if k not in r]
+            if absent:
+                raise ValueError(f"{path} line {i}: no {', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}; {hint}")
+
+
+# what the tables and figures read from a finished run's done file (numbers; other values) and records
+DONE_KEYS = {"search": (("search_wall_s", "lut_ms", "target_ms", "final_val_acc"), ("depths",)),
+             "train": (("wall_s", "top1", "top5"), ())}
+RECORD_KEYS = ("epoch", "phase", "derived_depths", "derived_ops", "lut_ms_after", "val_acc", "arch_steps")
+
+
+def damaged_hint(run_dir: Path, archived: bool) -> str:
+    """What to do about a run folder whose files are torn or incomplete."""
+    if archived:
+        return (f"a damaged archived run: restore it (git checkout -- {run_dir}) or delete {run_dir} "
+                "to compute it again")
+    return f"a damaged run: delete {run_dir} and rerun to compute it again"
+
+
+def read_done(run_dir: Path, kind: str, archived: bool = False) -> dict:
+    """The done file of the finished ``kind`` run in ``run_dir`` (``run_archive.DONE_FILES``) with
+    every value the tables read (``DONE_KEYS``); a ``ValueError`` of one line naming it otherwise."""
+    numbers, keys = DONE_KEYS[kind]
+    return run_loop.read_done(Path(run_dir) / run_archive.DONE_FILES[kind], numbers, keys,
+                              damaged_hint(Path(run_dir), archived))
 
 
 def search_cfg(ctx: Context, seed: int, **variant: Any) -> search_config.SearchConfig:
@@ -174,7 +213,8 @@ def search_run(ctx: Context, seed: int, **variant: Any) -> SearchRun:
         run = ctx.store.get_or_run(
             "search", cfg_dict, lambda p: search.run(cfg, p, log=ctx.run_log(f"search [{desc}] seed {seed}", p)),
             run_archive.DONE_FILES["search"], ignore=search_config.RESUME_FREE_KEYS)
-    out = SearchRun(run.path, cfg, json.loads((run.path / run_archive.DONE_FILES["search"]).read_text()))
+    out = SearchRun(run.path, cfg, read_done(run.path, "search", run.source == "archive"), run.source)
+    out.check_records()  # a damaged run is named here, in the plan, not later in a figure
     _note_run(ctx, run, desc, seed, out.summary["search_wall_s"])
     return out
 
@@ -220,7 +260,7 @@ def retrain_run(ctx: Context, spec: arch_spec.Spec, seed: int = 0, label: str | 
         "train", key, lambda p: (arch_spec.save(spec, p / "spec.json"),
                                  train.run(spec, cfg, p, log=ctx.run_log(what, p))),
         run_archive.DONE_FILES["train"], ignore=profiles.RESUME_FREE_KEYS)
-    result = json.loads((run.path / run_archive.DONE_FILES["train"]).read_text())
+    result = read_done(run.path, "train", run.source == "archive")
     _note_run(ctx, run, label or spec.name, seed, result["wall_s"])
     return result
 

@@ -18,7 +18,6 @@ executor without rendering anything (``plan --run``): the notebook then renders 
 """
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,15 +153,23 @@ DEVICE_BENCH = "results/bench/device/search_bench_cuda.json"
 
 
 def _measured_rates() -> tuple[str, dict[str, float]]:
-    """(which GPU, {weight, arch} images/s): the device check's own measurement when there is one."""
+    """(which GPU, {weight, arch} images/s): the device check's own measurement when there is one
+    (a torn one is refused naming it; one without the paper case at batch 32 is passed over)."""
+    from .checks import read_json
+
     path = Path(DEVICE_BENCH)
+    if not path.is_file():
+        return "H100", GPU_STEP_RATES["H100"]
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path, what="device benchmark")
+    except ValueError as e:
+        raise ValueError(f"{e}; rerun benchmarks/device_check.sh, or delete it to estimate from the H100 rates") from None
+    try:
         case = next(c for c in data["cases"] if c["case"] == "paper" and c["batch"] == 32)
         impl = case["impls"]["graphed"] if "graphed" in case["impls"] else case["impls"]["fast"]
         rate = {"weight": float(impl["weight_bi"]["images_per_s"]), "arch": float(impl["arch_relaxed"]["images_per_s"])}
         return f"{data.get('gpu') or data.get('machine', 'GPU')}, {DEVICE_BENCH}", rate
-    except (OSError, ValueError, KeyError, StopIteration, TypeError):
+    except (ValueError, KeyError, StopIteration, TypeError, AttributeError):
         return "H100", GPU_STEP_RATES["H100"]
 
 
@@ -195,19 +202,28 @@ def _search_minutes_from_rate(cfg, epochs, rated) -> tuple[float | None, str | N
 
 
 def _finished_walls(ctx) -> list[tuple[str, str, int | None, float]]:
-    """(kind, profile, epochs, wall minutes) of every finished run in the run store and the archive."""
+    """(kind, profile, epochs, wall minutes) of every finished run in the run store and the archive;
+    a torn ``store.json`` or done file is refused naming it (``run_loop.read_done``)."""
+    from . import experiments as E
+    from . import run_archive, run_loop
+    from .checks import read_json
+
     out = []
     for root in (r for r in (ctx.runs_root, ctx.archive_root) if r):
+        archived = root == ctx.archive_root
         for store in Path(root).glob("*/store.json"):
-            try:
-                meta = json.loads(store.read_text())
-                cfg = meta["config"]
-                if meta["kind"] == "search":
-                    wall = json.loads((store.parent / "summary.json").read_text())["search_wall_s"]
-                else:
-                    wall = json.loads((store.parent / "result.json").read_text())["wall_s"]
-            except (OSError, KeyError, ValueError, TypeError):
-                continue
+            meta = read_json(store, what="run-store record")
+            if not isinstance(meta, dict) or meta.get("kind") not in run_archive.DONE_FILES \
+                    or not isinstance(meta.get("config"), dict):
+                raise ValueError(f"{store}: expected {{kind: search|train, key, config: {{...}}}}; "
+                                 + E.damaged_hint(store.parent, archived))
+            if not (store.parent / run_archive.DONE_FILES[meta["kind"]]).is_file():
+                continue  # not finished
+            wall_key = "search_wall_s" if meta["kind"] == "search" else "wall_s"
+            done = run_loop.read_done(store.parent / run_archive.DONE_FILES[meta["kind"]], (wall_key,),
+                                      hint=E.damaged_hint(store.parent, archived))
+            wall = done[wall_key]
+            cfg = meta["config"]
             out.append((meta["kind"], cfg.get("profile"), cfg.get("epochs"), wall / 60))
     return out
 
@@ -236,6 +252,14 @@ def summary_line(df: pd.DataFrame, jobs: int | None = None) -> str:
         if unknown:
             line += f", plus {unknown} run(s) with no finished run of their kind to estimate from"
     return line
+
+
+def failed_line(e) -> str:
+    """One line for ``executors.PlanFailed``: how many runs failed, each with its log, the first error."""
+    runs = ", ".join(f"{o.job.kind} {o.job.key} (log: {o.log})" for o in e.failures)
+    first = (str(e.failures[0].error).strip().splitlines() or [""])[0] if e.failures else ""
+    return (f"{len(e.failures)} run(s) failed, the others finished: {runs}; first error: {first}; "
+            "rerun to retry the failed ones")
 
 
 def run(notebook: str, ctx, seeds: Sequence[int], **kw) -> None:

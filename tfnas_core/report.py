@@ -120,9 +120,24 @@ def combine(verdicts: Sequence[str]) -> str:
 # ----------------------------------------------------------------------------- reading tables
 
 
+def read_table(path: str | Path, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A results table (``runs.write_table``'s CSV) holding ``columns``; a torn, empty or
+    unreadable one is a ``ValueError`` of one line naming it (rerun its notebook to rewrite it)."""
+    hint = "rerun the notebook that writes it (or delete it)"
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path}: not a readable CSV table ({why}); {hint}") from None
+    absent = [c for c in columns if c not in df.columns]
+    if absent:
+        raise ValueError(f"{path}: no column {', '.join(absent[:3])}; {hint}")
+    return df
+
+
 def _table(root: Path, experiment: str, name: str, profile: str) -> pd.DataFrame | None:
     p = root / experiment / f"{name}-{profile}.csv"
-    return pd.read_csv(p) if p.is_file() else None
+    return read_table(p) if p.is_file() else None
 
 
 def _missing(what: str, experiment: str, name: str, unit: str = TOP1, margin: float = 0.0,
@@ -668,6 +683,9 @@ def figure(checks: pd.DataFrame):
     return fig
 
 
+RUNS_COLUMNS = ("kind", "key", "source", "wall_min")  # of a runs-<profile>.csv (experiments.runs_table)
+
+
 def compute_costs(results_root: str | Path, profile: str) -> pd.DataFrame:
     """What each notebook's runs cost to compute, from the ``runs-<profile>.csv`` each experiment
     notebook writes (``experiments.runs_table``): searches, retrainings and their wall minutes, one
@@ -675,7 +693,7 @@ def compute_costs(results_root: str | Path, profile: str) -> pd.DataFrame:
     share runs, so it is less than the column's sum).  Empty when no notebook has written one."""
     rows, every = [], []
     for path in sorted(Path(results_root).glob(f"*/runs-{profile}.csv")):
-        df = pd.read_csv(path)
+        df = read_table(path, RUNS_COLUMNS)
         every.append(df.assign(notebook=path.parent.name))
         rows.append(cost_row(path.parent.name, df))
     if every:
@@ -721,7 +739,7 @@ def scope(results_root: str | Path, profile: str) -> str:
                          f"retrained nets top-1 correlates with the derived net's LUT latency at r = {r:+.2f}, and its "
                          f"per-run SD over seeds is the 'pooled SD' below, so each top-1 check also prints how far apart "
                          f"its two variants are in latency.")
-    runs = [pd.read_csv(p).assign(notebook=p.parent.name) for p in sorted(root.glob(f"*/runs-{profile}.csv"))]
+    runs = [read_table(p, RUNS_COLUMNS).assign(notebook=p.parent.name) for p in sorted(root.glob(f"*/runs-{profile}.csv"))]
     if runs:
         r = pd.concat(runs)
         r = r[r["kind"] == "search"].drop_duplicates(["key", "notebook"])
@@ -737,7 +755,7 @@ def scope(results_root: str | Path, profile: str) -> str:
 def _long_epochs(root: Path, profile: str) -> str:
     """" 24 epochs": the budget of the longer searches, from any ``-long`` per-seed table."""
     for p in sorted(root.glob(f"*/per_seed-{profile}{LATENCY_BUDGET[profile]}.csv")):
-        df = pd.read_csv(p)
+        df = read_table(p)
         if "epochs" in df and df["epochs"].notna().any():
             return f" {int(df['epochs'].iloc[0])} epochs"
     return ""

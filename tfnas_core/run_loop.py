@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from . import checkpoint, config, runs
 from .atomic import atomic_write_text
+from .checks import is_number, read_json
 
 Say = Callable[[str], None]
 
@@ -54,6 +55,28 @@ def progress_bar(it: Iterable, enabled: bool, **kw):
 
 def write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def read_done(path: str | Path, numbers: Iterable[str] = (), keys: Iterable[str] = (), hint: str = "") -> dict:
+    """The done file ``path`` (``summary.json`` / ``result.json``): a JSON object holding a number
+    under each of ``numbers`` and some value under each of ``keys``.  A torn, empty or incomplete
+    one is a ``ValueError`` of one line naming it and what is wrong, then ``hint`` (what to do)."""
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"{why}; {hint}" if hint else why)
+
+    try:
+        obj = read_json(path, ValueError, "done file")
+    except ValueError as e:
+        raise refuse(str(e)) from None
+    if not isinstance(obj, dict):
+        raise refuse(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    absent = [k for k in (*numbers, *keys) if k not in obj]
+    if absent:
+        raise refuse(f"{path}: no {', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}")
+    for k in numbers:
+        if not is_number(obj[k]) or obj[k] != obj[k]:
+            raise refuse(f"{path}: {k} must be a number, got {str(obj[k])[:40]!r}")
+    return obj
 
 
 @dataclass
@@ -114,7 +137,7 @@ class RunLoop:
         done = self.out / self.done_file
         if self.start >= self.epochs and done.is_file():
             self.say(f"{self.out}: already complete")
-            return json.loads(done.read_text())
+            return read_done(done, hint="delete it and rerun the same command: the last checkpoint rewrites it")
         return None
 
     def epoch_range(self) -> range:
@@ -157,4 +180,4 @@ class RunLoop:
         return result
 
 
-__all__ = ["RunLoop", "default_say", "out_lock", "progress_bar", "write_json"]
+__all__ = ["RunLoop", "default_say", "out_lock", "progress_bar", "read_done", "write_json"]

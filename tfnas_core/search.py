@@ -61,6 +61,7 @@ from . import arch_spec, flops, run_loop, samplers, scaling, search_config, stat
 from . import latency
 from . import search_data
 from .atomic import atomic_write_text
+from .checks import parse_json
 from .objectives import latency_loss
 from .search_config import SearchConfig
 from .space import Proxy, get_space
@@ -343,8 +344,26 @@ def write_records(records: list[dict], path: Path) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
-def read_records(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+def read_records(path: str | Path, hint: str = "") -> list[dict]:
+    """The per-epoch records of ``records.jsonl``: one JSON object a line.  A torn line or one that
+    is no object is a ``ValueError`` of one line naming the file and the line, then ``hint``."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{p}: cannot read search records ({e.strerror or e})") from None
+    out = []
+    try:
+        for i, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            rec = parse_json(line, f"{p} line {i}")
+            if not isinstance(rec, dict):
+                raise ValueError(f"{p} line {i}: expected a JSON object (one epoch's record), got {type(rec).__name__}")
+            out.append(rec)
+    except ValueError as e:
+        raise ValueError(f"{e}; {hint}" if hint else str(e)) from None
+    return out
 
 
 # ----------------------------------------------------------------------------- the run
