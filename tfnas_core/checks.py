@@ -9,7 +9,11 @@ CLI turns it into exit code 2).  Three kinds of check live here:
   (``TypeError``), so a new field cannot be added without saying what values it may take.
 * ``read_json`` / ``parse_json`` - a file that is not UTF-8, not JSON, nested too deeply or holds
   a number too long for Python is refused naming the file.
-* ``positive_int`` & co. - ``argparse`` types for CLI flags.
+* ``positive_int`` & co. - ``argparse`` types for CLI flags (``threads_int``, ``batch_int`` & co.
+  with the upper bounds of ``SIZE_LIMITS``).
+* Sizes - upper bounds of every size-like setting (``SIZE_LIMITS``), and the machine they meet:
+  ``check_threads`` (no more threads than this process's cores), ``check_memory`` (a cheap lower
+  bound of the memory a run allocates, against the memory there is).
 """
 from __future__ import annotations
 
@@ -164,3 +168,146 @@ positive_int = _flag_type(int, AT_LEAST_1, "a positive integer")
 non_negative_int = _flag_type(int, NON_NEGATIVE, "a non-negative integer")
 positive_float = _flag_type(float, POSITIVE, "a positive finite number")
 non_negative_float = _flag_type(float, NON_NEGATIVE, "a non-negative finite number")
+
+
+# ----------------------------------------------------------------------------- sizes
+
+# Upper bounds of every size-like setting (search, retraining, measure, LUT build).  A value past
+# one is a typo, not a plan: ``threads=100000`` crashes torch (a segmentation fault, no message)
+# and ``resolution=100000`` or ``synthetic_n=10**10`` ask for terabytes.  Each bound leaves wide
+# headroom over the paper's settings; what a bound lets through is then held against this
+# machine (``check_threads``: its cores; ``check_memory``: its memory) where the run starts.
+MAX_THREADS = 1024  # more than any machine torch runs on has cores; each thread is an OS thread
+THREADS = Range(1, MAX_THREADS)
+RESOLUTION = Range(8, 1024)  # the paper uses 224 px (Appendix B); 1024 is 4.6x that (EfficientNet-B7: 600)
+BATCH = Range(1, 65536)  # the paper: 32 (search), 512 (retraining); 64 k is the largest published ImageNet batch
+WORKERS = Range(0, 256)  # data-loader processes; more than the cores of a two-socket node
+IMAGES = Range(1, 10**8)  # images in a pool or subset; ImageNet-1k has 1.28 M, ImageNet-21k 14 M
+# Epochs only cost time, but 10**9 (a typo) would hold a machine forever; the paper: 90 / 250.
+EPOCHS = Range(1, 10_000)
+ROUNDS = Range(1, 100_000)  # timed runs of one measurement (the paper's protocol: 20-30)
+WARMUP_ROUNDS = Range(0, 100_000)
+SECONDS = Range(0, 3600)  # a time budget of one measurement (default 1-3 s)
+
+# The size-like fields of the configs (``search_config.SearchConfig``, ``profiles.TrainConfig``),
+# whichever of them a config has; ``check_sizes`` applies them.
+SIZE_LIMITS: dict[str, Range] = {
+    "threads": THREADS, "resolution": RESOLUTION, "batch_size": BATCH, "eval_batch_size": BATCH,
+    "num_workers": WORKERS, "subset": IMAGES, "synthetic_n": IMAGES, "train_subset": IMAGES, "val_subset": IMAGES,
+    "epochs": EPOCHS,
+}
+
+
+def check_sizes(cfg: Any, error: type[Exception] = ValueError) -> None:
+    """Range-check the size-like fields (``SIZE_LIMITS``) that dataclass ``cfg`` has."""
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.name in SIZE_LIMITS and v is not None:
+            check_number(f.name, v, SIZE_LIMITS[f.name], error)
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask; a container's ``--cpuset``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS)
+        return os.cpu_count() or 1
+
+
+def check_threads(n: int | None, name: str = "threads", error: type[Exception] = ValueError) -> None:
+    """Refuse more intra-op threads than ``THREADS`` allows or this process has cores (``None``: torch's default)."""
+    if n is None:
+        return
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise error(f"{name} must be an integer, got {n!r}")
+    check_number(name, n, THREADS, error)
+    cores = usable_cpus()
+    if n > cores:
+        raise error(f"{name}={n}: more threads than the {cores} CPU core{'s' if cores != 1 else ''} "
+                    f"this process may use here; use at most {cores}")
+
+
+def _meminfo() -> dict[str, int]:
+    out = {}
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if parts and parts[0].isdigit():
+                out[key] = int(parts[0]) * 1024  # kB
+    except OSError:
+        pass
+    return out
+
+
+def _cgroup_limit() -> int | None:
+    """The memory limit of this process's cgroup (v2 ``memory.max`` or v1), ``None`` when unlimited."""
+    for p in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(p).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # v1 writes a huge number for "unlimited"
+            return int(text)
+    return None
+
+
+def host_memory() -> tuple[int | None, int | None]:
+    """``(total, available)`` bytes of this machine (``/proc/meminfo``; a cgroup limit caps the
+    total); ``None`` where unknown."""
+    info = _meminfo()
+    total, avail = info.get("MemTotal"), info.get("MemAvailable")
+    limit = _cgroup_limit()
+    if limit is not None:
+        total = limit if total is None else min(total, limit)
+        avail = None if avail is None else min(avail, limit)
+    return total, avail
+
+
+def device_memory(device: str) -> tuple[int | None, int | None]:
+    """``(total, available)`` bytes where tensors on ``device`` live: the host's for ``cpu``,
+    the current GPU's for ``cuda`` (``None, None`` when torch sees no CUDA device)."""
+    if device != "cuda":
+        return host_memory()
+    import torch
+
+    if not torch.cuda.is_available():
+        return None, None
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory, None
+
+
+def batch_floor_bytes(batch: int, in_chans: int, resolution: int, stem_chs: int, stem_stride: int) -> int:
+    """A lower bound of the memory one forward pass holds at once: the float32 input batch and
+    the stem convolution's output (the largest feature maps of these networks are at or after
+    it), ignoring weights, the rest of the activations and everything a backward pass keeps."""
+    side = -(-resolution // stem_stride)
+    return 4 * batch * (in_chans * resolution * resolution + stem_chs * side * side)
+
+
+def check_memory(need: int, what: str, device: str = "cpu", error: type[Exception] = ValueError) -> None:
+    """Refuse when ``need`` bytes (a lower bound of what ``what`` allocates on ``device``) exceed
+    all the memory there.  The total, not what is free now: the bound is a floor, so a run it
+    lets through may still not fit, but one it refuses cannot (it would end in a traceback or the
+    OOM killer after minutes), and a busy machine does not turn a run away."""
+    total, avail = device_memory(device)
+    if total is None or need <= total:
+        return
+    where = "this GPU" if device == "cuda" else "this machine"
+    now = f" ({avail / 1e9:.1f} GB available now)" if avail is not None else ""
+    raise error(f"{what} needs at least {need / 1e9:,.1f} GB of memory, {where} has {total / 1e9:.1f} GB in all{now}")
+
+
+def bounded_int(allowed: Range, label: str):
+    """An ``argparse`` type: an integer within ``allowed`` (``label`` says which, in the usage error)."""
+    return _flag_type(int, allowed, label)
+
+
+def bounded_float(allowed: Range, label: str):
+    return _flag_type(float, allowed, label)
+
+
+threads_int = bounded_int(THREADS, f"a thread count in [1, {MAX_THREADS}]")
+batch_int = bounded_int(BATCH, f"a batch size in [1, {int(BATCH.hi)}]")
+rounds_int = bounded_int(ROUNDS, f"a number of runs in [1, {int(ROUNDS.hi)}]")
+warmup_int = bounded_int(WARMUP_ROUNDS, f"a number of runs in [0, {int(WARMUP_ROUNDS.hi)}]")
+seconds_float = bounded_float(SECONDS, f"a number of seconds in [0, {int(SECONDS.hi)}]")

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from . import checks as _checks
 from . import config as _config
-from .checks import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Range
+from .checks import AT_LEAST_1, BATCH, EPOCHS, FRACTION, IMAGES, NON_NEGATIVE, POSITIVE, RESOLUTION, SEED, THREADS, \
+    WORKERS, Range
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 OFFICIAL_DIR = "../shared/reference/official"
@@ -101,17 +102,20 @@ class SearchConfig:
 
 # Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
 # a numeric field missing here is a TypeError, so every new field must be declared).
+# Size-like fields have upper bounds (checks.SIZE_LIMITS: why each); ``steps_per_epoch`` and
+# ``val_batches`` are caps on the data's length (a larger one is no cap), ``stop_after_epoch`` a
+# stop that a value past ``epochs`` never reaches: none of them allocates or costs anything.
 LIMITS: dict[str, Range] = {
-    "split_ratio": Range(0, 1, lo_open=True, hi_open=True), "subset": AT_LEAST_1, "synthetic_n": AT_LEAST_1,
-    "crop_min_scale": Range(0, 1, lo_open=True), "num_workers": NON_NEGATIVE,
-    "resolution": Range(8), "width_mult": Range(0, 4, lo_open=True), "stem_stride": Range(1, 2),  # as space.Proxy
-    "epochs": AT_LEAST_1, "warmup_epochs": NON_NEGATIVE, "batch_size": AT_LEAST_1, "steps_per_epoch": AT_LEAST_1,
+    "split_ratio": Range(0, 1, lo_open=True, hi_open=True), "subset": IMAGES, "synthetic_n": IMAGES,
+    "crop_min_scale": Range(0, 1, lo_open=True), "num_workers": WORKERS,
+    "resolution": RESOLUTION, "width_mult": Range(0, 4, lo_open=True), "stem_stride": Range(1, 2),  # as space.Proxy
+    "epochs": EPOCHS, "warmup_epochs": NON_NEGATIVE, "batch_size": BATCH, "steps_per_epoch": AT_LEAST_1,
     "arch_every": AT_LEAST_1, "val_batches": AT_LEAST_1,
     "w_lr": POSITIVE, "w_momentum": FRACTION, "w_wd": NON_NEGATIVE, "w_grad_clip": POSITIVE,
     "a_lr": POSITIVE, "a_beta1": FRACTION, "a_beta2": FRACTION, "a_wd": NON_NEGATIVE, "a_grad_clip": POSITIVE,
     "lam": NON_NEGATIVE, "lam2": NON_NEGATIVE, "target_ms": POSITIVE,
     "t0": POSITIVE, "t_decay": Range(0, 1, lo_open=True), "t_final": POSITIVE,
-    "seed": SEED, "threads": AT_LEAST_1, "stop_after_epoch": AT_LEAST_1,
+    "seed": SEED, "threads": THREADS, "stop_after_epoch": AT_LEAST_1,
 }
 
 # The hyper-parameters of each temperature schedule (``samplers.TEMPERATURE_SCHEDULES``) beyond
@@ -245,7 +249,42 @@ def resolve(cfg: SearchConfig, cuda_available: bool) -> SearchConfig:
     if cfg.profile == "paper" and cfg.device is None and not cuda_available:  # no silent CPU (launch.py)
         raise SearchConfigError("profile paper: torch sees no CUDA device here; a paper search on the CPU takes "
                                 "days: set device=cpu explicitly to run it anyway, or use BUDGET=rehearsal")
-    return check(replace(cfg, target_ms=float(target), device=device))
+    cfg = check(replace(cfg, target_ms=float(target), device=device))
+    check_memory(cfg)
+    return cfg
+
+
+# Image channels of each dataset's pool (search_data): what the supernet's stem reads.
+IN_CHANS = {"imagenet-100": 3, "cifar10": 3, "cifar100": 3, "fashion-mnist": 1, "synthetic": 1}
+
+
+def memory_floor(cfg: SearchConfig) -> list[tuple[str, int, str]]:
+    """Lower bounds of what a search with ``cfg`` allocates at once: ``(what, bytes, device)``.
+
+    * the synthetic pool: ``synthetic_n`` images of ``resolution``² pixels, made in float32 by
+      ``data.synthetic``, whose ``128 + 60 * template + 25 * noise`` holds three float32 copies at
+      once (the scaled templates, the scaled noise, their sum): 12 bytes a pixel;
+    * one weight step: the float32 input batch and the stem's output (``checks.batch_floor_bytes``),
+      on ``cfg.device`` (``None``: the host).
+    Weights, the other activations and what the backward pass keeps come on top; the paper's
+    setting (batch 32, 224 px) floors at 0.07 GB and peaks near 15 GB on a CPU."""
+    from .space import Proxy, get_space
+
+    out = []
+    if cfg.dataset == "synthetic":
+        out.append((f"the synthetic pool (synthetic_n={cfg.synthetic_n} at resolution={cfg.resolution})",
+                    12 * cfg.synthetic_n * cfg.resolution ** 2, "cpu"))
+    stem = Proxy(cfg.resolution, cfg.width_mult, cfg.stem_stride).channels(get_space(cfg.space).stage(1).out_chs)
+    need = _checks.batch_floor_bytes(cfg.batch_size, IN_CHANS.get(cfg.dataset, 3), cfg.resolution, stem, cfg.stem_stride)
+    out.append((f"a search step (batch_size={cfg.batch_size} at resolution={cfg.resolution})", need, cfg.device or "cpu"))
+    return out
+
+
+def check_memory(cfg: SearchConfig) -> None:
+    """Refuse, naming the settings, a search whose ``memory_floor`` exceeds all the memory of the
+    machine (or GPU) it would run on: before anything is allocated or written."""
+    for what, need, device in memory_floor(cfg):
+        _checks.check_memory(need, what, device, SearchConfigError)
 
 
 # Fields added after runs were archived, with their defaults: ``to_dict`` leaves such a field
@@ -275,5 +314,5 @@ def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -
 
 
 __all__ = ["ARCH_STEPS", "DATASETS", "LATE_FIELDS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",
-           "apply_overrides", "check", "differences", "fill_objective_defaults", "from_dict", "get_profile", "mini", "paper", "resolve",
+           "apply_overrides", "check", "check_memory", "differences", "fill_objective_defaults", "from_dict", "get_profile", "memory_floor", "mini", "paper", "resolve",
            "resolve_path", "smoke", "to_dict"]

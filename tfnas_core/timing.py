@@ -40,6 +40,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from .checks import check_threads
+
 DEFAULT_BATCH = {"cpu": 1, "cuda": 32}
 ESTIMATOR = "min"
 CLOCKS = ("auto", "thread", "wall")
@@ -62,8 +64,14 @@ class Timing:
 
 
 @contextlib.contextmanager
-def cpu_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count (``None``: leave it)."""
+def cpu_threads(n: int | None, name: str = "threads"):
+    """Temporarily set torch's intra-op thread count (``None``: leave it).
+
+    More threads than this process may use cores (``checks.check_threads``; setting named
+    ``name`` in the message) are refused before torch is touched: torch/OpenMP end in a
+    segmentation fault at 10^5 threads, and threads beyond the cores only wait for each other.
+    Runs enter this before they create their folder, so a refused run leaves nothing behind."""
+    check_threads(n, name)
     if n is None:
         yield
         return
