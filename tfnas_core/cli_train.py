@@ -8,8 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from .checks import non_negative_float, non_negative_int, positive_int
+from .checks import Range, batch_int, bounded_int, rounds_int, seconds_float, threads_int, warmup_int
 from .cli_common import load_lut, load_spec, print_result
+
+
+# fidelity --random: each is a paper-scale network (~20 MB of weights) held in memory while all are
+# timed in one window; 500 is 25x the default.
+RANDOM_NETS = Range(0, 500)
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -28,13 +33,15 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_measure(a: argparse.Namespace) -> None:
     import sys
 
-    from .measure import lut_mismatch, lut_setting, measure
+    from .measure import check_setting, lut_mismatch, lut_setting, measure
+    from .timing import DEFAULT_BATCH
 
     spec = load_spec(a.spec)
     lut = load_lut(a.lut)
     known = lut_setting(lut) if lut is not None else None
     if a.batch is None and known is not None and known["device"] == a.device:
         a.batch = known["batch"]  # on the LUT's device, at the batch it was made at (the official GPU table: 32)
+    check_setting(a.device, a.batch or DEFAULT_BATCH[a.device], a.threads, "--")
     r = measure(spec, a.device, a.batch, a.threads, a.warmup, a.repeats, 3.0 if a.min_time is None else a.min_time, lut,
                 estimator=a.estimator,
                 cuda_mode=a.cuda_mode, time_base=a.time_base)
@@ -50,8 +57,10 @@ def cmd_measure(a: argparse.Namespace) -> None:
 
 
 def cmd_fidelity(a: argparse.Namespace) -> None:
-    from .measure import fidelity, format_fidelity
+    from .measure import check_setting, fidelity, format_fidelity
+    from .timing import DEFAULT_BATCH
 
+    check_setting(a.device, a.batch or DEFAULT_BATCH[a.device], a.threads, "--")
     lut = load_lut(a.lut)
     specs = None
     if a.specs and a.specs != ["zoo"]:
@@ -74,12 +83,12 @@ def cmd_fidelity(a: argparse.Namespace) -> None:
 
 def _timing_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    sp.add_argument("--batch", type=positive_int, help="default: the LUT's batch on the LUT's device, else 1 on cpu, "
+    sp.add_argument("--batch", type=batch_int, help="default: the LUT's batch on the LUT's device, else 1 on cpu, "
                                                     "32 on cuda (the paper's)")
-    sp.add_argument("--threads", type=positive_int, help="CPU threads (default 1, as the paper)")
-    sp.add_argument("--warmup", type=non_negative_int, default=5, help="untimed runs before timing (and 1 s of them)")
-    sp.add_argument("--repeats", type=positive_int, default=20, help="at least this many timed (interleaved) rounds")
-    sp.add_argument("--min-time", type=non_negative_float, help="and at least this many seconds of them (default: measure 3, fidelity 1)")
+    sp.add_argument("--threads", type=threads_int, help="CPU threads (default 1, as the paper; at most the cores)")
+    sp.add_argument("--warmup", type=warmup_int, default=5, help="untimed runs before timing (and 1 s of them)")
+    sp.add_argument("--repeats", type=rounds_int, default=20, help="at least this many timed (interleaved) rounds")
+    sp.add_argument("--min-time", type=seconds_float, help="and at least this many seconds of them (default: measure 3, fidelity 1)")
     sp.add_argument("--cuda-mode", default="graph", choices=["graph", "eager"],
                     help="CUDA: CUDA-graph replay timed by events (default) or eager calls")
     sp.add_argument("--json", action="store_true")
@@ -108,7 +117,8 @@ def add_train_measure_parsers(sub) -> None:
     sp = sub.add_parser("fidelity", help="LUT prediction vs measured latency for the zoo")
     sp.add_argument("--lut", required=True)
     sp.add_argument("--specs", nargs="+", help="'zoo' (default: tfnas and tfnas-wose models) or spec paths")
-    sp.add_argument("--random", type=int, default=20, help="also this many random valid architectures (held out)")
+    sp.add_argument("--random", type=bounded_int(RANDOM_NETS, f"a count in [0, {int(RANDOM_NETS.hi)}]"), default=20,
+                    help="also this many random valid architectures (held out)")
     sp.add_argument("--seed", type=int, help="their seed (default: the held-out seed, not the LUT's calibration seed)")
     _timing_args(sp)
     sp.set_defaults(func=cmd_fidelity)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .atomic import atomic_write_text
-from .checks import read_json
+from .checks import (BATCH, ROUNDS, WARMUP_ROUNDS, Range, batch_floor_bytes, check_memory, check_number, check_threads,
+                     read_json)
 from .latency import LUT, LUTError
 from .lut_keys import KeyInfo, space_keys
 from .lut_fit import FITS, fit_points, measured_widths
@@ -59,6 +60,27 @@ def environment(device: str, batch: int, threads: int | None) -> dict[str, Any]:
         "host": platform.node(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# Random networks a build times whole for calibration (default 32): each is a paper-scale network
+# held in memory while all are timed in one window.
+CALIB_NETS = Range(0, 500)
+
+
+def check_build_sizes(space: SearchSpace, device: str, batch: int, threads: int | None, warmup: int, repeats: int,
+                      calib: int, calib_rounds: int) -> None:
+    """Refuse, naming the setting, a size past its bound (``checks``: ``BATCH``, ``ROUNDS``,
+    ``WARMUP_ROUNDS``; ``CALIB_NETS``), more threads than this process has cores, or a batch whose
+    224 px input and stem output alone (``checks.batch_floor_bytes``) exceed the device's memory:
+    before the partial file or the LUT is written."""
+    check_number("batch", batch, BATCH)
+    check_number("warmup", warmup, WARMUP_ROUNDS)
+    check_number("repeats", repeats, ROUNDS)
+    check_number("calib", calib, CALIB_NETS)
+    check_number("calib_rounds", calib_rounds, ROUNDS)
+    check_threads(threads)
+    s1 = space.stage(1)
+    check_memory(batch_floor_bytes(batch, 3, 224, s1.out_chs, s1.stride), f"a LUT build at batch {batch} (224 px)", device)
 
 
 def build(
@@ -108,6 +130,7 @@ def build(
         raise ValueError(f"unknown LUT fit {fit!r}; known: {', '.join(FITS)}")
     batch = batch or DEFAULT_BATCH[device]
     threads = threads if device == "cpu" else None
+    check_build_sizes(space, device, batch, threads, warmup, repeats, calib, calib_rounds)
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     infos = space_keys(space)

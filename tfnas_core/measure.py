@@ -29,7 +29,8 @@ import torch
 
 from . import flops, model
 from .arch_spec import Spec
-from .space import PAPER_SCALE
+from .checks import BATCH, batch_floor_bytes, check_memory, check_number, check_threads
+from .space import PAPER_SCALE, get_space
 from .timing import DEFAULT_BATCH, ESTIMATOR, cpu_threads, resolve_device, time_interleaved
 
 FIDELITY_SPACES = ("tfnas", "tfnas-wose")
@@ -91,16 +92,33 @@ def measure_setting(lut=None, device: str | None = None, cuda_available: bool | 
     return {"device": device, "batch": batch, "threads": threads, "lut": known, "comparable": comparable, "label": label}
 
 
+def paper_input_floor(batch: int) -> int:
+    """A lower bound (bytes) of one forward pass of a paper-scale network at ``batch``: the
+    224 px input and the stem's 112 px output (``checks.batch_floor_bytes``); 0.07 GB at batch 32."""
+    s1 = get_space("tfnas").stage(1)
+    return batch_floor_bytes(batch, 3, PAPER_SCALE.resolution, s1.out_chs, s1.stride)
+
+
+def check_setting(device: str, batch: int, threads: int | None, flag: str = "") -> None:
+    """Refuse, with one line naming ``flag + "batch"`` or ``flag + "threads"``, a batch past
+    ``checks.BATCH`` or whose input and stem output alone exceed the memory of ``device`` here,
+    and more threads than this process has cores (``checks.check_threads``; ``None``: the default)."""
+    check_number(f"{flag}batch", batch, BATCH)
+    if device == "cpu":
+        check_threads(threads, f"{flag}threads")
+    check_memory(paper_input_floor(batch), f"{flag}batch {batch} (at 224 px)", device)
+
+
 def _settings(device: str, batch: int | None, threads: int | None):
+    """The device, batch and threads of a measurement, checked (``check_setting``) before
+    anything is built."""
     dev = resolve_device(device)
     batch = batch or DEFAULT_BATCH[device]
-    if batch < 1:
-        raise ValueError(f"batch must be positive, got {batch}")
     if device == "cpu" and threads is None:
         threads = 1
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be positive, got {threads}")
-    return dev, batch, threads if device == "cpu" else None
+    threads = threads if device == "cpu" else None
+    check_setting(device, batch, threads)
+    return dev, batch, threads
 
 
 def measure_many(specs: dict[str, Spec], device: str = "cpu", batch: int | None = None, threads: int | None = None,

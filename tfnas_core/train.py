@@ -14,6 +14,9 @@ index, gradient clipping, mixed precision on CUDA.  It writes, on rank 0 only:
 Distributed: launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment)
 it runs DDP, NCCL on CUDA and Gloo on CPU; the batch in ``cfg`` is global.  A non-finite loss on
 any rank stops every rank with ``TrainingDiverged``, leaving the last good checkpoint in place.
+
+Sizes are checked before ``OUT`` exists (``check_sizes``): upper bounds (``checks.SIZE_LIMITS``),
+a lower bound of the memory a step needs against the machine's, threads against its cores.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from . import checks as _checks
 from . import data as data_mod
 from . import flops, model, profiles, run_loop
 from .arch_spec import Spec
@@ -193,6 +197,47 @@ def _load_state(st: dict, core: nn.Module, opt, sched, scaler, d: Dist) -> None:
         _set_rng_state(st["rng"][d.rank])
 
 
+# ----------------------------------------------------------------------------- sizes
+
+# Image channels of each dataset (``data``): what the stem reads.
+IN_CHANS = {"imagenet": 3, "fashion-mnist": 1, "synthetic": 1}
+
+
+def memory_floor(cfg: TrainConfig, spec: Spec, world: int = 1) -> list[tuple[str, int, str]]:
+    """Lower bounds of what one rank of a retraining with ``cfg`` allocates at once: ``(what,
+    bytes, device)``.  The synthetic pools (``train_subset`` or 1024, then ``val_subset`` or 512
+    images of ``resolution``² pixels; ``data.synthetic`` holds three float32 copies of a pool at
+    once, 12 bytes a pixel, and keeps it as uint8) on the host;
+    a training step's and an evaluation step's float32 input and stem output at this rank's share
+    of the global batch (``checks.batch_floor_bytes``) on ``cfg.device``.  Weights, the other
+    activations and what backward keeps come on top."""
+    from .space import get_space
+
+    out = []
+    r2 = cfg.resolution ** 2
+    if cfg.dataset == "synthetic":
+        n_train, n_val = cfg.train_subset or 1024, cfg.val_subset or 512
+        out.append((f"the synthetic data ({n_train} + {n_val} images at resolution={cfg.resolution})",
+                    max(12 * n_train, n_train + 12 * n_val) * r2, "cpu"))
+    proxy = Proxy(cfg.resolution, cfg.width_mult, cfg.stem_stride)
+    stem = proxy.channels(get_space(spec.space).stage(1).out_chs)
+    for name, batch in (("batch_size", cfg.batch_size), ("eval_batch_size", cfg.eval_batch_size)):
+        per_rank = -(-batch // world)
+        need = _checks.batch_floor_bytes(per_rank, IN_CHANS.get(cfg.dataset, 3), cfg.resolution, stem, cfg.stem_stride)
+        out.append((f"a step at {name}={batch} and resolution={cfg.resolution}"
+                    + (f" ({per_rank} per rank)" if world > 1 else ""), need, cfg.device or "cpu"))
+    return out
+
+
+def check_sizes(cfg: TrainConfig, spec: Spec, d: Dist = Dist()) -> None:
+    """Refuse, naming the setting, a size past ``checks.SIZE_LIMITS`` or a run whose
+    ``memory_floor`` exceeds all the memory where it would live; threads beyond this process's
+    cores are refused where they are set (``timing.cpu_threads``)."""
+    _checks.check_sizes(cfg)
+    for what, need, device in memory_floor(cfg, spec, d.world):
+        _checks.check_memory(need, what, device)
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -207,6 +252,7 @@ def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str
     device = torch.device("cuda", d.local_rank) if cfg.device == "cuda" else torch.device("cpu")
     if cfg.device == "cuda":
         torch.cuda.set_device(device)
+    check_sizes(cfg, spec, d)  # before the folder exists: a refused run leaves nothing behind
     own_group = d.world > 1 and not dist.is_initialized()
     if own_group:
         dist.init_process_group("nccl" if cfg.device == "cuda" else "gloo", rank=d.rank, world_size=d.world)
