@@ -170,7 +170,7 @@ def _meta(run_dir: Path, files: dict[str, bytes]) -> dict:
 def _check_run(run_dir: Path, files: dict[str, bytes], ignore: Iterable[str] | None, name: str) -> dict:
     """``store.json`` of the run whose files are ``files``, after checking that its config hashes to
     ``name`` (with ``ignore``, default ``key_ignore(kind)``), that it is finished and that no file is torn."""
-    from .runs import config_hash
+    from .run_keys import config_hash
 
     meta = _meta(run_dir, files)
     kind = meta["kind"]

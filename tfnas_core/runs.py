@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from dataclasses import dataclass, replace
@@ -23,22 +22,9 @@ from typing import Any, Callable, Iterable, Mapping
 from .atomic import atomic_write_text
 from . import run_archive
 from .checks import read_json
+from .run_keys import canonical_json, config_hash  # noqa: F401 - the store's key, re-exported
 
 DEFAULT_ROOT = Path(os.environ.get("TFNAS_RUNS", "runs"))
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def config_hash(kind: str, cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
-    """12 hex digits of SHA-256 over ``kind`` and the config without the ``ignore`` keys.
-
-    Key order and float formatting do not matter (canonical JSON); every other change does.
-    """
-    skip = set(ignore)
-    body = {k: v for k, v in cfg.items() if k not in skip}
-    return hashlib.sha256(canonical_json({"kind": kind, "config": body}).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
