@@ -1,24 +1,110 @@
-"""The checks ``make reproduce-*`` runs on ``PROFILE``, ``LUT``, ``IMAGENET``, ``SEEDS``, the executor
-and the budget (``BUDGET``, ``SEARCH_SET``, ``TRAIN_SET``, ``launch.py``) before
-papermill starts: a bad value stops make with one line naming it (exit 2) and nothing written.
+"""The checks ``make reproduce-*`` runs on ``PROFILE``, ``RUNS``, ``LUT``, ``IMAGENET``, ``SEEDS``,
+``FRESH``, ``LONG_FACTOR``, ``LONG_FINISHED_ONLY``, ``RUN``, the executor (``EXECUTOR``, ``JOBS``,
+``SLURM``) and the budget (``BUDGET``, ``SEARCH_SET``, ``TRAIN_SET``, ``launch.py``), and ``make bench``
+on ``DEVICE``, before anything starts: a bad value stops make with one line naming it (exit 2) and
+nothing written.
 
-The Makefile calls ``python -m tfnas_core.preflight --profile P --lut L --imagenet I --seeds S``
-while it reads its rules; this prints nothing when the values are good, else one line, which
-make turns into its own one-line error.  Messages speak make's variables (``IMAGENET=``, not the
-notebook's ``imagenet_root`` or the CLI's ``--set data_root=``).
+No shell ever parses these values (issue 29).  While make reads its rules it writes each raw value
+(``$(value VAR)``, unexpanded) to a file of its own in a fresh temporary folder, with the goals in
+``GOALS``, and calls ``python -m tfnas_core.preflight --values DIR`` (``read_values``); this prints
+nothing when the values are good, else one line, which make turns into its own one-line error.
+The recipes then read the same values from the environment (``make_entry.py``).  Messages speak
+make's variables (``IMAGENET=``, not the notebook's ``imagenet_root`` or the CLI's ``--set
+data_root=``); a value with a control character is shown escaped (``shown``), so the line stays one.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
+import tempfile
+import unicodedata
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+# make's variables the preflight reads, in the order a user would fix them (the Makefile writes each)
+VARIABLES = ("PROFILE", "RUNS", "LUT", "IMAGENET", "SEEDS", "FRESH", "LONG_FACTOR", "LONG_FINISHED_ONLY", "RUN",
+             "EXECUTOR", "JOBS", "SLURM", "BUDGET", "SEARCH_SET", "TRAIN_SET", "DEVICE")
+VALUE_END = ".\n"  # the Makefile writes ``$(value VAR).``; make adds the newline: a value's own trailing newline survives
+FLAGS_TRUE, FLAGS_FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
+DEVICES = ("cpu", "cuda")  # make bench's DEVICE (benchmarks/bench_search.py, bench_train_speed.py)
+_COUNT = re.compile(r"[0-9]+")  # ASCII digits only: int() also takes '²' or '٣'
 
 
 class PreflightError(ValueError):
     """A bad make variable; the message names it and its value."""
+
+
+def shown(value: str) -> str:
+    """``value`` as one printable line: control characters (a newline, a tab, ESC) escaped."""
+    if all(unicodedata.category(c) != "Cc" for c in value):
+        return value
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" else c for c in value)
+
+
+def check_text(name: str, value: str) -> None:
+    """No make variable may hold a control character (a newline, a tab, ESC): none is part of a
+    profile, a path, a number or a setting, and a newline would end make's recipe line."""
+    bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise PreflightError(f"{name}={shown(value)}: a control character ({bad!r}) in the value")
+
+
+def parse_flag(name: str, value: str) -> bool:
+    """``FRESH``, ``RUN``, ``LONG_FINISHED_ONLY``: empty / 0 / false / no, or 1 / true / yes."""
+    v = value.strip().lower()
+    if v in FLAGS_TRUE:
+        return True
+    if v in FLAGS_FALSE:
+        return False
+    raise PreflightError(f"{name}={shown(value)}: expected 1 (or true, yes) to set it, or leave it empty")
+
+
+def parse_count(name: str, value: str, what: str) -> int:
+    """A positive integer in ASCII digits (``JOBS``, ``LONG_FACTOR``)."""
+    if not (_COUNT.fullmatch(value) and int(value) >= 1):
+        raise PreflightError(f"{name}={shown(value)}: expected a positive integer ({what})")
+    return int(value)
+
+
+def parse_slurm(slurm: str) -> dict:
+    """``SLURM`` (YAML) as the mapping the notebooks take, checked by ``executors.SlurmOptions``."""
+    import yaml
+
+    from .executors import SlurmOptions
+
+    try:
+        value = yaml.safe_load(slurm)
+        if not isinstance(value, dict):
+            raise ValueError("expected a mapping such as '{partition: gpu, gpus: 1, timeout_min: 900}'")
+        SlurmOptions.from_dict(value)
+    except (yaml.YAMLError, ValueError, TypeError) as e:
+        raise PreflightError(f"SLURM={shown(slurm)}: {str(e).splitlines()[0]}") from None
+    return value
+
+
+def check_runs(runs: str, computes: bool = True) -> None:
+    """``RUNS``, the run store: a directory, or one that can be made; writable when runs compute
+    (a probe file, made and removed at once, in it or in its nearest existing parent)."""
+    if not runs:
+        raise PreflightError("RUNS=: empty (the run store folder, e.g. RUNS=runs)")
+    path = Path(runs)
+    try:
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            where = "" if existing == path else f" ({existing} is a file)"
+            raise PreflightError(f"RUNS={shown(runs)}: not a directory{where}")
+        if computes:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+    except OSError as e:
+        raise PreflightError(f"RUNS={shown(runs)}: read-only ({existing}: {e.strerror})") from None
+
+
+def check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise PreflightError(f"DEVICE={shown(device)}: expected one of {', '.join(DEVICES)} (make bench)")
 
 
 def check_profile(profile: str) -> None:
@@ -36,7 +122,7 @@ def check_seeds(seeds: str) -> list[int]:
     """``SEEDS`` as papermill reads it (YAML): a non-empty list of non-negative integers."""
     import yaml
 
-    bad = PreflightError(f"SEEDS={seeds}: expected a list of non-negative integers, e.g. SEEDS=[2] or SEEDS=[2,3,4]")
+    bad = PreflightError(f"SEEDS={shown(seeds)}: expected a list of non-negative integers, e.g. SEEDS=[2] or SEEDS=[2,3,4]")
     try:
         value = yaml.safe_load(seeds)
     except yaml.YAMLError:
@@ -99,22 +185,14 @@ def check_executor(executor: str, jobs: str, slurm: str) -> None:
     ``executors.SlurmOptions`` fields; ``submitit`` installed and ``sbatch`` on the PATH for ``slurm``)."""
     import shutil
 
-    import yaml
-
-    from .executors import EXECUTORS, SlurmOptions
+    from .executors import EXECUTORS
 
     if executor and executor not in EXECUTORS:
-        raise PreflightError(f"EXECUTOR={executor}: expected one of {', '.join(EXECUTORS)}")
-    if jobs and not (jobs.isdigit() and int(jobs) >= 1):
-        raise PreflightError(f"JOBS={jobs}: expected a positive integer (worker processes of EXECUTOR=local)")
+        raise PreflightError(f"EXECUTOR={shown(executor)}: expected one of {', '.join(EXECUTORS)}")
+    if jobs:
+        parse_count("JOBS", jobs, "worker processes of EXECUTOR=local")
     if slurm:
-        try:
-            value = yaml.safe_load(slurm)
-            if not isinstance(value, dict):
-                raise ValueError("expected a mapping such as '{partition: gpu, gpus: 1, timeout_min: 900}'")
-            SlurmOptions.from_dict(value)
-        except (yaml.YAMLError, ValueError, TypeError) as e:
-            raise PreflightError(f"SLURM={slurm}: {str(e).splitlines()[0]}") from None
+        parse_slurm(slurm)
     if executor == "slurm":
         import importlib.util
 
@@ -161,11 +239,24 @@ def check_data(imagenet: str, profile: str, search_set: str = "") -> None:
 
 
 def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", executor: str = "", jobs: str = "",
-          slurm: str = "", budget: str = "", search_set: str = "", train_set: str = "", computes: bool = True) -> None:
+          slurm: str = "", budget: str = "", search_set: str = "", train_set: str = "", computes: bool = True,
+          runs: str = "runs", fresh: str = "", long_factor: str = "", long_finished_only: str = "",
+          run: str = "") -> None:
     """Every check, in the order a user would fix them; raises ``PreflightError``."""
+    given = {"PROFILE": profile, "RUNS": runs, "LUT": lut, "IMAGENET": imagenet, "SEEDS": seeds, "FRESH": fresh,
+             "LONG_FACTOR": long_factor, "LONG_FINISHED_ONLY": long_finished_only, "RUN": run,
+             "EXECUTOR": executor, "JOBS": jobs, "SLURM": slurm, "BUDGET": budget, "SEARCH_SET": search_set,
+             "TRAIN_SET": train_set}
+    for name, value in given.items():
+        check_text(name, value)
     check_profile(profile)
+    check_runs(runs, computes)
     if seeds:
         check_seeds(seeds)
+    for name in ("FRESH", "LONG_FINISHED_ONLY", "RUN"):
+        parse_flag(name, given[name])
+    if long_factor:
+        parse_count("LONG_FACTOR", long_factor, "the longer searches' epoch factor; 1 skips them")
     check_executor(executor, jobs, slurm)
     check_imagenet(imagenet, profile)
     check_launch(profile, budget, search_set, train_set, here=computes and executor != "slurm")
@@ -174,16 +265,53 @@ def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", exec
         check_data(imagenet, profile, search_set)
 
 
+def read_values(folder: str | Path) -> dict[str, str]:
+    """The values the Makefile wrote to ``folder``: one file per variable holding ``$(value VAR).``
+    and make's newline (``VALUE_END``), and ``GOALS``; surrounding blanks stripped, as make would."""
+    values = {}
+    for f in sorted(Path(folder).iterdir()):
+        text = f.read_text(encoding="utf-8", errors="surrogateescape")
+        if not text.endswith(VALUE_END):
+            raise PreflightError(f"{f}: not written by the Makefile (no final {VALUE_END!r})")
+        values[f.name] = text[:-len(VALUE_END)].strip(" ")
+    return values
+
+
+def notebook_goal(goal: str) -> bool:
+    return goal.startswith(("reproduce-", "plan-")) or goal.endswith(".ipynb")
+
+
+def check_make(values: dict[str, str]) -> None:
+    """What make's goals (``GOALS``) need of ``values``: every check for ``reproduce-*``, ``plan-*``
+    or a notebook's output file (nothing computes for ``plan-*`` without ``RUN=1``), ``DEVICE`` for
+    ``bench``; first of all, no variable holds a control character."""
+    goals = values.get("GOALS", "").split()
+    for name in VARIABLES:
+        check_text(name, values.get(name, ""))
+    if "bench" in goals:
+        check_device(values.get("DEVICE", "").strip())
+    notebooks = [g for g in goals if notebook_goal(g)]
+    if notebooks:
+        v = {name.lower(): values.get(name, "").strip() for name in VARIABLES if name != "DEVICE"}
+        computes = parse_flag("RUN", v["run"]) or any(not g.startswith("plan-") for g in notebooks)
+        check(computes=computes, **v)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tfnas_core.preflight", description=__doc__.split("\n")[0])
+    p.add_argument("--values", metavar="DIR", help="the folder the Makefile wrote its variables to (one file each, "
+                                                   "and GOALS); the flags below are then ignored")
     for name in ("profile", "lut", "imagenet", "seeds", "executor", "jobs", "slurm", "budget", "search-set", "train-set"):
         p.add_argument(f"--{name}", default="", help=f"make's {name.upper().replace('-', '_')} (empty: not given)")
     p.add_argument("--plan-only", action="store_true", help="make plan-* without RUN=1: nothing is computed")
     a = p.parse_args(argv)
     try:
-        check(a.profile.strip(), a.lut.strip(), a.imagenet.strip(), a.seeds.strip(), a.executor.strip(),
-              a.jobs.strip(), a.slurm.strip(), a.budget.strip(), a.search_set.strip(), a.train_set.strip(),
-              computes=not a.plan_only)
+        if a.values:
+            check_make(read_values(a.values))
+        else:
+            check(a.profile.strip(), a.lut.strip(), a.imagenet.strip(), a.seeds.strip(), a.executor.strip(),
+                  a.jobs.strip(), a.slurm.strip(), a.budget.strip(), a.search_set.strip(), a.train_set.strip(),
+                  computes=not a.plan_only)
     except PreflightError as e:
         print(e)
         return EXIT_BAD_INPUT
