@@ -1,4 +1,19 @@
 # tfnas-repro: the Makefile is the entry point. `make setup`, then `make test`.
+#
+# No value a user gives make ever reaches a shell, nor make's own expansion (issue 29). Every variable set
+# on the command line, and those of USER_VARS set in the environment, first become simple variables holding
+# their raw text (`$(value VAR)`: `RUNS='$(shell ...)'` is a folder name, not a call), still exported as
+# before; the recipes read USER_VARS from the environment (TFNAS_MAKE_<VAR>: tfnas_core/make_entry.py, or
+# "$$TFNAS_MAKE_VAR" in double quotes, which a shell substitutes without parsing), and the preflight below
+# reads them from files make writes itself ($(file ...)). Only names make puts into rule lines and commands
+# (PROFILE, NB_OUT, the venv's paths) are checked here, for characters no shell or rule line can take.
+# (`make 'VAR:=$(shell ...)'` asks make to expand the value before it reads this file: nothing here can stop it.)
+USER_VARS := PY VENV PYTHON PIP PAPERMILL NB_OUT FMNIST_DIR LUT_CPU PROFILE RUNS IMAGENET LUT SEEDS FRESH \
+             LONG_FACTOR LONG_FINISHED_ONLY EXECUTOR JOBS SLURM BUDGET SEARCH_SET TRAIN_SET RUN DEVICE REHEARSAL_IMAGENET
+$(foreach v,$(filter-out SHELL MAKEFLAGS MFLAGS MAKEFILES MAKEOVERRIDES MAKELEVEL,$(sort $(.VARIABLES))),\
+  $(if $(or $(filter command line,$(origin $(v))),$(and $(filter $(v),$(USER_VARS)),$(filter environment%,$(origin $(v))))),\
+    $(eval override export $(v) := $$(value $(v)))))
+
 PY ?= python3.11
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -30,25 +45,40 @@ SLURM ?=
 BUDGET ?=
 SEARCH_SET ?=
 TRAIN_SET ?=
-EXEC_ARGS = $(if $(EXECUTOR),-p executor $(EXECUTOR)) $(if $(JOBS),-p jobs $(JOBS)) $(if $(SLURM),-y "slurm: $(SLURM)")
-LAUNCH_ARGS = $(if $(BUDGET),-p budget $(BUDGET)) $(if $(SEARCH_SET),-p search_set '$(SEARCH_SET)') \
-              $(if $(TRAIN_SET),-p train_set '$(TRAIN_SET)')
-NB_ARGS = $(EXEC_ARGS) -p profile $(PROFILE) -p runs_root $(RUNS) $(if $(IMAGENET),-p imagenet_root $(IMAGENET)) \
-          $(if $(LUT),-p lut $(LUT)) $(if $(SEEDS),-y "seeds: $(SEEDS)") \
-          $(if $(filter-out model-zoo,$*),$(LAUNCH_ARGS)) \
-          $(if $(filter-out model-zoo table3-sampling table4-depth-space,$*),$(if $(LONG_FACTOR),-p long_factor $(LONG_FACTOR)) \
-                                          $(if $(LONG_FINISHED_ONLY),-p long_compute False))
+# plan-*: RUN=1 computes the missing runs first; FRESH=1 ignores run_archive/ (see archive below)
+RUN ?=
+DEVICE ?= cpu
+REHEARSAL_IMAGENET ?= outputs/fake-imagenet
+$(foreach v,$(USER_VARS),$(eval export TFNAS_MAKE_$(v) := $$(value $(v))))
 
-# Bad PROFILE / LUT / IMAGENET / SEEDS stop make here, while it reads this file: one line
-# (tfnas_core/preflight.py), exit 2, before papermill starts or anything is written.
-ifneq ($(filter reproduce-% plan-%,$(MAKECMDGOALS)),)
+# Names make writes into rule lines and recipes: no blank and none of these characters.
+UNSAFE := ' " ` $$ \ ; & | < > ( ) * ? [ ] \# ~ ! { } : % =
+unsafe = $(strip $(if $(filter-out 1,$(words x$(1)x)),a blank) $(foreach c,$(UNSAFE),$(findstring $(c),$(1))))
+define nl
+
+
+endef
+shown = $(subst $(nl),\n,$(1))
+$(foreach v,PY VENV PYTHON PIP PAPERMILL NB_OUT FMNIST_DIR PROFILE,$(if $(call unsafe,$($(v))),$(error \
+  $(v)=$(call shown,$($(v))): make uses it in file names and commands, where it cannot hold $(call unsafe,$($(v))) \
+  (no blanks, nor any of $(UNSAFE)))))
+
+# Bad values stop make here, while it reads this file: one line (tfnas_core/preflight.py), exit 2, before
+# papermill starts or anything is written. The values go to the check as files make writes, one per variable.
+PREFLIGHT_GOALS := $(filter reproduce-% plan-% %.ipynb bench,$(MAKECMDGOALS))
+ifneq ($(filter-out bench,$(PREFLIGHT_GOALS)),)
 ifeq ($(wildcard $(PAPERMILL)),)
 $(error $(PAPERMILL) not found: run `make setup` first)
 endif
-PREFLIGHT := $(shell $(PYTHON) -m tfnas_core.preflight --profile '$(PROFILE)' --lut '$(LUT)' \
-                       --imagenet '$(IMAGENET)' --seeds '$(SEEDS)' --executor '$(EXECUTOR)' --jobs '$(JOBS)' \
-                       --slurm '$(SLURM)' --budget '$(BUDGET)' --search-set '$(SEARCH_SET)' --train-set '$(TRAIN_SET)' \
-                       $(if $(filter plan-%,$(MAKECMDGOALS)),$(if $(RUN),,--plan-only)) 2>&1)
+endif
+ifneq ($(and $(PREFLIGHT_GOALS),$(wildcard $(PYTHON))),)
+PREFLIGHT_DIR := $(shell mktemp -d)
+ifneq ($(or $(call unsafe,$(PREFLIGHT_DIR)),$(if $(PREFLIGHT_DIR),,empty)),)
+$(error mktemp -d gave '$(PREFLIGHT_DIR)', a folder name make cannot pass on (TMPDIR?))
+endif
+$(foreach v,$(USER_VARS),$(file >$(PREFLIGHT_DIR)/$(v),$(value $(v)).))
+$(file >$(PREFLIGHT_DIR)/GOALS,$(MAKECMDGOALS).)
+PREFLIGHT := $(shell $(PYTHON) -m tfnas_core.preflight --values $(PREFLIGHT_DIR) 2>&1; rm -rf $(PREFLIGHT_DIR))
 ifneq ($(PREFLIGHT),)
 $(error $(PREFLIGHT))
 endif
@@ -95,13 +125,12 @@ zoo: venv  ## the published architectures beside the paper's numbers
 	$(PYTHON) -m tfnas_core zoo $(if $(wildcard ../shared/reference/official/latency_gpu.pkl),--lut ../shared/reference/official/latency_gpu.pkl,)
 
 lut: venv  ## measure this machine's CPU LUT (batch 1, one thread); resumable
-	$(PYTHON) -m tfnas_core lut build --device cpu --out $(LUT_CPU)
+	$(PYTHON) -m tfnas_core lut build --device cpu "--out=$$TFNAS_MAKE_LUT_CPU"
 
-DEVICE ?= cpu
 bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search and retraining throughput (DEVICE=cuda on a GPU)
 	$(PYTHON) -m benchmarks.bench_lut --out results/bench
-	$(PYTHON) -m benchmarks.bench_search --device $(DEVICE) --out results/bench
-	$(PYTHON) -m benchmarks.bench_train_speed --device $(DEVICE) --out results/bench
+	$(PYTHON) -m benchmarks.bench_search "--device=$$TFNAS_MAKE_DEVICE" --out results/bench
+	$(PYTHON) -m benchmarks.bench_train_speed "--device=$$TFNAS_MAKE_DEVICE" --out results/bench
 	$(PYTHON) -m benchmarks.bench_train
 
 bench-executors: venv  ## inline vs EXECUTOR=local JOBS=2 (Table 3 at smoke, a mini subset) and SLURM's overhead per job -> results/bench/executors_cpu.md
@@ -114,28 +143,24 @@ bench-supernet: venv  ## how fast the mini supernet learns (lr, steps, width; ~1
 # One pattern rule runs any notebook: notebooks/NAME.ipynb -> $(NB_OUT)/NAME-$(PROFILE).ipynb,
 # every time it is asked for (FORCE: the run store decides what is reused, not file dates).
 # Progress: one line per epoch of every search/retraining, with its ETA (tfnas_core/progress.py).
+# The notebook's parameters are make's variables, read from the environment (tfnas_core/make_entry.py):
+# "== NAME (PROFILE=...) ==", papermill into $(NB_OUT) (FRESH=1: TFNAS_FRESH=1), "NAME: done in N s".
 $(NB_OUT)/%-$(PROFILE).ipynb: notebooks/%.ipynb FORCE | venv
-	@mkdir -p $(NB_OUT)
-	@echo "== $* (PROFILE=$(PROFILE)) =="
-	@start=$$(date +%s); $(if $(FRESH),TFNAS_FRESH=1 )$(PAPERMILL) $< $@ $(NB_ARGS) \
-	  --log-level WARNING --no-progress-bar && echo "$*: done in $$(( $$(date +%s) - start )) s"
+	@$(PYTHON) -m tfnas_core.make_entry notebook $*
 
 FORCE:
 
 # Finished runs are reused from run_archive/ (committed: config, records, spec, summary/result, no
 # checkpoints) when $(RUNS) lacks them; FRESH=1 ignores the archive and recomputes.
 archive: venv  ## copy the finished runs of $(RUNS) into run_archive/ (commit it with the results)
-	$(PYTHON) -m tfnas_core archive --runs $(RUNS) --out run_archive
+	$(PYTHON) -m tfnas_core archive "--runs=$$TFNAS_MAKE_RUNS" --out run_archive
 
 # make plan-table3 (plan-table5, plan-fig4, ...): the runs a notebook needs, their status and the
 # estimated minutes of those still to run; RUN=1 computes them with EXECUTOR= first (renders nothing).
-RUN ?=
+# (python -m tfnas_core plan NAME with PROFILE, RUNS, SEEDS, IMAGENET, LUT, BUDGET, SEARCH_SET, TRAIN_SET,
+# LONG_FACTOR, RUN, EXECUTOR, JOBS, SLURM as its flags: tfnas_core/make_entry.py)
 plan-%: venv  ## the runs of a notebook: key, status (done/archived/partial/missing), estimated cost
-	@$(PYTHON) -m tfnas_core plan $* --profile $(PROFILE) --runs $(RUNS) $(if $(SEEDS),--seeds '$(SEEDS)') \
-	  $(if $(IMAGENET),--imagenet '$(IMAGENET)') $(if $(LUT),--lut '$(LUT)') $(if $(BUDGET),--budget '$(BUDGET)') \
-	  $(if $(SEARCH_SET),--search-set '$(SEARCH_SET)') $(if $(TRAIN_SET),--train-set '$(TRAIN_SET)') \
-	  $(if $(LONG_FACTOR),--long-factor $(LONG_FACTOR)) $(if $(RUN),--run) $(if $(EXECUTOR),--executor $(EXECUTOR)) \
-	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SLURM),--slurm '$(SLURM)')
+	@$(PYTHON) -m tfnas_core.make_entry plan $*
 
 reproduce-zoo: $(NB_OUT)/model-zoo-$(PROFILE).ipynb                     ## Tables 2/6/8/9/11: the published architectures
 reproduce-table3: $(NB_OUT)/table3-sampling-$(PROFILE).ipynb            ## Table 3: second-path sampling
@@ -146,24 +171,22 @@ reproduce-fig2: $(NB_OUT)/fig2-operation-collapse-$(PROFILE).ipynb      ## Fig. 
 reproduce-fig4: $(NB_OUT)/fig4-depth-and-latency-$(PROFILE).ipynb       ## Fig. 4: searched depth and latency
 reproduce-fig5: $(NB_OUT)/fig5-latency-objectives-$(PROFILE).ipynb      ## Fig. 5: C1/C2 latency w/wo elasticity scaling
 reproduce-report: venv  ## the evidence report: a verdict per claim from the tables above (runs nothing)
-	@mkdir -p $(NB_OUT)
-	$(PAPERMILL) notebooks/report.ipynb $(NB_OUT)/report-$(PROFILE).ipynb -p profile $(PROFILE) \
-	  --log-level WARNING --no-progress-bar && echo "report: results/REPORT-$(PROFILE).md"
+	@$(PYTHON) -m tfnas_core.make_entry report
 reproduce-all: reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
                reproduce-fig2 reproduce-fig4 reproduce-fig5
-	$(MAKE) reproduce-report PROFILE=$(PROFILE)
+	$(MAKE) reproduce-report "PROFILE=$$TFNAS_MAKE_PROFILE"
 
 # The paper path rehearsed: every experiment notebook at PROFILE=paper BUDGET=rehearsal, one seed, on
 # IMAGENET (default: a synthetic ImageNet in the official layout, written once by fake-imagenet).
-REHEARSAL_IMAGENET ?= outputs/fake-imagenet
 rehearse: venv  ## every experiment notebook on the paper path at BUDGET=rehearsal (CUDA if present), one seed
-	@[ -n "$(IMAGENET)" ] || [ -d $(REHEARSAL_IMAGENET)/train ] || $(PYTHON) -m tfnas_core fake-imagenet $(REHEARSAL_IMAGENET)
+	@[ -n "$$TFNAS_MAKE_IMAGENET" ] || [ -d "$$TFNAS_MAKE_REHEARSAL_IMAGENET/train" ] || \
+	  $(PYTHON) -m tfnas_core fake-imagenet -- "$$TFNAS_MAKE_REHEARSAL_IMAGENET"
 	@start=$$(date +%s); $(MAKE) --no-print-directory reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
-	  reproduce-fig2 reproduce-fig4 reproduce-fig5 PROFILE=paper BUDGET=rehearsal SEEDS=[2] RUNS=outputs/rehearsal-runs \
-	  IMAGENET=$(or $(IMAGENET),$(REHEARSAL_IMAGENET)) && echo "rehearse: every notebook in $$(( $$(date +%s) - start )) s"
+	  reproduce-fig2 reproduce-fig4 reproduce-fig5 PROFILE=paper BUDGET=rehearsal 'SEEDS=[2]' RUNS=outputs/rehearsal-runs \
+	  "IMAGENET=$${TFNAS_MAKE_IMAGENET:-$$TFNAS_MAKE_REHEARSAL_IMAGENET}" && echo "rehearse: every notebook in $$(( $$(date +%s) - start )) s"
 
 smoke: venv  ## every notebook at the smoke profile (seconds per run; runs in outputs/smoke-runs)
-	$(MAKE) reproduce-all PROFILE=smoke RUNS=outputs/smoke-runs SEEDS=[2]
+	$(MAKE) reproduce-all PROFILE=smoke RUNS=outputs/smoke-runs 'SEEDS=[2]'
 
 clean-venv:
 	rm -rf $(VENV)
