@@ -11,7 +11,7 @@ import json
 import sys
 
 from .atomic import write_error
-from .checks import non_negative_int, positive_float, positive_int
+from .checks import batch_int, non_negative_int, positive_float, positive_int, rounds_int, threads_int, warmup_int
 from .cli_common import EXIT_BAD_INPUT, NO_LUT_HINT, CLIError, Parser, load_lut, load_spec, print_result
 from .cli_data import add_data_parser
 from .cli_search import add_search_parser
@@ -236,11 +236,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True)
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--space", default="tfnas", choices=list(SPACES))
-    b.add_argument("--batch", type=positive_int, help="default: 1 on cpu, 32 on cuda")
-    b.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1, as the paper)")
+    b.add_argument("--batch", type=batch_int, help="default: 1 on cpu, 32 on cuda")
+    b.add_argument("--threads", type=threads_int, default=1, help="CPU threads (default 1, as the paper)")
     b.add_argument("--step", type=positive_int, default=8, help="measure every STEP-th width, interpolate the rest")
-    b.add_argument("--warmup", type=non_negative_int, default=5)
-    b.add_argument("--repeats", type=positive_int, default=20, help="interleaved timed rounds per width (minimum kept)")
+    b.add_argument("--warmup", type=warmup_int, default=5)
+    b.add_argument("--repeats", type=rounds_int, default=20, help="interleaved timed rounds per width (minimum kept)")
     b.add_argument("--fit", default="aligned", choices=list(latency_fits()),
                    help="fill unmeasured widths: robust line + multiple-of-16 step (default), plain line, or piecewise-linear")
     b.add_argument("--calib", type=non_negative_int, default=32,

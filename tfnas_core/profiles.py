@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from . import checks as _checks
 from . import config as _config
-from .checks import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Range
+from .checks import (AT_LEAST_1, BATCH, EPOCHS, FRACTION, IMAGES, NON_NEGATIVE, POSITIVE, RESOLUTION, SEED, THREADS,
+                     WORKERS, Range)
 
 PAPER_LR, PAPER_BATCH = 0.2, 512  # Appendix B: lr 0.2 at batch 512, linear scaling rule
 DEFAULT_DROPOUT = 0.2  # Appendix B, for specs that are not a published model
@@ -62,12 +63,12 @@ class TrainConfig:
 # Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
 # a numeric field missing here is a TypeError, so every new field must be declared).
 LIMITS: dict[str, Range] = {
-    "train_subset": AT_LEAST_1, "val_subset": AT_LEAST_1,
-    "resolution": Range(8), "width_mult": Range(0, 4, lo_open=True), "stem_stride": Range(1, 2),  # as space.Proxy
-    "crop_min_scale": Range(0, 1, lo_open=True), "batch_size": AT_LEAST_1, "eval_batch_size": AT_LEAST_1,
-    "epochs": AT_LEAST_1, "warmup_epochs": NON_NEGATIVE, "lr": POSITIVE, "momentum": FRACTION, "wd": NON_NEGATIVE,
+    "train_subset": IMAGES, "val_subset": IMAGES,  # sizes bounded as checks.SIZE_LIMITS (refused at --set time)
+    "resolution": RESOLUTION, "width_mult": Range(0, 4, lo_open=True), "stem_stride": Range(1, 2),  # as space.Proxy
+    "crop_min_scale": Range(0, 1, lo_open=True), "batch_size": BATCH, "eval_batch_size": BATCH,
+    "epochs": EPOCHS, "warmup_epochs": NON_NEGATIVE, "lr": POSITIVE, "momentum": FRACTION, "wd": NON_NEGATIVE,
     "label_smoothing": FRACTION, "dropout": FRACTION, "drop_connect": FRACTION, "grad_clip": POSITIVE,
-    "seed": SEED, "num_workers": NON_NEGATIVE, "threads": AT_LEAST_1, "stop_after_epoch": AT_LEAST_1,
+    "seed": SEED, "num_workers": WORKERS, "threads": THREADS, "stop_after_epoch": AT_LEAST_1,
 }
 
 # Keys that may differ between an interrupted run and its resumption.
