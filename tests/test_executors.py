@@ -97,7 +97,7 @@ def test_local_failed_run_reported_while_others_finish(tmp_path):
 
 # ----------------------------------------------------------------------------- GPUs of the local pool
 
-# a stand-in worker: answers each job file with "ok" and the GPU it was given (a real process, no torch)
+# a stand-in worker: answers each job line with "ok" and the GPU it was given (a real process, no torch)
 _ECHO = "import os, sys\nfor _ in sys.stdin:\n    print('ok', os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True)\n"
 
 
@@ -133,7 +133,7 @@ def _jobs(root: Path, n: int) -> list[X.Job]:
 def test_local_pool_gives_each_worker_its_gpu(tmp_path, monkeypatch, capsys, visible, count, want):
     envs = _echo_pool(monkeypatch, True, count, visible)
     assert X.local_gpus() == want and X.default_workers() == count
-    out = X.execute(_jobs(tmp_path, 5), "local", print, workers=3, name="gpu")  # 3 workers on 2 GPUs: i mod 2
+    out = X.execute(_jobs(tmp_path, 5), "local", E.run_job, workers=3, name="gpu")  # 3 workers on 2 GPUs: i mod 2
     assert all(o.ok for o in out)
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == [want[0], want[1], want[0]]
     assert {e["TFNAS_THREADS"] for e in envs} == {str(max(1, (os.cpu_count() or 1) // 3))}
@@ -146,7 +146,7 @@ def test_local_pool_gives_each_worker_its_gpu(tmp_path, monkeypatch, capsys, vis
 
 def test_local_pool_defaults_to_one_worker_per_gpu(tmp_path, monkeypatch, capsys):
     envs = _echo_pool(monkeypatch, True, 2, None)
-    assert all(o.ok for o in X.execute(_jobs(tmp_path, 4), "local", print))  # jobs=None
+    assert all(o.ok for o in X.execute(_jobs(tmp_path, 4), "local", E.run_job))  # jobs=None
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1"]
     assert "local (2 workers, 2 GPU(s))" in capsys.readouterr().err
 
@@ -154,7 +154,7 @@ def test_local_pool_defaults_to_one_worker_per_gpu(tmp_path, monkeypatch, capsys
 def test_local_pool_without_cuda_is_unchanged(tmp_path, monkeypatch, capsys):
     envs = _echo_pool(monkeypatch, False, 0, "7")  # a CUDA_VISIBLE_DEVICES of the parent is passed on untouched
     assert X.local_gpus() == [] and X.default_workers() == (os.cpu_count() or 1)
-    assert all(o.ok for o in X.execute(_jobs(tmp_path, 2), "local", print))
+    assert all(o.ok for o in X.execute(_jobs(tmp_path, 2), "local", E.run_job))
     assert len(envs) == min(2, os.cpu_count() or 1) and {e["CUDA_VISIBLE_DEVICES"] for e in envs} == {"7"}
     err = capsys.readouterr().err
     assert "GPU" not in err and f"local ({os.cpu_count()} workers)" in err

@@ -23,6 +23,12 @@ results are the same whichever process computed it; ``fingerprint`` compares the
   with ``gpus > 1`` runs as one job of ``gpus`` tasks, DDP over them (``train.run``'s torchrun
   path, the rank variables taken from SLURM's).
 
+A local worker is sent each job as one line of JSON on its stdin (``job_line``: the ``Job``'s fields and
+its runner named ``module:function``, a public function of a ``tfnas_core`` module): nothing it reads
+carries code, and nothing it reads lies on disk for another user to swap (issue 29; earlier versions
+wrote ``RUNS/_jobs/*.job.pkl`` pickles, which ``stale_files`` lists and a local run removes unread).
+SLURM jobs are ``submitit``'s pickles in ``RUNS/_slurm``, a folder only its owner may enter (0700).
+
 A job that fails is reported with its log path while the others go on; ``run_plan`` raises
 ``PlanFailed`` naming every failed run once its level has finished.  A rerun picks up what
 finished (the run store reuses it) and resumes what was interrupted.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import re
 import sys
@@ -147,6 +154,35 @@ class Job:
     def log(self) -> Path:
         return Path(self.ctx["runs_root"]) / "_jobs" / f"{self.key}.log"
 
+    @classmethod
+    def from_dict(cls, d: Any) -> "Job":
+        """The ``Job`` of ``dataclasses.asdict(job)`` read back from JSON (``read_job_line``);
+        ``ValueError`` naming the first field that is missing, unknown or of the wrong type."""
+        if not isinstance(d, dict):
+            raise ValueError(f"job: expected an object of Job fields, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown, missing = sorted(set(d) - known), [n for n in _JOB_REQUIRED if n not in d]
+        if unknown or missing:
+            raise ValueError("job: " + "; ".join(f"{what} field(s) {', '.join(names)}" for what, names in
+                                                 (("unknown", unknown), ("missing", missing)) if names))
+        for name, types in _JOB_TYPES.items():
+            v = d.get(name)
+            if name in d and (not isinstance(v, types) or isinstance(v, bool) and bool not in types):
+                raise ValueError(f"job: {name}={v!r}: expected {' or '.join(t.__name__ for t in types)}")
+        if d["kind"] not in ("search", "train") or not _RUN_KEY.fullmatch(d["key"]):
+            raise ValueError(f"job: kind={d['kind']!r}, key={d['key']!r}: expected search|train and a run key")
+        if not isinstance(d["ctx"].get("runs_root"), str):
+            raise ValueError(f"job: ctx.runs_root={d['ctx'].get('runs_root')!r}: expected a path")
+        ctx = {**d["ctx"], **({"shown_overrides": tuple(d["ctx"]["shown_overrides"])}
+                              if isinstance(d["ctx"].get("shown_overrides"), list) else {})}
+        return cls(**{**d, "ctx": ctx})
+
+
+_JOB_REQUIRED = ("kind", "key", "what", "seed", "ctx")
+_JOB_TYPES = {"kind": (str,), "key": (str,), "what": (str,), "seed": (int,), "ctx": (dict,), "variant": (dict,),
+              "spec": (dict, type(None)), "label": (str, type(None)), "epochs": (int, type(None))}
+_RUN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")  # a file name in _jobs/ (runs.config_hash: 12 hex digits)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -168,13 +204,151 @@ def context_fields(ctx) -> dict:
             "shown_overrides": tuple(ctx.shown_overrides), "name": ctx.name}
 
 
+# ----------------------------------------------------------------------------- what a local worker is sent
+
+_MODULE = re.compile(r"tfnas_core(\.[a-z][a-z0-9_]*)*")
+_PUBLIC = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _runner(name: Any) -> Callable[[Job], dict]:
+    """The function ``name`` (``module:function``) names, if it is one a local worker may run: a
+    public function defined in a ``tfnas_core`` module; ``ValueError`` otherwise."""
+    import importlib
+    import inspect
+
+    module, _, fn = name.partition(":") if isinstance(name, str) else ("", "", "")
+    f = None
+    if _MODULE.fullmatch(module) and _PUBLIC.fullmatch(fn):
+        try:
+            f = getattr(importlib.import_module(module), fn, None)
+        except ImportError:
+            f = None
+    if not inspect.isfunction(f) or f.__module__ != module:
+        raise ValueError(f"runner {name!r}: a local worker runs only a public function of a tfnas_core module, "
+                         "named module:function (such as tfnas_core.experiments:run_job)")
+    return f
+
+
+def runner_name(runner: Callable[[Job], dict]) -> str:
+    """``module:function`` of ``runner``, checked as the worker will check it (``_runner``)."""
+    name = f"{getattr(runner, '__module__', '')}:{getattr(runner, '__qualname__', '')}"
+    try:
+        ok = _runner(name) is runner
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"runner {runner!r}: a local worker runs only a public function of a tfnas_core module "
+                         "(such as experiments.run_job)")
+    return name
+
+
+def job_line(runner: str, job: Job) -> str:
+    """What a local worker is sent for ``job``: one line of JSON, ``{"runner": "module:function",
+    "job": {Job fields}}``: data only, no code (``read_job_line`` reads it back)."""
+    try:
+        return json.dumps({"runner": runner, "job": dataclasses.asdict(job)}, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"job {job.key}: its fields are not plain JSON data ({e})") from None
+
+
+def read_job_line(line: str) -> tuple[Callable[[Job], dict], Job]:
+    """The runner and ``Job`` of a ``job_line``; ``ValueError`` (one line) for anything else."""
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        msg = None
+    if not isinstance(msg, dict) or set(msg) != {"runner", "job"}:
+        shown = line.strip()
+        raise ValueError(f"job line {shown[:80]!r}{'...' if len(shown) > 80 else ''}: expected one JSON object "
+                         "{\"runner\": \"module:function\", \"job\": {...}}")
+    return _runner(msg["runner"]), Job.from_dict(msg["job"])
+
+
+# ----------------------------------------------------------------------------- what a crash leaves
+
+STALE_JOB_GLOB = "*.job.pkl"  # the local pool's job files before issue 29 (pickles)
+
+
+def _unlink_stale_job_files(jobs_dir: Path) -> list[Path]:
+    """Remove the job files earlier versions left in ``jobs_dir`` (``*.job.pkl``, never read now)."""
+    gone = []
+    for p in sorted(jobs_dir.glob(STALE_JOB_GLOB)):
+        try:
+            p.unlink()
+            gone.append(p)
+        except FileNotFoundError:
+            continue
+    return gone
+
+
+def _lock_held(run_dir: Path) -> bool:
+    """Whether a process holds one of ``run_dir``'s locks (runs.py): ``_locked``'s ``.lock`` file or
+    ``out_lock``'s ``flock`` on the folder itself.  Tried without waiting and let go at once."""
+    import fcntl
+
+    for p in (run_dir / ".lock", run_dir):
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:  # no .lock file, or the folder is gone
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing lets go of it
+    return False
+
+
+def _only_store_json(run_dir: Path) -> bool:
+    """``run_dir`` holds ``store.json`` and nothing a run writes after it (its lock file and a killed
+    writer's ``.*.tmp`` aside): a run that started and never wrote anything else."""
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return False
+    return {n for n in names if n != ".lock" and not (n.startswith(".") and n.endswith(".tmp"))} == {"store.json"}
+
+
+def stale_files(runs_root: str | os.PathLike) -> list[Path]:
+    """What crashed runs left under ``runs_root``: the local pool's job files of earlier versions
+    (``_jobs/*.job.pkl``; a local run removes them unread) and run folders holding only ``store.json``
+    whose locks no one holds (a run that started and wrote nothing else; its next run resumes there,
+    and deleting one is safe while no run is going).  Job files first, then folders, each sorted."""
+    root = Path(runs_root)
+    if not root.is_dir():
+        return []
+    out = sorted((root / "_jobs").glob(STALE_JOB_GLOB))
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+        if _only_store_json(d) and not _lock_held(d):
+            out.append(d)
+    return out
+
+
+def stale_note(runs_root: str | os.PathLike, paths: Sequence[Path] | None = None) -> str:
+    """One line on ``stale_files(runs_root)`` (or ``paths``) for ``plan``; "" when there are none."""
+    paths = stale_files(runs_root) if paths is None else list(paths)
+    if not paths:
+        return ""
+    jobs = [p for p in paths if p.name.endswith(".job.pkl")]
+    dirs = [p for p in paths if p not in jobs]
+    parts = []
+    if jobs:
+        parts.append(f"{len(jobs)} job file(s) of an earlier version in {jobs[0].parent} (removed unread by the next "
+                     "local run)")
+    if dirs:
+        shown = ", ".join(d.name for d in dirs[:5]) + (", ..." if len(dirs) > 5 else "")
+        parts.append(f"{len(dirs)} run folder(s) holding only store.json, a run that started and wrote nothing else "
+                     f"({shown}; its next run resumes there, or delete them while no run is going)")
+    return f"left by crashed runs in {runs_root}: " + "; ".join(parts)
+
+
 def fingerprint(run_dir: str | os.PathLike) -> str:
     """SHA-256 of a finished run's records and results without its timings (wall and epoch
     seconds): equal for two runs that computed the same thing, whichever process ran them."""
     import csv
     import hashlib
     import io
-    import json
 
     def clean(obj: Any) -> Any:
         if isinstance(obj, dict):
@@ -285,7 +459,7 @@ def _last_line(path: Path, failed_only: bool = False) -> str:
 
 class _Worker:
     """One local worker process (``python -m tfnas_core.executors --serve``): a fresh interpreter that
-    imports torch once and then computes the job files it is sent, one at a time, answering a line each."""
+    imports torch once and then computes the jobs it is sent (``job_line``), one at a time, answering a line each."""
 
     def __init__(self, env: dict, log_dir: Path, n: int, slot: int = 0):
         import subprocess
@@ -298,9 +472,9 @@ class _Worker:
         self.job: int | None = None
         self.t0 = 0.0
 
-    def send(self, i: int, job_file: Path) -> None:
+    def send(self, i: int, line: str) -> None:
         self.job, self.t0 = i, time.perf_counter()
-        self.proc.stdin.write(f"{job_file}\n")
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
     def close(self, kill: bool = False) -> None:
@@ -325,13 +499,21 @@ def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int,
     """At most ``workers`` worker processes (``_Worker``), each computing one job at a time; a job's
     output goes to its log.  With ``gpus`` (default ``local_gpus()``) the worker in place ``i`` sees
     only GPU ``gpus[i % len(gpus)]``, said on stderr and in its log.  A worker that dies takes only
-    its current job with it (reported failed) and is replaced, on the same GPU, for the rest."""
-    import pickle
+    its current job with it (reported failed) and is replaced, on the same GPU, for the rest.
+
+    Each job goes to its worker as one line of JSON on the worker's stdin (``job_line``), so no job
+    lies on disk; the job files an earlier version left in ``_jobs/`` are removed first, unread."""
     import selectors
 
+    name = runner_name(runner)
+    lines = [job_line(name, j) for j in jobs]  # every job checked before a worker starts
     gpus = list(local_gpus() if gpus is None else gpus)
     threads = max(1, (os.cpu_count() or 1) // workers)
     log_dir = jobs[0].log.parent
+    for jobs_dir in dict.fromkeys(j.log.parent for j in jobs):
+        gone = _unlink_stale_job_files(jobs_dir)
+        if gone:
+            _tell(f"{progress.prefix}removed {len(gone)} stale job file(s) of an earlier version from {jobs_dir}, unread")
     outcomes: dict[int, Outcome] = {}
     queue = list(range(len(jobs)))
     pool: list[_Worker] = []
@@ -365,10 +547,7 @@ def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int,
                 if not queue:
                     break
                 i = queue.pop(0)
-                job_file = jobs[i].log.with_suffix(".job.pkl")
-                job_file.parent.mkdir(parents=True, exist_ok=True)
-                job_file.write_bytes(pickle.dumps((runner, jobs[i])))  # runner by reference
-                w.send(i, job_file)
+                w.send(i, lines[i])
             failed = sum(not o.ok for o in outcomes.values())
             progress(len(outcomes) - failed, sum(w.job is not None for w in pool), failed, len(queue))
             for key, _ in sel.select(timeout=1.0):
@@ -383,7 +562,6 @@ def _run_local(jobs: Sequence[Job], runner: Callable[[Job], dict], workers: int,
                         start_worker(w.slot)
                     continue
                 status, _, rest = line.rstrip("\n").partition(" ")
-                j.log.with_suffix(".job.pkl").unlink(missing_ok=True)
                 outcomes[i] = (Outcome(j, True, log=str(j.log), wall_s=time.perf_counter() - w.t0) if status == "ok"
                                else Outcome(j, False, rest, str(j.log)))
                 w.job = None
@@ -414,11 +592,27 @@ def _submitit_runner(runner: Callable[[Job], dict]):
     return JobRunner(runner)
 
 
+def private_folder(folder: str | os.PathLike) -> Path:
+    """``folder``, made if missing, with mode 0700: a folder of pickles that jobs load (submitit's) is
+    code, so no other user may write into it.  ``ValueError`` when another user owns it."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_uid != os.getuid():
+        raise ValueError(f"SLURM folder {folder}: owned by user id {st.st_uid}, not by you ({os.getuid()}); "
+                         "its job pickles would run as your jobs: use a runs folder of your own")
+    if st.st_mode & 0o777 != 0o700:
+        os.chmod(folder, 0o700)
+    return folder
+
+
 def submit_slurm(jobs: Sequence[Job], runner: Callable[[Job], dict], opts: SlurmOptions, folder: str | os.PathLike,
                  profile: str = "mini"):
-    """Submit ``jobs`` as job arrays (one per kind and task count) with ``opts``; the submitit jobs, in order."""
+    """Submit ``jobs`` as job arrays (one per kind and task count) with ``opts``; the submitit jobs, in order.
+    ``folder`` holds submitit's pickles, which the jobs load: it is made (or kept) private (``private_folder``)."""
     import submitit
 
+    private_folder(folder)
     out = [None] * len(jobs)
     groups: dict[tuple[int, int], list[int]] = {}  # (tasks, GPUs) -> the jobs of one array
     for i, j in enumerate(jobs):
@@ -484,7 +678,8 @@ def execute(jobs: Sequence[Job], executor: str, runner: Callable[[Job], dict], *
             slurm: dict | None = None, name: str = "", level: int = 1, profile: str = "mini",
             on_submit=None) -> list[Outcome]:
     """Compute ``jobs`` (independent of each other) with ``executor``, each by ``runner(job)``
-    (``experiments.run_job``: picklable by reference); one ``Outcome`` per job, in order."""
+    (``experiments.run_job``: a public function of a tfnas_core module, which a local worker is sent by
+    name and SLURM pickles by reference); one ``Outcome`` per job, in order."""
     jobs = list(jobs)
     if not jobs:
         return []
@@ -563,11 +758,10 @@ def planned(fn: Callable) -> Callable:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """A local worker (``_Worker``): ``--serve`` reads job-file paths from stdin, one per line (each a
-    pickled ``(runner, job)``), computes each (its output into the job's log) and answers ``ok KEY``
-    or ``failed MESSAGE``."""
+    """A local worker (``_Worker``): ``--serve`` reads jobs from stdin, one line of JSON each
+    (``job_line``), computes each (its output into the job's log) and answers ``ok KEY`` or ``failed
+    MESSAGE``; a line that is not a job (``read_job_line``) is refused, unrun, with ``failed error: ...``."""
     import contextlib
-    import pickle
 
     threads = os.environ.get("TFNAS_THREADS")
     if threads:
@@ -580,7 +774,14 @@ def _worker_main(argv: list[str]) -> int:
         return 2
     answer = sys.stdout
     for line in sys.stdin:
-        runner, job = pickle.loads(Path(line.strip()).read_bytes())
+        try:
+            runner, job = read_job_line(line)
+        except ValueError as e:
+            msg = f"failed error: {e}"
+            print(msg, file=sys.stderr, flush=True)  # the worker's own log
+            answer.write(msg + "\n")
+            answer.flush()
+            continue
         job.log.parent.mkdir(parents=True, exist_ok=True)
         with open(job.log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             try:
@@ -594,5 +795,7 @@ def _worker_main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))
+if __name__ == "__main__":  # the worker reads jobs as tfnas_core.executors.Job, the class the runners know
+    from tfnas_core.executors import _worker_main as main
+
+    sys.exit(main(sys.argv[1:]))
