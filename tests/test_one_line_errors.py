@@ -293,3 +293,21 @@ def test_read_only_disk_is_one_line(tmp_path, capsys):
         line = _cli_error(["search", "--profile", "smoke", "--out", str(out), "--set",
                            f"split_dir={tmp_path / 'splits'}"], capsys)
         assert line.startswith(f"error: {out}") and "read-only file system" in line and "[Errno" not in line, line
+
+
+def test_a_read_only_run_store_is_one_line_naming_the_folder(tmp_path):
+    """The run store's folders and locks (runs._locked, runs.out_lock, RunStore.write_record) on a
+    read-only file system: one line naming the folder, as a notebook shows it too (not '[Errno 30]')."""
+    from tfnas_core import runs
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with _tmpfs(ro, "ro,size=1m"):
+        for enter in (lambda: runs._locked(ro / "abc"), lambda: runs.out_lock(ro / "out")):
+            with pytest.raises(OSError) as e:
+                with enter():
+                    pass
+            assert str(e.value).endswith("read-only file system (" + str(ro) + " is mounted read-only)")
+            assert "Errno" not in str(e.value) and len(str(e.value).splitlines()) == 1
+        with pytest.raises(OSError, match="read-only file system"):
+            runs.RunStore.write_record(runs.Run("search", "k", ro / "k", "summary.json"), {"a": 1})

@@ -23,6 +23,9 @@ def load_records(run_dir: str | os.PathLike) -> pd.DataFrame:
     p = Path(run_dir) / "records.jsonl"
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no search records (is this a search run folder?)")
+    from .search import read_records
+
+    read_records(p)  # a torn or non-object line: one line naming the file and the line, not pandas' own
     return pd.read_json(p, lines=True)
 
 

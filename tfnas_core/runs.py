@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, write_error
 from . import run_archive
 from .checks import read_json
 from .run_keys import canonical_json, config_hash  # noqa: F401 - the store's key, re-exported
@@ -46,10 +46,25 @@ class Run:
         return "partial" if self.path.exists() else "absent"
 
 
+def _make_dir(path: Path) -> None:
+    """``mkdir -p``; a failure is one line naming the folder (read-only, full, permission: ``atomic.write_error``)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
+def _open_lock(path: Path):
+    try:
+        return open(path, "w")
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
 @contextlib.contextmanager
 def _locked(path: Path):
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "w") as f:
+    _make_dir(path)
+    with _open_lock(path / ".lock") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -71,7 +86,7 @@ def out_lock(path: str | os.PathLike, on_wait: Callable[[], None] | None = None)
     path = Path(path)
     while True:
         created = not path.exists()
-        path.mkdir(parents=True, exist_ok=True)
+        _make_dir(path)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -162,7 +177,7 @@ class RunStore:
     def write_record(run: Run, cfg: Mapping[str, Any]) -> Path:
         """``store.json`` of ``run`` (kind, key, config), atomically; its folder is made if missing.
         ``get_or_run`` writes it under the run's lock; a DDP job's rank 0 writes it for its ranks."""
-        run.path.mkdir(parents=True, exist_ok=True)
+        _make_dir(run.path)
         return atomic_write_text(run.path / "store.json",
                                  json.dumps({"kind": run.kind, "key": run.key, "config": dict(cfg)}, indent=1,
                                             default=str) + "\n")
