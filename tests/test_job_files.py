@@ -242,3 +242,18 @@ def test_slurm_folder_of_submitit_pickles_is_private(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         X.submit_slurm([X.Job("search", "k0", "x", 0, {"runs_root": str(tmp_path)})], E.run_job, X.SlurmOptions(), old)
     assert seen == [0o700]
+
+
+def test_plan_reports_what_a_crash_left(tmp_path, capsys):
+    """``plan`` lists a run folder holding only store.json (a run that started and wrote nothing else)."""
+    from tfnas_core import cli
+
+    d = tmp_path / "runs" / "abc123def456"
+    d.mkdir(parents=True)
+    (d / "store.json").write_text('{"kind": "search", "key": "abc123def456", "config": {}}\n')
+    assert cli.main(["plan", "table3", "--profile", "smoke", "--runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith(f"left by crashed runs in {tmp_path / 'runs'}: 1 run folder(s) holding only store.json")
+    assert "abc123def456" in out[-1]
+    assert cli.main(["plan", "table3", "--profile", "smoke", "--runs", str(tmp_path / "runs"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stale"] == [str(d)]

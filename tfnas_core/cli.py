@@ -188,13 +188,17 @@ def cmd_plan(a: argparse.Namespace) -> None:
     df = plans.plan(name, ctx, seeds, **kw)
     workers = (a.jobs or executors.default_workers()) if a.executor == "local" else None  # GPUs where CUDA is, else cores
     line = plans.summary_line(df, workers)
+    stale = executors.stale_files(ctx.runs_root)  # what a crash left: old job files, run folders with only store.json
     if a.json:
         print(json.dumps({"notebook": name, "profile": a.profile, "budget": a.budget, "summary": line,
-                          "runs": json.loads(df.to_json(orient="records"))}, indent=1))
+                          "runs": json.loads(df.to_json(orient="records")), "stale": [str(p) for p in stale]},
+                         indent=1))
         return
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 48):
         print(df.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.1f}"))
     print(f"{name} at {a.profile}{'' if a.budget == 'full' else f' ({a.budget} budget)'}: {line}")
+    if stale:
+        print(executors.stale_note(ctx.runs_root, stale))
 
 
 def latency_fits() -> tuple[str, ...]:

@@ -63,8 +63,14 @@ class PlanFailed(RuntimeError):
         self.failures = list(failures)
         lines = [f"  {o.job.kind} [{o.job.what}] seed {o.job.seed} ({o.job.key}): {o.error}; log: {o.log}"
                  for o in self.failures]
-        super().__init__(f"{len(self.failures)} run(s) failed; the others finished (rerun to retry the failed ones):\n"
-                         + "\n".join(lines))
+        super().__init__(self.summary() + "\n" + "\n".join(lines))
+
+    def summary(self) -> str:
+        """One line (the message's first, what a notebook shows): how many failed, each with its log, the first error."""
+        runs = ", ".join(f"{o.job.kind} {o.job.key} (log: {o.log})" for o in self.failures)
+        first = (str(self.failures[0].error).strip().splitlines() or [""])[0] if self.failures else ""
+        return (f"{len(self.failures)} run(s) failed, the others finished: {runs}; first error: {first}; "
+                "rerun to retry the failed ones")
 
 
 @dataclass(frozen=True)
@@ -726,7 +732,7 @@ def run_plan(ctx, build: Callable[[Any], Any], final: bool = True):
             break
         again = [j.key for j in jobs if j.key in attempted]
         if again:
-            raise RuntimeError(f"runs {', '.join(again)} were computed and are still missing from the run store "
+            raise ValueError(f"runs {', '.join(again)} were computed and are still missing from the run store "
                                f"{ctx.runs_root} (another runs_root on the workers?)")
         level += 1
         outcomes = execute(jobs, ctx.executor, ctx.runner, workers=ctx.jobs, slurm=ctx.slurm, name=ctx.name, level=level,

@@ -256,10 +256,7 @@ def summary_line(df: pd.DataFrame, jobs: int | None = None) -> str:
 
 def failed_line(e) -> str:
     """One line for ``executors.PlanFailed``: how many runs failed, each with its log, the first error."""
-    runs = ", ".join(f"{o.job.kind} {o.job.key} (log: {o.log})" for o in e.failures)
-    first = (str(e.failures[0].error).strip().splitlines() or [""])[0] if e.failures else ""
-    return (f"{len(e.failures)} run(s) failed, the others finished: {runs}; first error: {first}; "
-            "rerun to retry the failed ones")
+    return e.summary()
 
 
 def run(notebook: str, ctx, seeds: Sequence[int], **kw) -> None:
