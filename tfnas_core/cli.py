@@ -1,4 +1,4 @@
-"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut,archive,train,measure,fidelity,search} ...``.
+"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut,archive,verify-archive,plan,train,measure,fidelity,search,fake-imagenet,check-data,import-official} ...``.
 
 Bad input (missing file, unknown op, width out of range, a LUT without a needed key) exits
 with code 2 and one line on stderr; nothing is written.
@@ -14,6 +14,7 @@ from .atomic import write_error
 from .checks import batch_int, non_negative_int, positive_float, positive_int, rounds_int, threads_int, warmup_int
 from .cli_common import EXIT_BAD_INPUT, NO_LUT_HINT, CLIError, Parser, load_lut, load_spec, print_result
 from .cli_data import add_data_parser
+from .cli_models import add_models_parser
 from .cli_search import add_search_parser
 from .cli_train import add_train_measure_parsers
 from .space import SPACES
@@ -296,6 +297,7 @@ def parser() -> argparse.ArgumentParser:
     add_train_measure_parsers(sub)
     add_search_parser(sub)
     add_data_parser(sub)
+    add_models_parser(sub)
     return p
 
 
