@@ -85,6 +85,7 @@ endif
 endif
 
 .PHONY: setup venv deps fashion-mnist test lab lut bench bench-executors bench-supernet zoo clean-venv smoke rehearse reproduce-all FORCE archive \
+        verify-archive mutate \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
 
@@ -136,6 +137,12 @@ bench: venv  ## benchmarks (write results/bench/): LUT build + fidelity, search 
 bench-executors: venv  ## inline vs EXECUTOR=local JOBS=2 (Table 3 at smoke, a mini subset) and SLURM's overhead per job -> results/bench/executors_cpu.md
 	$(PYTHON) -m benchmarks.bench_executors --out results/bench
 
+# Mutation testing of the method's core (benchmarks/mutate.py; pyproject.toml [tool.mutmut]): a measurement,
+# not part of make test; an hour or more on 2 cores -> results/bench/mutation.md
+mutate: venv  ## mutation score of scaling, objectives, samplers, latency, stats, report and the search's steps
+	$(PIP) install -q -e '.[mutate]'
+	$(PYTHON) -m benchmarks.mutate
+
 bench-supernet: venv  ## how fast the mini supernet learns (lr, steps, width; ~10 min on 2 cores) -> results/bench/supernet_learning_cpu.md
 	$(PYTHON) -m benchmarks.bench_supernet_learning --out results/bench --jobs 2
 
@@ -154,6 +161,9 @@ FORCE:
 # checkpoints) when $(RUNS) lacks them; FRESH=1 ignores the archive and recomputes.
 archive: venv  ## copy the finished runs of $(RUNS) into run_archive/ (commit it with the results)
 	$(PYTHON) -m tfnas_core archive "--runs=$$TFNAS_MAKE_RUNS" --out run_archive
+
+verify-archive: venv  ## verify every run of run_archive/: the file hashes its store.json records, keys, no symlinks or torn files
+	$(PYTHON) -m tfnas_core verify-archive --archive run_archive
 
 # make plan-table3 (plan-table5, plan-fig4, ...): the runs a notebook needs, their status and the
 # estimated minutes of those still to run; RUN=1 computes them with EXECUTOR= first (renders nothing).

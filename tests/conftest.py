@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared beside the checkout; TFNAS_SHARED names it where the tests run from a copy (make mutate
+# runs them from mutants/, one folder deeper)
+SHARED = Path(os.environ.get("TFNAS_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 OFFICIAL_LUT = SHARED / "reference" / "official" / "latency_gpu.pkl"
 OFFICIAL_LISTS = tuple(SHARED / "reference" / "official" / f"ImageNet-100-effb0_{part}_cls_ratio0.8.txt"
                        for part in ("train", "val"))

@@ -1,0 +1,169 @@
+"""``make mutate``: mutation testing of the method's core with mutmut; the score per module.
+
+mutmut (configured in pyproject.toml, ``[tool.mutmut]``) copies the package into ``mutants/``,
+plants one small change at a time (an operator, a constant, a comparison, a dropped argument) and
+runs the tests that cover the changed function; a change no test notices *survived*.  This runs it
+over the modules below and writes ``results/bench/mutation.json`` and ``.md``: per module the
+mutants killed, survived, with no covering test and timed out, the ones listed as equivalent
+(``benchmarks/mutation_equivalents.tsv``: a mutant name, a tab, why no test can tell it from the
+original), the score and every survivor not listed.  It is a measurement, like a benchmark, and
+not part of ``make test``: on 2 cores the whole set takes an hour or more.
+
+Score = (killed + timed out) / (all - equivalent): a mutant that makes the tests hang was noticed;
+one with no covering test was not.  A rerun reuses mutmut's results for functions that did not
+change (mutants/ holds them); ``--fresh`` starts over.
+
+    python -m benchmarks.mutate [--only scaling objectives] [--jobs 2] [--fresh] [--out results/bench]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from fnmatch import fnmatch
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENTS = ROOT / "benchmarks" / "mutation_equivalents.tsv"
+# the search's step and loop functions (the rest of search.py is set-up, I/O and records)
+SEARCH_FUNCS = ("temperature", "_finite", "weight_step", "_weighted_outputs", "arch_step", "relaxed_body", "_arch_result",
+                "arch_loss", "relaxed_loss", "arch_update", "elasticity", "search_epoch", "defer_host_reads")
+MODULES: dict[str, list[str]] = {
+    "scaling": ["tfnas_core.scaling.*"],
+    "objectives": ["tfnas_core.objectives.*"],
+    "samplers": ["tfnas_core.samplers.*"],
+    "latency": ["tfnas_core.latency.*"],
+    "stats": ["tfnas_core.stats.*"],
+    "report": ["tfnas_core.report.*"],
+    "search": [f"tfnas_core.search.x_{f}__mutmut_*" for f in SEARCH_FUNCS] + ["tfnas_core.search.xǁEpochSumsǁ*"],
+}
+DETECTED = ("killed", "timeout")
+
+
+def _mutmut() -> str:
+    exe = Path(sys.executable).with_name("mutmut")
+    if not exe.is_file():
+        raise SystemExit("error: mutmut is not installed in this environment: pip install -e '.[mutate]' "
+                         "(make mutate does it)")
+    return str(exe)
+
+
+def equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
+    """``{mutant name: why it is equivalent}`` from the TSV (``#`` comments and blank lines skipped)."""
+    if not path.is_file():
+        return {}
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, sep, why = line.partition("\t")
+        if not sep or not why.strip():
+            raise SystemExit(f"error: {path}:{n}: expected 'MUTANT<TAB>reason', got {line!r}")
+        out[name.strip()] = why.strip()
+    return out
+
+
+def parse_results(text: str) -> dict[str, str]:
+    """``mutmut results --all true`` lines ``    name: status`` as ``{name: status}``."""
+    out = {}
+    for line in text.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and name.startswith("tfnas_core."):
+            out[name] = status.strip()
+    return out
+
+
+def score(statuses: dict[str, str], equivalent: dict[str, str]) -> dict:
+    """Per module: counts by status, equivalents, the score and the survivors not listed."""
+    table = {}
+    for module, globs in MODULES.items():
+        mine = {n: s for n, s in statuses.items() if any(fnmatch(n, g) for g in globs)}
+        if not mine:
+            continue
+        counts = Counter(mine.values())
+        eq = sorted(n for n, s in mine.items() if s != "killed" and n in equivalent)
+        undetected = sorted(n for n, s in mine.items() if s not in DETECTED and n not in equivalent)
+        detected = sum(counts[s] for s in DETECTED)
+        denom = len(mine) - len(eq)
+        table[module] = {"mutants": len(mine), **{s.replace(" ", "_"): c for s, c in sorted(counts.items())},
+                         "equivalent": len(eq), "score_pct": round(100 * detected / denom, 1) if denom else None,
+                         "undetected": undetected}
+    total = sum(t["mutants"] for t in table.values())
+    eq_all = sum(t["equivalent"] for t in table.values())
+    det_all = sum(t.get(s, 0) for t in table.values() for s in DETECTED)
+    return {"modules": table, "mutants": total, "equivalent": eq_all,
+            "score_pct": round(100 * det_all / (total - eq_all), 1) if total > eq_all else None}
+
+
+def markdown(res: dict, equivalent: dict[str, str]) -> str:
+    lines = ["# Mutation testing (make mutate)", "",
+             f"mutmut {res.get('mutmut', '?')} over the method's core; {res['mutants']} mutants, "
+             f"{res['equivalent']} listed as equivalent; score {res['score_pct']} % "
+             f"(killed + timed out over all but the equivalent); run time {res['wall_s'] / 60:.1f} min "
+             f"with {res['jobs']} worker(s) on {res['machine']}.", "",
+             "| module | mutants | killed | survived | no tests | timeout | equivalent | score % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m, t in res["modules"].items():
+        lines.append(f"| {m} | {t['mutants']} | {t.get('killed', 0)} | {t.get('survived', 0)} | {t.get('no_tests', 0)} "
+                     f"| {t.get('timeout', 0)} | {t['equivalent']} | {t['score_pct']} |")
+    lines += ["", "## Not detected and not listed as equivalent", ""]
+    for m, t in res["modules"].items():
+        if t["undetected"]:
+            lines.append(f"- {m}: " + ", ".join(n.rsplit(".", 1)[-1] for n in t["undetected"]))
+    lines += ["", f"Equivalent mutants and why: `{EQUIVALENTS.relative_to(ROOT)}` ({len(equivalent)} listed).",
+              "See one: `.venv/bin/mutmut show NAME`."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", nargs="+", choices=list(MODULES), help="these modules only (default: all)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once (default: the cores)")
+    ap.add_argument("--fresh", action="store_true", help="delete mutants/ first (no reused results)")
+    ap.add_argument("--out", default="results/bench", help="where mutation.json and .md go")
+    ap.add_argument("--report-only", action="store_true", help="score what mutants/ holds; run nothing")
+    a = ap.parse_args(argv)
+    os.chdir(ROOT)
+    exe = _mutmut()
+    equivalent = equivalents()
+    modules = a.only or list(MODULES)
+    globs = [g for m in modules for g in MODULES[m]]
+    env = dict(os.environ)
+    shared = ROOT.parent / "shared"
+    if shared.is_dir():  # the tests run from mutants/, one folder deeper than the checkout
+        env.setdefault("TFNAS_SHARED", str(shared))
+    t0 = time.perf_counter()
+    if not a.report_only:
+        if a.fresh:
+            shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+        print(f"mutate: {', '.join(modules)} with {a.jobs} worker(s); mutmut's progress follows", flush=True)
+        rc = subprocess.run([exe, "run", "--max-children", str(a.jobs), *globs], env=env).returncode
+        if rc:
+            print(f"error: mutmut run exited {rc}", file=sys.stderr)
+            return rc
+    wall = time.perf_counter() - t0
+    text = subprocess.run([exe, "results", "--all", "true"], env=env, capture_output=True, text=True, check=True).stdout
+    statuses = {n: s for n, s in parse_results(text).items() if any(fnmatch(n, g) for g in globs)}
+    res = score(statuses, equivalent)
+    from importlib.metadata import version
+
+    res.update(mutmut=version("mutmut"), wall_s=round(wall, 1), jobs=a.jobs, machine=f"{os.cpu_count()} CPU cores",
+               only=modules)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "mutation" if not a.only else "mutation-" + "-".join(modules)
+    (out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
+    (out / f"{name}.md").write_text(markdown(res, equivalent))
+    print(f"mutate: score {res['score_pct']} % over {res['mutants']} mutants ({res['equivalent']} equivalent); "
+          f"{sum(len(t['undetected']) for t in res['modules'].values())} not detected; {wall / 60:.1f} min; "
+          f"-> {out / name}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
