@@ -295,3 +295,38 @@ def test_slurm_retraining_as_one_ddp_job(tmp_path, inline, slurm):
     assert result["world_size"] == 2 and len(set(result["rank_digests"])) == 1
     assert "DDP rank 1/2" in jobs[0].log.read_text()
     assert E.retrain_run(job_ctx, spec, 2, label="ddp")["top1"] == result["top1"]  # the store has it: read back
+
+
+def _one_search_job(root: Path) -> list:
+    return [X.Job("search", "k0", "echo", 0, {"runs_root": str(root)})]
+
+
+def test_slurm_without_sbatch_is_one_line(tmp_path, monkeypatch):
+    """No SLURM client on the PATH: one line saying so, before submitit's folder is made. No cluster needed."""
+    from tfnas_core import experiments
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(ValueError) as e:
+        X.submit_slurm(_one_search_job(tmp_path), experiments.run_job, X.SlurmOptions(), tmp_path / "_slurm")
+    assert str(e.value).startswith("executor slurm: sbatch is not on the PATH") and "\n" not in str(e.value)
+    assert not (tmp_path / "_slurm").exists()
+
+
+def test_slurm_with_no_controller_is_one_line(tmp_path, monkeypatch):
+    """sbatch present, no controller answering (an sbatch that fails as SLURM's does): sbatch's own
+    reason in one line, not submitit's traceback. No cluster needed."""
+    from tfnas_core import experiments
+
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+                    "(connect failure)' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(ValueError) as e:
+        X.submit_slurm(_one_search_job(tmp_path), experiments.run_job, X.SlurmOptions(), tmp_path / "_slurm")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("executor slurm: sbatch refused the submission of 1 job(s)")
+    assert msg.endswith("Unable to contact slurm controller (connect failure)")

@@ -616,8 +616,13 @@ def submit_slurm(jobs: Sequence[Job], runner: Callable[[Job], dict], opts: Slurm
                  profile: str = "mini"):
     """Submit ``jobs`` as job arrays (one per kind and task count) with ``opts``; the submitit jobs, in order.
     ``folder`` holds submitit's pickles, which the jobs load: it is made (or kept) private (``private_folder``)."""
+    import shutil
+
     import submitit
 
+    if shutil.which("sbatch") is None:
+        raise ValueError("executor slurm: sbatch is not on the PATH (no SLURM client on this machine); "
+                         "run where SLURM is, or use executor local or inline")
     private_folder(folder)
     out = [None] * len(jobs)
     groups: dict[tuple[int, int], list[int]] = {}  # (tasks, GPUs) -> the jobs of one array
@@ -645,7 +650,12 @@ def submit_slurm(jobs: Sequence[Job], runner: Callable[[Job], dict], opts: Slurm
         if opts.additional:
             params["slurm_additional_parameters"] = dict(opts.additional)
         ex.update_parameters(**params)
-        subs = ex.map_array(_submitit_runner(runner), [jobs[i] for i in idx])
+        try:
+            subs = ex.map_array(_submitit_runner(runner), [jobs[i] for i in idx])
+        except (submitit.core.utils.FailedJobError, OSError) as e:  # no controller answers, a refused option ...
+            said = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            raise ValueError(f"executor slurm: sbatch refused the submission of {len(idx)} job(s): "
+                             f"{said[-1] if said else type(e).__name__}") from None
         for i, s in zip(idx, subs):
             out[i] = s
     return out
