@@ -83,3 +83,24 @@ def test_gradient_reaches_arch_parameters_through_expected_latency():
     loss.backward()
     # above target: the gradient lowers the slow op's logit relative to the fast one
     assert a.grad[2] > 0 > a.grad[0]
+
+
+@pytest.mark.parametrize("name", ["abs", "eq9"])
+def test_a_target_under_one_millisecond_is_a_target(name):
+    """Positive means positive: 0.5 ms (a tiny net on a fast GPU) is a valid target; 0 and -1 are not."""
+    assert O.latency_loss(1.0, 0.5, name, lam=1.0).item() == pytest.approx(1.0)  # |1 / 0.5 - 1| = max(1, 0)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match=f"target latency must be positive, got {bad}"):
+            O.latency_loss(1.0, bad, name)
+
+
+def test_a_hyper_parameter_an_objective_does_not_take_is_refused_by_name():
+    """λ2 belongs to C1 only; passing it to another objective is an error naming both, not ignored."""
+    for name, takes in (("abs", "lam"), ("eq9", "lam"), ("c2", "lam")):
+        with pytest.raises(ValueError) as e:
+            O.latency_loss(20.0, 15.0, name, lam2=0.5)
+        assert str(e.value) == f"lam2 is not a hyper-parameter of the {name!r} objective (it takes {takes})"
+    assert O.latency_loss(20.0, None, "c1", lam=0.1, lam2=0.5).item() == pytest.approx(0.1 * math.log(20.0) ** 0.5)
+    with pytest.raises(ValueError) as e:
+        O.get_objective("c3")
+    assert str(e.value) == "unknown latency objective 'c3'; known: abs, eq9, c1, c2"

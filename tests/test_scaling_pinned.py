@@ -102,3 +102,19 @@ def test_from_lists_checks_its_table():
         scaling.FlatLayers.from_lists(["a"], [3], [10], [20], lut)
     with pytest.raises(ValueError, match="one entry per layer"):
         scaling.FlatLayers.from_lists(["a"], [3, 4], [10], [19], lut)
+
+
+def test_a_shrink_that_lands_on_the_target_takes_one_more_step():
+    """The shrink runs while the latency is at or above the target, so landing exactly on it is not
+    enough: from 1120 ms to 1084 ms the global shrink (steps 1 2 2 3 4 6, 18 ms) passes 1102 and 1084
+    and stops at 1066: 61 90 122 183 244 366.
+    Stages 4-8: m_min 90, steps 1, round(1.356)=1, round(2.033)=2, round(2.711)=3, round(4.067)=4 (11):
+      1077 kept, 1088 over: 91 123 185 247 370.
+    Stages 5-8: m_min 123, steps 1, round(1.504)=2, round(2.008)=2, round(3.008)=3 (8): 1085 over.
+    Stages 6-8: m_min 185, steps 1, round(1.335)=1, 2 (4): 1081 kept, 1085 over: 186 248 372.
+    Stages 7-8: m_min 248, steps 1, round(1.5)=2 (3): 1084 kept, 1087 over: 249 374.
+    Stage 8: 1085 over: 374 stays."""
+    net = _net()
+    out = scaling.scale_widths(net, HI, 1084.0)
+    assert out == [61, 91, 123, 186, 249, 374]
+    assert net.latency(out) == 1084.0
