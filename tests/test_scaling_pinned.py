@@ -118,3 +118,32 @@ def test_a_shrink_that_lands_on_the_target_takes_one_more_step():
     out = scaling.scale_widths(net, HI, 1084.0)
     assert out == [61, 91, 123, 186, 249, 374]
     assert net.latency(out) == 1084.0
+
+
+def test_official_bounds_are_whole_channels():
+    assert scaling.official_bounds(97) == (48, 97) and all(isinstance(b, int) for b in scaling.official_bounds(97))
+    assert scaling.official_bounds(1) == (0, 1)
+
+
+def test_a_table_lacking_a_width_names_the_layer(official_lut):
+    """FlatLayers checks both bounds of every layer up front; the error names the stage, layer and op."""
+    import copy
+    import re
+
+    from tfnas_core import zoo
+
+    spec = zoo.load("TF-NAS-A")
+    lut = copy.deepcopy(official_lut)
+    net = scaling.FlatLayers(spec, lut, scaling.official_bounds)
+    key, lo = net.keys[0], net.lo[0]
+    del lut.entries[key][lo]
+    with pytest.raises(ValueError) as e:
+        scaling.scale(spec, lut, 15.0)
+    assert re.fullmatch(rf"LUT key {key} covers widths \d+\.\.\d+, not mid={lo} "
+                        rf"\(needed by stage \d layer \d \(k\d_e\d(_se)?\)\)", str(e.value)), str(e.value)
+    with pytest.raises(ValueError) as e:
+        scaling.FlatLayers.from_lists([key], [3], [lo], [net.hi[0]], lut)
+    assert str(e.value).endswith(f"not mid={lo} (needed by layer 0)")
+    with pytest.raises(ValueError) as e:
+        scaling.FlatLayers.from_lists(["a"], [3, 4], [10], [19], lut)
+    assert str(e.value) == "keys, stage, lo and hi must have one entry per layer"
