@@ -171,6 +171,7 @@ def test_zoo_accuracy_finds_weights_and_sets_the_paper_beside(fake_imagenet_root
     ("missing-listed", "1 of 2 files missing"),
     ("list-nowhere", "is in none of"),
     ("bad-list", "expected 'wnid/file.JPEG label'"),
+    ("no-list", "absent.txt: no such file"),
     ("wnids-count", "3 classes, the net has 100"),
     ("cuda", "CUDA is not available"),
     ("no-weights-flag", "--weights: required"),
@@ -193,6 +194,8 @@ def test_bad_input_is_one_line(case, says, fake_imagenet_root, weights, tmp_path
                 "bad-list": f"{rel}\n"}[case]
         (tmp_path / "l.txt").write_text(text)
         extra = ["--list", str(tmp_path / "l.txt")]
+    elif case == "no-list":
+        extra = ["--list", str(tmp_path / "absent.txt")]
     elif case == "wnids-count":
         (tmp_path / "w.txt").write_text("a\nb\nc\n")
         extra = ["--wnids", str(tmp_path / "w.txt")]

@@ -184,3 +184,12 @@ def test_official_export_keeps_a_non_1000_class_count(tmp_path, capsys):
     assert r["classes"] == 10 and r["max_abs_diff"] == 0.0
     assert json.loads((tmp_path / "o" / "model.config").read_text())["classifier"]["out_features"] == 10
     assert sorted(os.listdir(tmp_path)) == ["o", "w.pt"]
+
+
+@pytest.mark.parametrize("fmt", ["official", "torchscript"])
+def test_no_check_says_so(fmt, tmp_path, capsys):
+    out = tmp_path / ("o" if fmt == "official" else "d.ts")
+    rc, stdout, err = run_cli(["export", "zoo:TF-NAS-D", "--format", fmt, "--out", str(out), "--no-check"], capsys)
+    assert rc == 0, err
+    r = json.loads(stdout)
+    assert r["checked"] is False and r["max_abs_diff"] is None and "output not checked (--no-check)" in r["notes"]

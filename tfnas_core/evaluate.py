@@ -152,6 +152,8 @@ def val_images(root: str | os.PathLike, list_file: str | os.PathLike | None = No
         if not scan.files:
             raise EvalError(f"{val}: no images (ImageFolder layout: val/<wnid>/<image>)")
         return Images(val, scan.files, str(val))
+    if not Path(list_file).is_file():
+        raise EvalError(f"--list {list_file}: no such file")
     entries = read_list(list_file)
     if not entries:
         raise EvalError(f"--list {list_file}: no images")
@@ -289,10 +291,14 @@ def find_weights(weights_dir: str | os.PathLike, name: str) -> Path | None:
 def zoo_accuracy(weights_dir: str | os.PathLike, root: str | os.PathLike, names: Sequence[str] | None = None,
                  **kw) -> "pd.DataFrame":
     """``evaluate`` for every zoo net (``names``, default all) with weights in ``weights_dir``
-    (``find_weights``), beside the paper's top-1.  ``kw`` go to ``evaluate``."""
+    (``find_weights``), beside the paper's top-1.  ``kw`` go to ``evaluate``; progress lines go to
+    the process's real stderr (in a notebook: the terminal of papermill or the server's log, as
+    ``progress.RunProgress``), not into the cell."""
     import pandas as pd
 
     from . import zoo
+
+    kw.setdefault("stream", sys.__stderr__ or sys.stderr)
 
     if not Path(weights_dir).is_dir():
         raise EvalError(f"weights_dir {weights_dir}: no such folder")

@@ -180,10 +180,11 @@ def export(spec: Spec, fmt: str, out: str | os.PathLike, weights: str | os.PathL
     x = _inputs(res, CHECK_BATCH, seed + 1)
     with torch.no_grad():
         want = net(x)
-    why_not = checkable(fmt) if check else "not asked (--no-check)"
+    why_not = checkable(fmt) if check else "output not checked (--no-check)"
     diff: list[float] = []
     if fmt == "official":
-        diff.append(_export_official(spec, net, out, x, want, check=why_not is None))
+        d = _export_official(spec, net, out, x, want, check=why_not is None)
+        diff += [] if d is None else [d]
     else:
         write, run = WRITERS[fmt]
 
