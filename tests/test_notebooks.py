@@ -184,6 +184,81 @@ def test_model_zoo_table(executed):
     assert (z["flops_m"] - z["paper_flops_m"]).abs().max() < 9
 
 
+def test_model_zoo_sections_with_empty_parameters_run_nothing(executed, nb_out):
+    """weights_dir empty: no evaluation; the original CPU table is not beside the clone (its
+    default path is ../shared/...): that section says so."""
+    res, _ = executed["model-zoo"]
+    assert not (res / "top1-smoke.csv").exists() and not (res / "cpu-lut-smoke.csv").exists()
+    text = _outputs(nb_out / "model-zoo.ipynb")
+    assert "ImageNet top-1 not evaluated" in text and "its section is skipped" in text
+
+
+def _outputs(nb_path) -> str:
+    """The text of every output of an executed notebook (not its sources)."""
+    out = []
+    for c in json.loads(nb_path.read_text())["cells"]:
+        for o in c.get("outputs", []):
+            out.append("".join(o.get("text", "")))
+            out += ["".join(v) if isinstance(v, list) else str(v) for v in o.get("data", {}).values()]
+    return "\n".join(out)
+
+
+def test_model_zoo_evaluates_given_weights_and_sets_the_released_cpu_table_beside(clone, tmp_path):
+    """The zoo notebook with weights_dir and imagenet_root: random weights of two zoo nets (one in the
+    original's layout, one in ours under its torch.hub name) on a 6-class val/ give a table of
+    computed numbers beside the paper's top-1 (the accuracy itself is not checked); the original
+    CPU table (../shared, where present) is set beside the published CPU latencies and this
+    machine's measurement, with the difference per net."""
+    import papermill as pm
+    import torch
+    from PIL import Image
+
+    from conftest import SHARED
+    from tfnas_core import model, official, zoo
+    from tfnas_core.space import PAPER_SCALE
+
+    root = tmp_path / "imagenet"
+    for i, wnid in enumerate(["n01440764", "n01443537", "n01484850", "n01491361", "n01494475", "n01496331"]):
+        (root / "val" / wnid).mkdir(parents=True)
+        for j in range(2):
+            Image.new("RGB", (80 + 16 * j, 64), (40 * i, 90 * j, 100)).save(root / "val" / wnid / f"ILSVRC2012_val_{i}{j}.JPEG")
+    weights = tmp_path / "weights"
+    torch.manual_seed(0)
+    d, c = zoo.load("TF-NAS-D"), zoo.load("TF-NAS-C")
+    official.export(d, model.build(d, PAPER_SCALE.with_(num_classes=6)).state_dict(), weights / "TF-NAS-D")
+    torch.save(model.build(c, PAPER_SCALE.with_(num_classes=6)).state_dict(), weights / "tfnas_c.pt")
+    cpu_lut = SHARED / "reference" / "official" / "latency_cpu.pkl"
+    res = tmp_path / "results"
+    pm.execute_notebook(str(clone / "notebooks" / "model-zoo.ipynb"), str(tmp_path / "out.ipynb"),
+                        cwd=str(clone / "notebooks"), progress_bar=False,
+                        parameters={"profile": "smoke", "weights_dir": str(weights), "imagenet_root": str(root),
+                                    "eval_limit": 6, "eval_batch": 3, "official_cpu_lut": str(cpu_lut),
+                                    "results_dir": str(res), "figures_dir": str(tmp_path / "figures")})
+    top1 = pd.read_csv(res / "top1-smoke.csv")
+    assert list(top1["architecture"]) == ["TF-NAS-C", "TF-NAS-D"]
+    assert list(top1["weights"]) == ["tfnas_c.pt", "TF-NAS-D/model.pth.tar"]
+    assert (top1["images"] == 6).all() and (top1["classes"] == 6).all()
+    assert top1["top1"].between(0, 100).all() and (top1["top1"] <= top1["top5"]).all() and top1["top5"].le(100).all()
+    assert list(top1["paper_top1"]) == [zoo.PAPER["TF-NAS-C"].top1, zoo.PAPER["TF-NAS-D"].top1]
+    assert (top1["top1_minus_paper"] - (top1["top1"] - top1["paper_top1"])).abs().max() < 1e-6
+    text = _outputs(tmp_path / "out.ipynb")
+    assert "Warning" not in text
+    if not cpu_lut.is_file():
+        assert not (res / "cpu-lut-smoke.csv").exists() and "its section is skipped" in text
+        return
+    cpu = pd.read_csv(res / "cpu-lut-smoke.csv").set_index("architecture")
+    assert list(cpu.index) == list(zoo.RELEASED)
+    # the released table's sums (../shared/reference/README.md) beside the published measurements
+    want = {"TF-NAS-A": (74.34, 80.14), "TF-NAS-B": (64.94, 72.10), "TF-NAS-C": (58.05, 51.87),
+            "TF-NAS-D": (49.00, 46.09), "TF-NAS-CPU-A": (65.24, 60.11), "TF-NAS-CPU-B": (46.84, 40.09)}
+    for name, (lut_ms, published) in want.items():
+        assert cpu.loc[name, "cpu_lut_ms"] == pytest.approx(lut_ms, abs=0.006)
+        assert cpu.loc[name, "published_cpu_ms"] == published
+        assert cpu.loc[name, "lut_vs_published_pct"] == pytest.approx(100 * (lut_ms / published - 1), abs=0.02)
+    assert (cpu["measured_here_ms"] > 0).all() and cpu["here_vs_published_pct"].notna().all()
+    assert "by -9.9 % to +16.8 % (largest: TF-NAS-CPU-B" in text
+
+
 def test_report_notebook_writes_the_report_and_its_figure(executed):
     _, figs = executed["report"]
     md = (figs.parent / "results" / "REPORT-smoke.md").read_text()
