@@ -100,7 +100,7 @@ $(PYTHON):
 
 deps: venv
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,export]'
 	install -D -m 644 config/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
 
 fashion-mnist:  ## Debian's dataset-fashion-mnist where apt is usable; otherwise torchvision downloads later

@@ -179,3 +179,34 @@ def test_check_covers_wants_every_width_of_a_key(official_lut, drop):
     assert lut.check_covers(space) == [f"{key}[{info.lo}..{info.hi}] (no width {width})"]
     del lut.entries[key]
     assert lut.check_covers(space) == [key]
+
+
+# The released CPU table summed over the published nets (ms), and the paper's measured CPU latency.
+OFFICIAL_CPU_SUMS = {"TF-NAS-A": 74.34, "TF-NAS-B": 64.94, "TF-NAS-C": 58.05, "TF-NAS-D": 49.00,
+                     "TF-NAS-CPU-A": 65.24, "TF-NAS-CPU-B": 46.84}
+
+
+def test_the_original_cpu_table_is_a_first_class_lut(capsys):
+    """latency_cpu.pkl works wherever a LUT does: lut show (a CPU table at batch 1), profile and zoo
+    (with the paper's measured CPU latency beside it); a net outside its space says which key it lacks."""
+    import json
+
+    from conftest import SHARED
+    from tfnas_core import cli, zoo
+
+    pkl = SHARED / "reference" / "official" / "latency_cpu.pkl"
+    if not pkl.is_file():
+        pytest.skip(f"the original CPU table is not at {pkl}")
+    assert cli.main(["lut", "show", str(pkl), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["keys"] == 66 and shown["covers_space"] == "tfnas" and shown["measured_on"]["device"] == "cpu"
+    for name, ms in OFFICIAL_CPU_SUMS.items():
+        assert cli.main(["profile", f"zoo:{name}", "--lut", str(pkl), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["lut_ms"] == pytest.approx(ms, abs=0.006)
+    assert cli.main(["zoo", "--lut", str(pkl), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    for name, ms in OFFICIAL_CPU_SUMS.items():
+        assert rows[name]["lut_ms"] == pytest.approx(ms, abs=0.006) and rows[name]["paper_cpu_ms"] == zoo.PAPER[name].cpu_ms
+    assert rows["TF-NAS-MBV2-A"]["lut_ms"] is None and "no entry for key" in rows["TF-NAS-MBV2-A"]["lut_note"]
+    assert cli.main(["zoo", "--lut", str(pkl)]) == 0
+    assert "paper CPU ms" in capsys.readouterr().out.splitlines()[0]

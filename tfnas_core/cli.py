@@ -1,4 +1,4 @@
-"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut,archive,verify-archive,plan,train,measure,fidelity,search,fake-imagenet,check-data,import-official} ...``.
+"""Command line: ``python -m tfnas_core {profile,scale,zoo,lut,archive,verify-archive,plan,train,measure,fidelity,search,fake-imagenet,check-data,import-official,evaluate,export} ...``.
 
 Bad input (missing file, unknown op, width out of range, a LUT without a needed key) exits
 with code 2 and one line on stderr; nothing is written.
@@ -88,12 +88,15 @@ def cmd_zoo(a: argparse.Namespace) -> None:
     if a.json:
         print(json.dumps(rows, indent=1))
         return
-    hdr = f"{'architecture':15s} {'space':10s} {'depths':11s} {'FLOPs':>8s} {'paper':>6s} {'diff':>6s} {'params':>7s} {'LUT ms':>8s} {'paper GPU LUT':>13s}"
+    # beside a CPU table, the paper's measured CPU latency; beside a GPU table, the paper's GPU-LUT column
+    on_cpu = a.lut is not None and (measure_setting(a.lut) or {}).get("device") == "cpu"
+    paper_col, paper_key = ("paper CPU ms", "paper_cpu_ms") if on_cpu else ("paper GPU LUT", "paper_gpu_lut_ms")
+    hdr = f"{'architecture':15s} {'space':10s} {'depths':11s} {'FLOPs':>8s} {'paper':>6s} {'diff':>6s} {'params':>7s} {'LUT ms':>8s} {paper_col:>13s}"
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         lut_ms = "-" if r["lut_ms"] is None else f"{r['lut_ms']:.3f}"
-        plut = "-" if r["paper_gpu_lut_ms"] is None else f"{r['paper_gpu_lut_ms']:.2f}"
+        plut = "-" if r[paper_key] is None else f"{r[paper_key]:.2f}"
         print(f"{r['name']:15s} {r['space']:10s} {r['depths']:11s} {r['flops_m']:8.2f} {r['paper_flops_m']:6.0f} "
               f"{r['flops_diff_m']:+6.2f} {r['params_m']:7.3f} {lut_ms:>8s} {plut:>13s}")
     for r in rows:
@@ -126,18 +129,28 @@ def cmd_lut_check(a: argparse.Namespace) -> None:
         print(f"warning: {r['message']}", file=sys.stderr)
 
 
+def measure_setting(path: str) -> dict | None:
+    """Where a LUT was measured (device, batch, threads: ``measure.lut_setting``), None when unknown."""
+    from . import latency, measure
+
+    return measure.lut_setting(latency.load(path))
+
+
 def cmd_lut_show(a: argparse.Namespace) -> None:
-    from . import latency
+    from . import latency, measure
     from .space import get_space
 
     lut = latency.load(a.lut)
     missing = lut.check_covers(get_space(a.space))
+    setting = measure.lut_setting(lut)
     out = {"source": lut.source, "base_ms": lut.base, "keys": len(lut.entries),
-           "provenance": lut.provenance,
+           "provenance": lut.provenance, "measured_on": setting,
            "covers_space": a.space if not missing else None, "missing": missing}
     n = sum(len(v) for v in lut.measured.values())
     lines = [f"source    {lut.source}", f"base      {lut.base:.3f} ms (stem, stage-2 block, head, pool, fc)",
-             f"keys      {len(lut.entries)}" + (f", {n} widths measured, the rest fitted" if n else "")]
+             f"keys      {len(lut.entries)}" + (f", {n} widths measured, the rest fitted" if n else ""),
+             "measured  " + (measure.setting_label(setting["device"], setting["batch"], setting["threads"])
+                             if setting else "unknown (no provenance, not an official table)")]
     lines += [f"  {k:14s} {v}" for k, v in lut.provenance.items()]
     lines.append(f"covers    {a.space}: " + ("every block" if not missing else
                                             f"NO, {len(missing)} key(s) missing, e.g. {missing[0]}"))

@@ -40,6 +40,17 @@ _FMNIST_FILES = {
     "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte",
 }
 
+CROP_RATIO = 0.875  # evaluation: resize to round(224 / 0.875) = 256, then centre crop 224 (the original's test.py)
+
+
+def eval_transform(resolution: int = 224):
+    """Evaluation transform: resize the shorter side to ``round(resolution / 0.875)``, centre crop,
+    ImageNet mean/std (the retraining's validation and ``evaluate`` both use it)."""
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize(int(round(resolution / CROP_RATIO))), T.CenterCrop(resolution), T.ToTensor(),
+                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
 
 class DataError(ValueError):
     """A dataset that cannot be found or read; the message says where we looked."""
@@ -528,7 +539,7 @@ def imagenet(root: str | Path | None, resolution: int, batch: int, eval_batch: i
     norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     train_tf = T.Compose([T.RandomResizedCrop(resolution, scale=(min_scale, 1.0)),
                           T.RandomHorizontalFlip(), T.ToTensor(), norm])
-    val_tf = T.Compose([T.Resize(int(round(resolution / 0.875))), T.CenterCrop(resolution), T.ToTensor(), norm])
+    val_tf = eval_transform(resolution)
     train_ds = datasets.ImageFolder(str(root / "train"), train_tf, loader=_FolderLoader(root))
     val_ds = datasets.ImageFolder(str(root / "val"), val_tf, loader=_FolderLoader(root))
     if train_subset:

@@ -35,24 +35,15 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .arch_spec import Spec
-from .data import IMAGENET_MEAN, IMAGENET_STD, scan_image_folder, stratified_subset
+from .data import CROP_RATIO, eval_transform, scan_image_folder, stratified_subset  # noqa: F401 - re-exported
 from .progress import format_eta
 
 RESOLUTION = 224
-CROP_RATIO = 0.875  # resize to round(224 / 0.875) = 256, then centre crop 224 (the original's test.py)
 TOPK = (1, 5)
 
 
 class EvalError(ValueError):
     """Bad input to an evaluation: one line naming the file or flag."""
-
-
-def eval_transform(resolution: int = RESOLUTION):
-    """Resize (shorter side) to ``round(resolution / 0.875)``, centre crop, ImageNet mean/std."""
-    from torchvision import transforms as T
-
-    return T.Compose([T.Resize(int(round(resolution / CROP_RATIO))), T.CenterCrop(resolution), T.ToTensor(),
-                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 # ----------------------------------------------------------------------------- weights
