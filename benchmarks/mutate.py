@@ -104,8 +104,9 @@ def markdown(res: dict, equivalent: dict[str, str]) -> str:
     lines = ["# Mutation testing (make mutate)", "",
              f"mutmut {res.get('mutmut', '?')} over the method's core; {res['mutants']} mutants, "
              f"{res['equivalent']} listed as equivalent; score {res['score_pct']} % "
-             f"(killed + timed out over all but the equivalent); run time {res['wall_s'] / 60:.1f} min "
-             f"with {res['jobs']} worker(s) on {res['machine']}.", "",
+             f"(killed + timed out over all but the equivalent); "
+             + (f"run time {res['wall_s'] / 60:.1f} min with {res['jobs']} worker(s) on {res['machine']}."
+                if res.get("wall_s") is not None else "scored from mutants/ (--report-only: no run time)."), "",
              "| module | mutants | killed | survived | no tests | timeout | equivalent | score % |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m, t in res["modules"].items():
@@ -146,13 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             print(f"error: mutmut run exited {rc}", file=sys.stderr)
             return rc
-    wall = time.perf_counter() - t0
+    wall = None if a.report_only else time.perf_counter() - t0
     text = subprocess.run([exe, "results", "--all", "true"], env=env, capture_output=True, text=True, check=True).stdout
     statuses = {n: s for n, s in parse_results(text).items() if any(fnmatch(n, g) for g in globs)}
     res = score(statuses, equivalent)
     from importlib.metadata import version
 
-    res.update(mutmut=version("mutmut"), wall_s=round(wall, 1), jobs=a.jobs, machine=f"{os.cpu_count()} CPU cores",
+    res.update(mutmut=version("mutmut"), wall_s=None if wall is None else round(wall, 1), jobs=a.jobs, machine=f"{os.cpu_count()} CPU cores",
                only=modules)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / f"{name}.md").write_text(markdown(res, equivalent))
     print(f"mutate: score {res['score_pct']} % over {res['mutants']} mutants ({res['equivalent']} equivalent); "
-          f"{sum(len(t['undetected']) for t in res['modules'].values())} not detected; {wall / 60:.1f} min; "
+          f"{sum(len(t['undetected']) for t in res['modules'].values())} not detected; "
+          f"{'' if wall is None else f'{wall / 60:.1f} min; '}"
           f"-> {out / name}.md")
     return 0
 
