@@ -79,3 +79,30 @@ def slurm():
     mp.setenv("PATH", env["PATH"])
     yield env
     mp.undo()
+
+
+# ----------------------------------------------------------------------------- the CLI's one-line errors
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """``python -m tfnas_core ARGV`` in process: (exit code, stdout, stderr)."""
+    from tfnas_core.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def refused(result: tuple[int, str, str], *needles: str) -> str:
+    """Exit 2, nothing on stdout, one ``error:`` line on stderr holding every needle (no traceback)."""
+    code, out, err = result
+    assert code == 2, (code, out, err)
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+

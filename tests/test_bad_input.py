@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from tfnas_core import checks, data, latency, profiles, search_config, search_data, zoo
-from tfnas_core.cli import main
+from conftest import refused
+from conftest import run_cli as cli
 from tfnas_core.profiles import TrainConfig
 from tfnas_core.search_config import SearchConfig
 
@@ -29,23 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU_LUT = ROOT / "tfnas_core" / "luts" / "cpu_local.json"
 
 
-def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse usage errors
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def refused(result: tuple[int, str, str], *needles: str) -> str:
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert out == "" and err.count("\n") == 1 and err.startswith("error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, (n, err)
-    return err
 
 
 def _deep(n: int = 100_000) -> bytes:

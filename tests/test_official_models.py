@@ -19,10 +19,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED
-from tfnas_core import cli, cli_models, model, official, zoo
+from conftest import SHARED, refused, run_cli
+from tfnas_core import model, official, zoo
 from tfnas_core.arch_spec import Layer, Spec
-from tfnas_core.cli_common import Parser
 
 RELEASE = SHARED / "reference" / "official" / "release"
 RELEASED = ("TF-NAS-A", "TF-NAS-B", "TF-NAS-C", "TF-NAS-D", "TF-NAS-CPU-A", "TF-NAS-CPU-B")
@@ -142,29 +141,8 @@ def original_forward(cfg: dict, state_dict: dict, x: torch.Tensor, calibrate: bo
 
 
 def run(argv: list, capsys, monkeypatch) -> tuple[int, str, str]:
-    """``python -m tfnas_core ARGV`` through ``cli.main`` (its error handling) with a parser that
-    holds this module's commands (cli.py registers them through ``add_models_parser``)."""
-    def models_parser():
-        p = Parser(prog="python -m tfnas_core")
-        cli_models.add_models_parser(p.add_subparsers(dest="cmd", required=True))
-        return p
-
-    monkeypatch.setattr(cli, "parser", models_parser)
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def refused(result, *needles: str) -> str:
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert out == "" and err.count("\n") == 1 and err.startswith("error: "), err
-    for n in needles:
-        assert n in err, (n, err)
-    return err
+    """``python -m tfnas_core ARGV`` through ``cli.main`` (cli.py registers this module's commands)."""
+    return run_cli(argv, capsys)
 
 
 def assert_nothing_written(folder: Path) -> None:

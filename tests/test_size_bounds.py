@@ -16,28 +16,13 @@ import pytest
 import torch
 
 from tfnas_core import checks, lut_build, measure, profiles, search_config, timing, train, zoo
-from tfnas_core.cli import main
+from conftest import refused
+from conftest import run_cli as cli
 
 CORES = checks.usable_cpus()
 TOTAL, _ = checks.host_memory()
 
 
-def cli(argv: list, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse usage errors
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
-def refused(result: tuple[int, str, str], *needles: str) -> str:
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert out == "" and err.count("\n") == 1 and err.startswith("error: "), err
-    for n in needles:
-        assert n in err, (n, err)
-    return err
 
 
 def nothing_in(folder: Path) -> None:
