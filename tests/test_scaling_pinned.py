@@ -147,3 +147,20 @@ def test_a_table_lacking_a_width_names_the_layer(official_lut):
     with pytest.raises(ValueError) as e:
         scaling.FlatLayers.from_lists(["a"], [3, 4], [10], [19], lut)
     assert str(e.value) == "keys, stage, lo and hi must have one entry per layer"
+
+
+def test_a_scale_result_as_json():
+    """ScaleResult.to_dict: the CLI's and the records' fields, by name and value."""
+    from tfnas_core import zoo
+
+    spec = zoo.load("TF-NAS-D")
+    res = scaling.ScaleResult(spec, 10.0, 14.85, 15.0, True, "msg")
+    assert res.to_dict() == {"spec": spec.to_dict(), "lut_ms_before": 10.0, "lut_ms_after": 14.85, "target_ms": 15.0,
+                             "met": True, "target_gap_pct": -1.0, "tolerance_pct": 1.0, "message": "msg"}
+
+
+def test_from_lists_names_the_layer_lacking_its_upper_width():
+    lut = LUT(base=0.0, entries={"a": {m: 1.0 for m in range(10, 20)}, "b": {m: 1.0 for m in range(10, 19)}})
+    with pytest.raises(ValueError) as e:
+        scaling.FlatLayers.from_lists(["a", "b"], [3, 4], [10, 10], [19, 19], lut)
+    assert str(e.value) == "LUT key b covers widths 10..18, not mid=19 (needed by layer 1)"
