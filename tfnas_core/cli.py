@@ -198,7 +198,7 @@ def cmd_plan(a: argparse.Namespace) -> None:
         try:
             plans.run(name, ctx, seeds, **kw)
         except executors.PlanFailed as e:  # each failed run's traceback is in its log
-            raise CLIError(plans.failed_line(e)) from None
+            raise CLIError(e.summary()) from None
     df = plans.plan(name, ctx, seeds, **kw)
     workers = (a.jobs or executors.default_workers()) if a.executor == "local" else None  # GPUs where CUDA is, else cores
     line = plans.summary_line(df, workers)

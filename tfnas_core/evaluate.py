@@ -49,25 +49,16 @@ class EvalError(ValueError):
 # ----------------------------------------------------------------------------- weights
 
 
-def classes_of(state_dict: dict[str, Any]) -> int | None:
-    """The classifier's output count of a state dict in our layout or the original's."""
-    for key in ("classifier.weight", "classifier.linear.weight"):
-        w = state_dict.get(key)
-        if w is not None and getattr(w, "ndim", 0) == 2:
-            return int(w.shape[0])
-    return None
-
-
 def load_net(spec: Spec, weights: str | os.PathLike | None, num_classes: int = 1000):
     """``model.build(spec)`` at paper scale in eval mode, with ``weights`` (either layout; the
     class count is the checkpoint's) or, without, randomly initialised with ``num_classes``."""
     from . import model, official
     from .space import PAPER_SCALE
 
-    if weights is not None:
-        sd, _ = official.read_checkpoint(weights)
-        num_classes = classes_of(sd) or num_classes
-        ours = official.load_weights(weights, spec, num_classes)
+    if weights is not None:  # read once: the class count and the weights come from the same state dict
+        sd, prefix = official.read_checkpoint(weights)
+        num_classes = official.classes_of(sd) or num_classes
+        ours = official.weights_of(sd, prefix, spec, num_classes, str(weights))
     net = model.build(spec, PAPER_SCALE.with_(num_classes=num_classes))
     if weights is not None:
         net.load_state_dict(ours)
@@ -310,5 +301,5 @@ def zoo_accuracy(weights_dir: str | os.PathLike, root: str | os.PathLike, names:
     return pd.DataFrame(rows)
 
 
-__all__ = ["EvalError", "Images", "ProgressLine", "accuracy", "class_map", "classes_of", "eval_transform", "evaluate",
+__all__ = ["EvalError", "Images", "ProgressLine", "accuracy", "class_map", "eval_transform", "evaluate",
            "find_weights", "load_net", "read_wnids", "val_images", "zoo_accuracy"]

@@ -352,16 +352,25 @@ def load_weights(path: str | os.PathLike, spec: Spec, num_classes: int = 1000) -
     import, or a retraining checkpoint's ``model``) or the original's (a ``.pth.tar``, its keys
     with or without ``module.``).  The tensors must be exactly the network's (first bad key named)."""
     sd, prefix = read_checkpoint(path)
+    return weights_of(sd, prefix, spec, num_classes, str(path))
+
+
+def weights_of(sd: Mapping[str, Any], prefix: str, spec: Spec, num_classes: int, source: str) -> OrderedDict:
+    """``load_weights`` on a checkpoint already read (``read_checkpoint``: its state dict and prefix)."""
     if any(k.startswith("first_stem.") for k in sd):
-        return to_ours(spec, sd, num_classes, str(path), prefix, spec.name)
+        return to_ours(spec, sd, num_classes, source, prefix, spec.name)
     names = tensor_names(spec, num_classes, official_order=False)
-    checked = _check(sd, {t.ours: t.shape for t in names}, str(path), prefix, spec.name)
+    checked = _check(sd, {t.ours: t.shape for t in names}, source, prefix, spec.name)
     return OrderedDict((t.ours, checked[t.ours]) for t in names)
 
 
-def _classes_of(our_sd: Mapping[str, Any]) -> int:
-    w = our_sd.get("classifier.weight")
-    return int(w.shape[0]) if w is not None and getattr(w, "ndim", 0) == 2 else 1000
+def classes_of(state_dict: Mapping[str, Any]) -> int | None:
+    """The classifier's output count of a state dict in our layout or the original's; None without one."""
+    for key in ("classifier.weight", "classifier.linear.weight"):
+        w = state_dict.get(key)
+        if w is not None and getattr(w, "ndim", 0) == 2:
+            return int(w.shape[0])
+    return None
 
 
 # ----------------------------------------------------------------------------- import / export
@@ -451,7 +460,7 @@ def export(spec: Spec, state_dict: Mapping[str, Any], out_dir: str | os.PathLike
     """Write ``out_dir/model.config`` and ``out_dir/model.pth.tar`` (the ``module.``-prefixed state
     dict under ``state_dict``), what the original's ``test.py`` loads: the inverse of
     ``import_official``.  ``state_dict`` is ``EvalNet``'s; the class count is its classifier's."""
-    classes = _classes_of(state_dict)
+    classes = classes_of(state_dict) or 1000
     official = to_official(spec, state_dict, classes, what=f"spec {spec.name}")
     return _write_folder(Path(out_dir), [(CONFIG_FILE, _text_writer(config_text(config_from_spec(spec, classes)))),
                                          (CHECKPOINT_FILE, _torch_writer({"state_dict": official}))])
@@ -463,6 +472,6 @@ def hub_name(name: str) -> str:
 
 
 __all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "CONFIG_STAGES", "Imported", "OfficialError", "SPEC_FILE",
-           "TensorName", "WEIGHTS_FILE", "config_from_spec", "config_text", "export", "hub_name",
+           "TensorName", "WEIGHTS_FILE", "classes_of", "config_from_spec", "config_text", "export", "hub_name",
            "import_official", "load_weights", "read_checkpoint", "read_config", "spec_from_config",
-           "tensor_names", "to_official", "to_ours"]
+           "tensor_names", "to_official", "to_ours", "weights_of"]

@@ -254,11 +254,6 @@ def summary_line(df: pd.DataFrame, jobs: int | None = None) -> str:
     return line
 
 
-def failed_line(e) -> str:
-    """One line for ``executors.PlanFailed``: how many runs failed, each with its log, the first error."""
-    return e.summary()
-
-
 def run(notebook: str, ctx, seeds: Sequence[int], **kw) -> None:
     """Compute every run ``notebook`` needs with ``ctx.executor`` (each step through ``run_plan``), rendering nothing."""
     from . import executors
