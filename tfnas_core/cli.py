@@ -89,7 +89,12 @@ def cmd_zoo(a: argparse.Namespace) -> None:
         print(json.dumps(rows, indent=1))
         return
     # beside a CPU table, the paper's measured CPU latency; beside a GPU table, the paper's GPU-LUT column
-    on_cpu = a.lut is not None and (measure_setting(a.lut) or {}).get("device") == "cpu"
+    if a.lut is not None:
+        from .measure import lut_setting
+
+        on_cpu = (lut_setting(load_lut(a.lut)) or {}).get("device") == "cpu"
+    else:
+        on_cpu = False
     paper_col, paper_key = ("paper CPU ms", "paper_cpu_ms") if on_cpu else ("paper GPU LUT", "paper_gpu_lut_ms")
     hdr = f"{'architecture':15s} {'space':10s} {'depths':11s} {'FLOPs':>8s} {'paper':>6s} {'diff':>6s} {'params':>7s} {'LUT ms':>8s} {paper_col:>13s}"
     print(hdr)
@@ -127,13 +132,6 @@ def cmd_lut_check(a: argparse.Namespace) -> None:
                       + ", ".join(f"{k} x{v:.3f}" for k, v in r["ratios"].items()) + ")")
     if r["warn"] and not a.json:
         print(f"warning: {r['message']}", file=sys.stderr)
-
-
-def measure_setting(path: str) -> dict | None:
-    """Where a LUT was measured (device, batch, threads: ``measure.lut_setting``), None when unknown."""
-    from . import latency, measure
-
-    return measure.lut_setting(latency.load(path))
 
 
 def cmd_lut_show(a: argparse.Namespace) -> None:
