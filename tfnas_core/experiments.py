@@ -48,6 +48,9 @@ class Context:
     measure_device: str | None = None
     measure_repeats: int | None = None  # None: 20 timed runs (3 at the smoke profile)
     measure_min_s: float | None = None  # None: time at least 1 s (0 at the smoke profile)
+    # the file keeping measured_ms per machine (measured.MeasuredStore; launch.measured_path: beside the
+    # tables), so a re-render times nothing it timed before here; None: time on every call
+    measured: str | None = None
     log: Callable[[str], None] | None = None  # every line a search/retraining logs (default: none)
     name: str = ""  # the notebook's name, shown on the terminal's progress lines
     progress: bool = True  # one line per epoch on the process's real stderr (progress.RunProgress)
@@ -480,10 +483,17 @@ def ablation(ctx: Context, variants: Sequence[Variant], seeds: Iterable[int]) ->
                 **{f"paper_{k}": val for k, val in v.paper.items()},
             })
     if rows and not ctx.planning and not (ctx.missing and not ctx.compute):
+        from . import measured
+
         where = measure.measure_setting(lut, ctx.measure_device)
-        ctx.say(f"measuring {len(specs)} derived nets at paper scale on {where['label']}, interleaved")
+        store = measured.MeasuredStore(ctx.measured) if ctx.measured else None
+        ctx.say(f"measuring {len(specs)} derived nets at paper scale on {where['label']}, interleaved"
+                + (f" (timings this machine already made are kept in {ctx.measured})" if store else ""))
         m = measure.measure_many(specs, device=where["device"], batch=where["batch"], threads=where["threads"],
-                                 repeats=ctx.measure_repeats, min_time_s=ctx.measure_min_s, lut=lut)
+                                 repeats=ctx.measure_repeats, min_time_s=ctx.measure_min_s, lut=lut, store=store)
+        if m.get("kept"):
+            ctx.say(f"kept: timed on this machine at {m['measured_at']}; REMEASURE=1 "
+                    f"({measured.ENV_REMEASURE}=1) times them again")
         factor = m["speed_factor"] if where["comparable"] else None
         for row, name in zip(rows, specs):  # one name per row, in the rows' order
             ms = m["timings"][name].ms
@@ -701,7 +711,8 @@ def searched_depth(runs: Sequence[SearchRun]) -> pd.DataFrame:
 
 
 def zoo_table(lut_path: str | None, device: str | None = None, repeats: int = 20, min_time_s: float = 1.0,
-              measure_on: bool = True, flops_convention: str = "official", details: bool = False) -> pd.DataFrame:
+              measure_on: bool = True, flops_convention: str = "official", details: bool = False,
+              store=None) -> pd.DataFrame:
     """Tables 2/6/8/9/11 for the published architectures: our FLOPs and LUT latency beside the
     paper's, and the latency measured here with the LUT's error.
 
@@ -711,7 +722,8 @@ def zoo_table(lut_path: str | None, device: str | None = None, repeats: int = 20
     left empty: the two are not comparable.
 
     ``details`` adds the depths, why a LUT gives no latency (``lut_note``) and the known
-    discrepancies of the paper's tables (``note``): what ``python -m tfnas_core zoo`` prints."""
+    discrepancies of the paper's tables (``note``): what ``python -m tfnas_core zoo`` prints.
+    ``store`` (``measured.MeasuredStore``): each net is timed once on this machine (``measure.measure_many``)."""
     from . import latency
 
     lut = latency.load(lut_path) if lut_path else None
@@ -736,7 +748,8 @@ def zoo_table(lut_path: str | None, device: str | None = None, repeats: int = 20
                 lut_note = str(e).split(" (needed")[0]
         if measure_on:
             row["measured_ms"] = measure.measure(spec, device=where["device"], batch=where["batch"],
-                                                 threads=where["threads"], repeats=repeats, min_time_s=min_time_s)["ms"]
+                                                 threads=where["threads"], repeats=repeats, min_time_s=min_time_s,
+                                                 store=store)["ms"]
             if row["lut_ms"] is not None and where["comparable"]:
                 row["lut_error_pct"] = 100 * (row["lut_ms"] - row["measured_ms"]) / row["measured_ms"]
         if details:

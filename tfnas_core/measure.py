@@ -31,7 +31,7 @@ from . import flops, model
 from .arch_spec import Spec
 from .checks import BATCH, batch_floor_bytes, check_memory, check_number, check_threads
 from .space import PAPER_SCALE, get_space
-from .timing import DEFAULT_BATCH, ESTIMATOR, cpu_threads, resolve_device, time_interleaved
+from .timing import DEFAULT_BATCH, ESTIMATOR, Timing, cpu_threads, resolve_device, time_interleaved
 
 FIDELITY_SPACES = ("tfnas", "tfnas-wose")
 N_RANDOM = 20
@@ -123,39 +123,57 @@ def _settings(device: str, batch: int | None, threads: int | None):
 
 def measure_many(specs: dict[str, Spec], device: str = "cpu", batch: int | None = None, threads: int | None = None,
                  warmup: int = 1, repeats: int = 20, min_time_s: float = 1.0, warmup_s: float = 1.0,
-                 estimator: str = ESTIMATOR, cuda_mode: str = "graph", lut=None) -> dict[str, Any]:
+                 estimator: str = ESTIMATOR, cuda_mode: str = "graph", lut=None, store=None) -> dict[str, Any]:
     """Time every network of ``specs`` interleaved (round ``r`` runs each once); returns
-    ``{"timings": {name: Timing}, "speed_factor": ..., ...}``.  With a ``lut`` that carries a
+    ``{"timings": {name: Timing}, "speed_factor": ..., "kept": ..., ...}``.  With a ``lut`` that carries a
     fingerprint built on this device, its sentinel networks join the rounds (as they were timed
     among the calibration networks when the LUT was built) and ``speed_factor`` (now / when the
-    LUT was built) is filled in; otherwise it is ``None``."""
+    LUT was built) is filled in; otherwise it is ``None``.
+
+    With a ``store`` (``measured.MeasuredStore``) the same request on the same machine is timed once:
+    later calls return what was kept (``kept`` True, ``measured_at`` its time) unless
+    ``TFNAS_REMEASURE=1``."""
     from . import fingerprint
 
     dev, batch, threads = _settings(device, batch, threads)
-    x = torch.randn(batch, 3, PAPER_SCALE.resolution, PAPER_SCALE.resolution, device=dev)
-    items = {name: (model.build(spec, PAPER_SCALE).to(dev), x) for name, spec in specs.items()}
-    sentinels = {}
-    if lut is not None and lut.fingerprint and lut.provenance.get("device") == device \
-            and lut.provenance.get("batch_size") == batch and lut.provenance.get("threads") == threads:
-        sentinels = fingerprint.sentinel_items(lut.fingerprint["space"], dev, batch)
+    with_sentinels = bool(lut is not None and lut.fingerprint and lut.provenance.get("device") == device
+                          and lut.provenance.get("batch_size") == batch and lut.provenance.get("threads") == threads)
+    if with_sentinels:
         estimator = lut.fingerprint["estimator"]
-    clash = sorted(set(items) & set(sentinels))
-    if clash:
-        raise ValueError(f"architecture name {clash[0]} is also a sentinel name of the LUT's fingerprint; rename it")
-    with cpu_threads(threads):
-        t = time_interleaved({**items, **sentinels}, repeats, warmup, warmup_s, min_time_s, estimator,
-                             cuda_mode=cuda_mode)
-    factor = None
-    if sentinels:
-        factor, _ = fingerprint.speed_factor(lut.fingerprint, {k: t[k].ms for k in sentinels})
-    return {"timings": {n: t[n] for n in items}, "speed_factor": factor, "device": device, "batch": batch,
-            "threads": threads}
+
+    def timed() -> dict[str, Any]:
+        x = torch.randn(batch, 3, PAPER_SCALE.resolution, PAPER_SCALE.resolution, device=dev)
+        items = {name: (model.build(spec, PAPER_SCALE).to(dev), x) for name, spec in specs.items()}
+        sentinels = fingerprint.sentinel_items(lut.fingerprint["space"], dev, batch) if with_sentinels else {}
+        clash = sorted(set(items) & set(sentinels))
+        if clash:
+            raise ValueError(f"architecture name {clash[0]} is also a sentinel name of the LUT's fingerprint; rename it")
+        with cpu_threads(threads):
+            t = time_interleaved({**items, **sentinels}, repeats, warmup, warmup_s, min_time_s, estimator,
+                                 cuda_mode=cuda_mode)
+        factor = None
+        if sentinels:
+            factor, _ = fingerprint.speed_factor(lut.fingerprint, {k: t[k].ms for k in sentinels})
+        return {"timings": {n: t[n].to_dict() for n in items}, "speed_factor": factor}
+
+    if store is None:
+        res, kept = timed(), False
+    else:
+        from . import measured
+
+        request = {"specs": {n: s.to_dict() for n, s in specs.items()}, "device": device, "batch": batch,
+                   "threads": threads, "warmup": warmup, "repeats": repeats, "min_time_s": min_time_s,
+                   "warmup_s": warmup_s, "estimator": estimator, "cuda_mode": cuda_mode,
+                   "fingerprint": lut.fingerprint if with_sentinels else None}
+        res, kept = store.remember(measured.machine(device, threads), request, timed)
+    return {"timings": {n: Timing(**d) for n, d in res["timings"].items()}, "speed_factor": res["speed_factor"],
+            "device": device, "batch": batch, "threads": threads, "kept": kept, "measured_at": res.get("measured_at")}
 
 
 def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: int | None = None,
             warmup: int = 5, repeats: int = 20, min_time_s: float = 3.0, lut=None,
             warmup_s: float = 1.0, estimator: str = ESTIMATOR, cuda_mode: str = "graph",
-            time_base: str = "machine") -> dict[str, Any]:
+            time_base: str = "machine", store=None) -> dict[str, Any]:
     """Latency (ms) of ``spec``'s whole network at paper scale on ``device``.
 
     ``min_time_s`` of timed runs (default 3 s): the longer the window, the likelier it holds the
@@ -165,6 +183,7 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
     ``mean_ms`` and ``min_ms`` describe the runs.  ``time_base="lut"`` (needs a ``lut`` with a
     fingerprint) also times the LUT's sentinel networks (interleaved with it) and reports ``ms_lut_base`` = ``ms``
     divided by the speed factor: the latency this net would have had when the LUT was built.
+    ``store``: as ``measure_many``'s (a request timed once per machine).
     """
     if time_base not in ("machine", "lut"):
         raise ValueError(f"time_base must be 'machine' or 'lut', got {time_base!r}")
@@ -175,7 +194,7 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
             raise ValueError("time base 'lut' needs a LUT (--lut)")
         settings_of(lut)  # refuses a LUT without fingerprint
     m = measure_many({spec.name: spec}, device, batch, threads, warmup, repeats, min_time_s, warmup_s, estimator,
-                     cuda_mode, lut if time_base == "lut" else None)
+                     cuda_mode, lut if time_base == "lut" else None, store=store)
     if time_base == "lut" and m["speed_factor"] is None:
         raise ValueError(f"LUT {lut.source} was built for {lut.provenance.get('device')} batch "
                          f"{lut.provenance.get('batch_size')} threads {lut.provenance.get('threads')}, "
@@ -234,7 +253,7 @@ def spearman(xs: list[float], ys: list[float]) -> float:
 
 def fidelity(lut, specs: dict[str, Spec] | None = None, device: str = "cpu", batch: int | None = None,
              threads: int | None = None, warmup: int = 1, repeats: int = 30, min_time_s: float = 1.0,
-             n_random: int = N_RANDOM, seed: int | None = None, cuda_mode: str = "graph"):
+             n_random: int = N_RANDOM, seed: int | None = None, cuda_mode: str = "graph", store=None):
     """A ``pandas.DataFrame``: LUT prediction vs measured latency per architecture.
 
     ``specs`` defaults to the zoo's tfnas and tfnas-wose models; ``n_random`` random valid
@@ -246,6 +265,7 @@ def fidelity(lut, specs: dict[str, Spec] | None = None, device: str = "cpu", bat
     With a fingerprint, ``rel_err_lut_base_pct`` compares with the measurement divided by the
     speed factor (what the net would have measured when the LUT was built).
     ``df.attrs``: ``speed_factor`` (``None`` without a fingerprint), ``seed``, ``held_out``.
+    ``store``: as ``measure_many``'s (a request timed once per machine).
     """
     import pandas as pd
 
@@ -272,7 +292,8 @@ def fidelity(lut, specs: dict[str, Spec] | None = None, device: str = "cpu", bat
         if lut_space and lut_space != spec.space and not row["note"]:
             row["note"] = f"LUT built for space {lut_space}: its base times that space's stage-2 block"
         rows.append(row)
-    m = measure_many(timed, device, batch, threads, warmup, repeats, min_time_s, cuda_mode=cuda_mode, lut=lut) if timed else \
+    m = measure_many(timed, device, batch, threads, warmup, repeats, min_time_s, cuda_mode=cuda_mode, lut=lut,
+                     store=store) if timed else \
         {"timings": {}, "speed_factor": None}
     for row in rows:
         t = m["timings"].get(row["name"])

@@ -340,10 +340,14 @@ def latency_errors(ax, per_seed: pd.DataFrame, title: str = "every run's latency
 
 
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf``, each atomically (``atomic.atomic_write``)."""
+    """Write ``stem.png`` and ``stem.pdf``, each atomically (``atomic.atomic_write``).
+
+    The same figure gives the same bytes: the PDF carries no creation date (matplotlib's default
+    would change every re-render's file)."""
     stem = Path(stem)
+    meta = {"png": None, "pdf": {"CreationDate": None}}
     return [atomic_write(stem.with_suffix(f".{ext}"),
-                         lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight"))
+                         lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=meta[ext]))
             for ext in ("png", "pdf")]
 
 
