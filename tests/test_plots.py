@@ -3,6 +3,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.text import Text
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,7 +79,7 @@ def test_table_panels_explain_themselves():
     assert "paper_top1" not in axes[0].get_xlabel() + axes[0].get_ylabel()
     labels = [t.get_text() for t in axes[1].get_legend().get_texts()]
     assert "target 11.00 ms (LUT)" in labels
-    assert any("1.4-2.0x the LUT's" in t.get_text().replace("\n", " ") for t in axes[1].texts)
+    assert any("is 1.40-2.00x the LUT's, in this machine's speed now" in t.get_text().replace("\n", " ") for t in axes[1].texts)
     plt.close(fig)
 
 
@@ -129,6 +130,44 @@ def test_latency_panel_does_not_compare_a_measurement_made_elsewhere_than_the_lu
     fig, ax = plt.subplots()
     plots.latency_bars(ax, s)
     assert len(ax.collections) == 1
-    assert "derived net: measured at paper scale here (cuda b32)" in [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any("1.0x the LUT's" in t.get_text().replace("\n", " ") for t in ax.texts)
+    assert "derived net: measured at paper scale here (cuda b32), this machine's time now" in [
+        t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("1.01x the LUT's" in t.get_text().replace("\n", " ") for t in ax.texts)
+    plt.close(fig)
+
+
+def test_latency_panel_draws_and_captions_the_luts_time_base():
+    """With ``measured_ms_lut_base`` the crosses sit at measured ÷ speed factor and the caption gives
+    the factor and the ratio computed from the drawn values (not fixed text)."""
+    s = pd.DataFrame({"variant": ["a", "b"], "lut_ms": [10.0, 20.0], "measured_ms": [13.0, 25.0], "target_ms": [15.0, 15.0],
+                      "measured_ms_lut_base": [10.1, 20.4], "speed_factor": [1.29, 1.29], "measured_on": ["cpu b1"] * 2})
+    fig, ax = plt.subplots()
+    plots.latency_bars(ax, s)
+    assert ax.collections[0].get_offsets()[:, 0].tolist() == [10.1, 20.4]
+    assert "derived net: measured at paper scale here (cpu b1), in the LUT's time base" in [
+        t.get_text() for t in ax.get_legend().get_texts()]
+    caption = " ".join(t.get_text().replace("\n", " ") for t in ax.texts)
+    assert "speed factor 1.29: now against when the LUT was built), is 1.01-1.02x the LUT's" in caption
+    assert "Measured latency of the 2 derived nets, in the LUT's time base" in caption
+    plt.close(fig)
+    s.loc[1, "measured_ms_lut_base"] = float("nan")  # one row without a time base: the panel falls back, and says so
+    drawn, lut_base = plots.measured_in_lut_base(s)
+    assert not lut_base and drawn.tolist() == [13.0, 25.0]
+    assert "in this machine's speed now" in plots.latency_note(s)
+
+
+def test_point_labels_do_not_overlap():
+    """Table 3's mini summary put Gumbel, Gumbel+Gumbel and Gumbel+min α on one another."""
+    s = pd.DataFrame({"variant": ["Gumbel", "Gumbel+Gumbel", "Gumbel+min α", "Gumbel+max α", "Gumbel+Random"],
+                      "paper_top1": [75.8, 75.7, 76.0, 75.5, 76.3], "top1": [85.37, 85.13, 85.53, 84.52, 84.87],
+                      "top1_ci95": [1.5, 2.4, 1.8, 2.4, 3.4]})
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    plots.ours_vs_paper(ax, s)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(t, r) for t in ax.texts]  # the text, without the line to its point
+    assert sorted(t.get_text() for t in ax.texts) == sorted(s["variant"])
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), "two labels overlap"
     plt.close(fig)

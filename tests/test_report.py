@@ -287,3 +287,22 @@ def test_depth_jitter_says_when_skip_in_sits_at_the_floor(results):
     jit = report.evaluate_checks(results, OWN).query("what.str.contains('jitter')", engine="python").iloc[0]
     assert jit["verdict"] == "not reproduced"
     assert "floor of 6 layers" in jit["text"] and "by epoch 3 of 5" in jit["text"]
+
+
+def test_the_forest_plot_comes_in_pages_readable_at_page_width(results):
+    """Issue 32: one 1639x3906 px figure with 6 pt labels was unreadable at page width.  Pages of
+    whole units, at most PAGE_ROWS checks each (a larger unit alone), 7.5 in wide, 8 pt labels."""
+    import matplotlib.pyplot as plt
+
+    checks = report.evaluate_checks(results, OWN)
+    figs = report.figures(checks, page_rows=4)
+    units = list(dict.fromkeys(checks["unit"]))
+    drawn = [ax.get_xlabel().replace("\n", " ") for f in figs for ax in f.axes]
+    assert drawn == units  # every unit once, in order, none split across pages
+    for f in figs:
+        sizes = [int((checks["unit"] == ax.get_xlabel().replace("\n", " ")).sum()) for ax in f.axes]
+        assert sum(sizes) <= 4 or len(sizes) == 1
+        assert f.get_size_inches()[0] == report.FIGURE_WIDTH_IN
+        assert all(t.get_fontsize() >= 8 for ax in f.axes for t in ax.get_yticklabels())
+        plt.close(f)
+    assert len(report.figures(checks, page_rows=10_000)) == 1

@@ -717,19 +717,26 @@ def zoo_table(lut_path: str | None, device: str | None = None, repeats: int = 20
     paper's, and the latency measured here with the LUT's error.
 
     Measured where the LUT was made (``measure.measure_setting``; ``device`` None: the LUT's device
-    when it is here, else the CPU at batch 1), named in ``measured_on``; measured elsewhere than
+    when it is here, else the CPU at batch 1), named in ``measured_on``, all nets interleaved in one
+    timing (``measure.measure_many``: drift hits every row alike); measured elsewhere than
     the LUT (``measured_on`` says so, e.g. ``"cpu b1, not the LUT's cuda b32"``) ``lut_error_pct`` is
-    left empty: the two are not comparable.
+    left empty: the two are not comparable.  When the LUT carries a fingerprint for this setting (the
+    CPU table), its sentinels join the rounds: ``measured_ms_lut_base`` = ``measured_ms`` / ``speed_factor``
+    is the latency in the LUT's time base and ``lut_error_lut_base_pct`` the LUT's error against it.
 
     ``details`` adds the depths, why a LUT gives no latency (``lut_note``) and the known
     discrepancies of the paper's tables (``note``): what ``python -m tfnas_core zoo`` prints.
-    ``store`` (``measured.MeasuredStore``): each net is timed once on this machine (``measure.measure_many``)."""
+    ``store`` (``measured.MeasuredStore``): the timing is made once on this machine (``measure.measure_many``)."""
     from . import latency
 
     lut = latency.load(lut_path) if lut_path else None
     where = measure.measure_setting(lut, device) if measure_on else None
-    rows = []
-    for name, spec in zoo.load_all().items():
+    rows, specs = [], zoo.load_all()
+    m = measure.measure_many(specs, device=where["device"], batch=where["batch"], threads=where["threads"],
+                             repeats=repeats, min_time_s=min_time_s, lut=lut if where["comparable"] else None,
+                             store=store) if measure_on else None
+    factor = m.get("speed_factor") if m else None
+    for name, spec in specs.items():
         p = zoo.PAPER[name]
         row = {"architecture": name, "space": spec.space,
                "flops_m": flops.count_flops(spec, convention=flops_convention),
@@ -747,11 +754,13 @@ def zoo_table(lut_path: str | None, device: str | None = None, repeats: int = 20
                 row["lut_ms"] = None
                 lut_note = str(e).split(" (needed")[0]
         if measure_on:
-            row["measured_ms"] = measure.measure(spec, device=where["device"], batch=where["batch"],
-                                                 threads=where["threads"], repeats=repeats, min_time_s=min_time_s,
-                                                 store=store)["ms"]
+            row["measured_ms"] = m["timings"][name].ms
             if row["lut_ms"] is not None and where["comparable"]:
                 row["lut_error_pct"] = 100 * (row["lut_ms"] - row["measured_ms"]) / row["measured_ms"]
+            if factor is not None:
+                row.update(measured_ms_lut_base=row["measured_ms"] / factor, speed_factor=factor)
+                if row["lut_ms"] is not None:
+                    row["lut_error_lut_base_pct"] = 100 * (row["lut_ms"] / row["measured_ms_lut_base"] - 1)
         if details:
             row.update(depths="-".join(map(str, spec.depths)), lut_note=lut_note,
                        note=zoo.KNOWN_DISCREPANCIES.get(name))

@@ -171,15 +171,51 @@ def ours_vs_paper(ax, summary: pd.DataFrame, col: str = "top1", paper_col: str =
         ax.legend(fontsize=7, loc="best")
     else:
         ax.scatter(summary[paper_col], summary[col])
-    mid = (summary[paper_col].min() + summary[paper_col].max()) / 2
-    for _, r in summary.iterrows():
-        right = r[paper_col] > mid  # labels of the right half go left of their point, inside the axes
-        ax.annotate(str(r["variant"]), (r[paper_col], r[col]), fontsize=8, xytext=(-3 if right else 3, 3),
-                    textcoords="offset points", ha="right" if right else "left")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.margins(0.25)
+    label_points(ax, summary[paper_col].tolist(), summary[col].tolist(), [str(v) for v in summary["variant"]])
+
+
+def label_points(ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], fontsize: float = 8) -> list:
+    """Label each point so that no two labels overlap: labels of the right half go left of their
+    point (inside the axes), each starts just above its point and, from the lowest point up, is
+    pushed up past every label already placed that it would cover; a label moved off its point
+    gets a thin line to it.  Freezes the axes' limits (the labels are placed in display space)."""
+    import matplotlib.pyplot as plt
+
+    ax.autoscale_view()
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    px_per_pt = fig.dpi / 72
+    mid = (min(xs) + max(xs)) / 2 if len(xs) else 0.0
+    placed, out = [], []  # placed: (x0, y0, x1, y1) in pixels
+    for i in sorted(range(len(xs)), key=lambda k: (ys[k], xs[k])):
+        right = xs[i] > mid
+        px, py = ax.transData.transform((xs[i], ys[i]))
+        probe = ax.text(0, 0, labels[i], fontsize=fontsize)
+        bb = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = bb.width, bb.height
+        x0 = px - 3 * px_per_pt - w if right else px + 3 * px_per_pt
+        y0 = py + 3 * px_per_pt
+        moved = True
+        while moved:
+            moved = False
+            for a0, b0, a1, b1 in placed:
+                if x0 < a1 and a0 < x0 + w and y0 < b1 and b0 < y0 + h:
+                    y0, moved = b1 + 1, True
+        placed.append((x0, y0, x0 + w, y0 + h))
+        dx, dy = (x0 + (w if right else 0) - px) / px_per_pt, (y0 - py) / px_per_pt
+        far = dy > 3 + h / px_per_pt / 2
+        out.append(ax.annotate(labels[i], (xs[i], ys[i]), fontsize=fontsize, xytext=(dx, dy), textcoords="offset points",
+                               ha="right" if right else "left", va="bottom",
+                               arrowprops=dict(arrowstyle="-", color="0.5", linewidth=0.5) if far else None))
+    plt.draw_if_interactive()
+    return out
 
 
 def measured_like_lut(summary: pd.DataFrame) -> bool:
@@ -192,26 +228,49 @@ def measured_like_lut(summary: pd.DataFrame) -> bool:
     return not any(", " in str(v) for v in summary["measured_on"].dropna())
 
 
-def latency_note(summary: pd.DataFrame) -> str:
-    """One sentence on how the measured latency relates to the LUT's, from the numbers drawn; where
-    it was measured elsewhere than the LUT was made, that it is not compared."""
+def measured_in_lut_base(summary: pd.DataFrame) -> tuple[pd.Series, bool]:
+    """The measured latency to draw beside the LUT's, and whether it is in the LUT's time base:
+    ``measured_ms_lut_base`` (measured ÷ the speed factor of this machine now against when the LUT
+    was built) where every row has it, else ``measured_ms`` as timed now."""
+    base = summary.get("measured_ms_lut_base")
+    if base is not None and len(base) and base.notna().all():
+        return base, True
+    return summary["measured_ms"], False
+
+
+def _span(values: pd.Series, fmt: str = ".2f", unit: str = "x") -> str:
+    lo, hi = format(values.min(), fmt), format(values.max(), fmt)
+    return f"{lo}{unit}" if lo == hi else f"{lo}-{hi}{unit}"
+
+
+def latency_note(summary: pd.DataFrame, what: str = "derived net") -> str:
+    """The caption under a latency panel, computed from the numbers drawn: how the measured latency
+    relates to the LUT's, in the LUT's time base when the table has it (with the speed factor it was
+    converted by), and where it was measured elsewhere than the LUT was made, that it is not drawn."""
     if not measured_like_lut(summary):
         on = str(summary["measured_on"].dropna().iloc[0])
         return (f"Measured latency ({on}) is not drawn: it was not measured where the LUT was made, so "
                 "the two are not comparable (measure on the LUT's device: Context.measure_device).")
-    ratio = (summary["measured_ms"] / summary["lut_ms"]).dropna()
+    ms, lut_base = measured_in_lut_base(summary)
+    ratio = (ms / summary["lut_ms"]).dropna()
     if ratio.empty:
         return ""
-    span = f"{ratio.min():.1f}x" if round(ratio.min(), 1) == round(ratio.max(), 1) else \
-        f"{ratio.min():.1f}-{ratio.max():.1f}x"
-    return (f"Measured latency is {span} the LUT's. The LUT is calibrated to whole networks on the "
-            "machine and in the hour it was built (README: latency lookup tables), so a ratio away from 1 is "
-            "mostly this machine's speed now (`lut check` prints it); the search sees only the LUT.")
+    n = len(ratio)
+    nets = f"the {what}" if n == 1 else f"the {n} {what}s"
+    if lut_base:
+        factor = summary["speed_factor"].dropna()
+        return (f"Measured latency of {nets}, in the LUT's time base (divided by this machine's speed factor "
+                f"{_span(factor, unit='')}: now against when the LUT was built), is {_span(ratio)} the LUT's: "
+                "what remains is the LUT's own error (per-layer sums against whole networks). The search sees only the LUT.")
+    return (f"Measured latency of {nets} is {_span(ratio)} the LUT's, in this machine's speed now: the LUT has no "
+            "fingerprint to put it in the LUT's time base (`lut check`), so the ratio holds this machine's drift "
+            "as well as the LUT's error. The search sees only the LUT.")
 
 
 def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs target") -> None:
-    """The derived nets' LUT latency per variant, their measured latency and the target, with a
-    caption under the panel saying how measured and LUT latency compare."""
+    """The derived nets' LUT latency per variant, their measured latency (in the LUT's time base when
+    the table has it: ``measured_in_lut_base``) and the target, with a caption under the panel
+    computed from them (``latency_note``)."""
     y = np.arange(len(summary))
     target = float(summary["target_ms"].iloc[0])
     xerr = _ci95(summary, "lut_ms")
@@ -221,8 +280,10 @@ def latency_bars(ax, summary: pd.DataFrame, title: str = "searched latency vs ta
     if "measured_ms" in summary and measured_like_lut(summary):
         ons = summary["measured_on"].dropna() if "measured_on" in summary else []
         on = f" ({ons.iloc[0]})" if len(ons) else ""
-        ax.scatter(summary["measured_ms"], y, color="k", marker="x", zorder=3,
-                   label=f"derived net: measured at paper scale here{on}")
+        ms, lut_base = measured_in_lut_base(summary)
+        ax.scatter(ms, y, color="k", marker="x", zorder=3,
+                   label=f"derived net: measured at paper scale here{on}"
+                         + (", in the LUT's time base" if lut_base else ", this machine's time now"))
     ax.axvline(target, color="k", linestyle="--", linewidth=1, label=f"target {target:.2f} ms (LUT)")
     ax.set_yticks(y, summary["variant"])
     ax.set_xlabel("latency (ms)")

@@ -636,15 +636,41 @@ def _values(cell) -> list[tuple[int, float]]:
     return [(int(s), float(v)) for s, v in (x.split(":") for x in cell.split())]
 
 
+# The forest plot's pages (``figures``): at most this many checks a page, drawn FIGURE_WIDTH_IN wide
+# with FIGURE_FONT_PT labels, so a page read at page width (about 6.5 in of text) shows them at 7 pt or more
+PAGE_ROWS = 30
+FIGURE_WIDTH_IN = 7.5
+FIGURE_FONT_PT = 8
+LABEL_CHARS = 46  # a check's label wraps at this many characters
+
+
+def figures(checks: pd.DataFrame, page_rows: int = PAGE_ROWS) -> list:
+    """The forest plot (``figure``) in pages of whole units, each of at most ``page_rows`` checks
+    (a unit with more gets a page of its own), in the checks' order."""
+    pages, rows = [[]], 0
+    for unit in dict.fromkeys(checks["unit"]):
+        n = int((checks["unit"] == unit).sum())
+        if pages[-1] and rows + n > page_rows:
+            pages.append([])
+            rows = 0
+        pages[-1].append(unit)
+        rows += n
+    return [figure(checks[checks["unit"].isin(units)]) for units in pages]
+
+
 def figure(checks: pd.DataFrame):
     """Forest plot, one panel per unit: a paired check's mean and 95 % interval, a per-run check's
-    runs as dots (signed); the verdict thresholds dashed; colour = verdict, hollow = context."""
+    runs as dots (signed); the verdict thresholds dashed; colour = verdict, hollow = context.
+    ``FIGURE_WIDTH_IN`` wide, labels of ``FIGURE_FONT_PT`` wrapped at ``LABEL_CHARS``: readable at
+    page width; ``figures`` splits a long report into pages."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     units = list(dict.fromkeys(checks["unit"]))
     heights = [max(1, (checks["unit"] == u).sum()) for u in units]
-    fig, axes = plt.subplots(len(units), 1, figsize=(10, 1.4 + 0.42 * sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(len(units), 1, figsize=(FIGURE_WIDTH_IN, 1.6 + 0.36 * sum(heights) + 0.55 * len(units)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
     colours = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray",
                "not tested": "tab:orange"}
     for ax, unit in zip(axes[:, 0], units):
@@ -674,11 +700,13 @@ def figure(checks: pd.DataFrame):
         elif unit == LATE_UNIT:
             ax.set_xlim(-5, 105)
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([f"{w} (n={n})" for w, n in zip(rows["what"], rows["n"])][::-1], fontsize=6)
-        ax.set_xlabel(unit)
-    axes[0, 0].set_title("per check: mean and 95 % t interval, or every run (dots)\n(green: reproduced, red: not "
-                         "reproduced, grey: inconclusive, orange: not tested; hollow: context, decides nothing)",
-                         fontsize=9)
+        ax.set_yticklabels([textwrap.fill(f"{w} (n={n})", LABEL_CHARS) for w, n in zip(rows["what"], rows["n"])][::-1],
+                           fontsize=FIGURE_FONT_PT, linespacing=0.95)
+        ax.tick_params(axis="x", labelsize=FIGURE_FONT_PT)
+        ax.set_xlabel(textwrap.fill(unit, 60), fontsize=FIGURE_FONT_PT + 1)
+    axes[0, 0].set_title("per check: mean and 95 % t interval, or every run (dots)\ngreen: reproduced, red: not "
+                         "reproduced, grey: inconclusive,\norange: not tested; hollow: context, decides nothing",
+                         fontsize=FIGURE_FONT_PT + 1)
     fig.tight_layout()
     return fig
 
