@@ -82,7 +82,8 @@ def notebook_parameters(environ=None) -> dict[str, Any]:
 
 def papermill(name: str, parameters: dict[str, Any], out_name: str, environ=None) -> int:
     """``papermill notebooks/NAME.ipynb $(NB_OUT)/OUT_NAME-$(PROFILE).ipynb`` with ``parameters`` as
-    one YAML argument; ``FRESH=1`` sets ``TFNAS_FRESH=1`` for the kernel (run_archive.py)."""
+    one YAML argument; ``FRESH=1`` sets ``TFNAS_FRESH=1`` for the kernel (run_archive.py), ``REMEASURE=1``
+    ``TFNAS_REMEASURE=1`` (measured.py)."""
     import yaml
 
     env = dict(os.environ if environ is None else environ)
@@ -93,6 +94,8 @@ def papermill(name: str, parameters: dict[str, Any], out_name: str, environ=None
     target = nb_out / f"{out_name}-{value('PROFILE', env)}.ipynb"
     if parse_flag("FRESH", value("FRESH", env)):
         env["TFNAS_FRESH"] = "1"
+    if parse_flag("REMEASURE", value("REMEASURE", env)):
+        env["TFNAS_REMEASURE"] = "1"  # measured.py: time every net again, replacing what this machine kept
     nb_out.mkdir(parents=True, exist_ok=True)
     argv = [value("PAPERMILL", env) or ".venv/bin/papermill", *PAPERMILL_FLAGS,
             "-y", yaml.safe_dump(parameters, sort_keys=False), "--", str(source), str(target)]

@@ -1,5 +1,5 @@
 """The checks ``make reproduce-*`` runs on ``PROFILE``, ``RUNS``, ``LUT``, ``IMAGENET``, ``SEEDS``,
-``FRESH``, ``LONG_FACTOR``, ``LONG_FINISHED_ONLY``, ``RUN``, the executor (``EXECUTOR``, ``JOBS``,
+``FRESH``, ``REMEASURE``, ``LONG_FACTOR``, ``LONG_FINISHED_ONLY``, ``RUN``, the executor (``EXECUTOR``, ``JOBS``,
 ``SLURM``) and the budget (``BUDGET``, ``SEARCH_SET``, ``TRAIN_SET``, ``launch.py``), and ``make bench``
 on ``DEVICE``, before anything starts: a bad value stops make with one line naming it (exit 2) and
 nothing written.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 # make's variables the preflight reads, in the order a user would fix them (the Makefile writes each)
-VARIABLES = ("PROFILE", "RUNS", "LUT", "IMAGENET", "SEEDS", "FRESH", "LONG_FACTOR", "LONG_FINISHED_ONLY", "RUN",
-             "EXECUTOR", "JOBS", "SLURM", "BUDGET", "SEARCH_SET", "TRAIN_SET", "DEVICE")
+VARIABLES = ("PROFILE", "RUNS", "LUT", "IMAGENET", "SEEDS", "FRESH", "REMEASURE", "LONG_FACTOR", "LONG_FINISHED_ONLY",
+             "RUN", "EXECUTOR", "JOBS", "SLURM", "BUDGET", "SEARCH_SET", "TRAIN_SET", "DEVICE")
 VALUE_END = ".\n"  # the Makefile writes ``$(value VAR).``; make adds the newline: a value's own trailing newline survives
 FLAGS_TRUE, FLAGS_FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
 DEVICES = ("cpu", "cuda")  # make bench's DEVICE (benchmarks/bench_search.py, bench_train_speed.py)
@@ -52,7 +52,7 @@ def check_text(name: str, value: str) -> None:
 
 
 def parse_flag(name: str, value: str) -> bool:
-    """``FRESH``, ``RUN``, ``LONG_FINISHED_ONLY``: empty / 0 / false / no, or 1 / true / yes."""
+    """``FRESH``, ``REMEASURE``, ``RUN``, ``LONG_FINISHED_ONLY``: empty / 0 / false / no, or 1 / true / yes."""
     v = value.strip().lower()
     if v in FLAGS_TRUE:
         return True
@@ -241,10 +241,10 @@ def check_data(imagenet: str, profile: str, search_set: str = "") -> None:
 def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", executor: str = "", jobs: str = "",
           slurm: str = "", budget: str = "", search_set: str = "", train_set: str = "", computes: bool = True,
           runs: str = "runs", fresh: str = "", long_factor: str = "", long_finished_only: str = "",
-          run: str = "") -> None:
+          run: str = "", remeasure: str = "") -> None:
     """Every check, in the order a user would fix them; raises ``PreflightError``."""
     given = {"PROFILE": profile, "RUNS": runs, "LUT": lut, "IMAGENET": imagenet, "SEEDS": seeds, "FRESH": fresh,
-             "LONG_FACTOR": long_factor, "LONG_FINISHED_ONLY": long_finished_only, "RUN": run,
+             "REMEASURE": remeasure, "LONG_FACTOR": long_factor, "LONG_FINISHED_ONLY": long_finished_only, "RUN": run,
              "EXECUTOR": executor, "JOBS": jobs, "SLURM": slurm, "BUDGET": budget, "SEARCH_SET": search_set,
              "TRAIN_SET": train_set}
     for name, value in given.items():
@@ -253,7 +253,7 @@ def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", exec
     check_runs(runs, computes)
     if seeds:
         check_seeds(seeds)
-    for name in ("FRESH", "LONG_FINISHED_ONLY", "RUN"):
+    for name in ("FRESH", "REMEASURE", "LONG_FINISHED_ONLY", "RUN"):
         parse_flag(name, given[name])
     if long_factor:
         parse_count("LONG_FACTOR", long_factor, "the longer searches' epoch factor; 1 skips them")
