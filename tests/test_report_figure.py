@@ -1,0 +1,140 @@
+"""The evidence report's forest plot pinned on the hand-made runs of test_report_pinned (issue 33):
+which panels, rows, intervals and dots are drawn, in which verdict colour, with which thresholds
+and labels.  Sizes, fonts and line widths are the figure's styling and not pinned here."""
+from __future__ import annotations
+
+import textwrap
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tfnas_core import report  # noqa: E402
+
+from test_report_pinned import EXPECTED_CHECKS, OWN, T3, results  # noqa: E402,F401  (the fixture)
+
+COLOUR = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray", "not tested": "tab:orange"}
+UNITS = ["top-op share points", "supernet accuracy points", report.TOP1, "ratio of search wall times", "layers",
+         report.LAT_UNIT, report.LATE_UNIT]
+
+
+@pytest.fixture()
+def drawn(results):
+    checks = report.evaluate_checks(results, OWN)
+    fig = report.figure(checks)
+    yield checks, fig
+    plt.close(fig)
+
+
+def _marks(ax):
+    """(x data, y, colour, face) of each line but the vertical thresholds, in drawing order."""
+    return [(list(map(float, l.get_xdata())), [float(y) for y in l.get_ydata()], l.get_color(), l.get_marker(),
+             l.get_mec(), l.get_mfc()) for l in ax.get_lines() if len(set(l.get_xdata())) != 1 or len(l.get_xdata()) != 2
+            or list(l.get_ydata()) != [0, 1]]
+
+
+def _vlines(ax):
+    return sorted((float(l.get_xdata()[0]), l.get_linestyle()) for l in ax.get_lines()
+                  if list(l.get_ydata()) == [0, 1] and len(set(l.get_xdata())) == 1)
+
+
+def test_one_panel_per_unit_with_its_rows(drawn):
+    checks, fig = drawn
+    assert [ax.get_xlabel() for ax in fig.axes] == [textwrap.fill(u, 60) for u in UNITS]
+    for ax, unit in zip(fig.axes, UNITS):
+        rows = checks[checks["unit"] == unit]
+        # rows top to bottom in the checks' order: the first check at the top (largest y)
+        want = [textwrap.fill(f"{w} (n={n})", report.LABEL_CHARS) for w, n in zip(rows["what"], rows["n"])][::-1]
+        assert [t.get_text() for t in ax.get_yticklabels()] == want
+        assert list(ax.get_yticks()) == list(range(len(rows)))
+    assert fig.axes[0].get_title() == (
+        "per check: mean and 95 % t interval, or every run (dots)\ngreen: reproduced, red: not reproduced, grey: "
+        "inconclusive,\norange: not tested; hollow: context, decides nothing")
+    assert [ax.get_title() for ax in fig.axes[1:]] == [""] * 6
+    gs = fig.axes[0].get_subplotspec().get_gridspec()
+    assert list(gs.get_height_ratios()) == [1, 1, 15, 2, 2, 7, 2]  # panel heights follow their rows
+    assert fig.get_size_inches()[0] == report.FIGURE_WIDTH_IN
+
+
+def test_intervals_and_means_in_verdict_colours(drawn):
+    _, fig = drawn
+    share = _marks(fig.axes[0])
+    # the interval 30 ± 2.48 and the mean, green (reproduced), filled (it decides)
+    assert share[0][0] == pytest.approx([30 - T3, 30 + T3], abs=1e-9) and share[0][1] == [0, 0]
+    assert share[0][2] == "tab:green"
+    assert share[1][0] == [30.0] and share[1][1] == [0] and share[1][3:] == ("o", "tab:green", "tab:green")
+    top1 = _marks(fig.axes[2])
+    top1_checks = [c for c in EXPECTED_CHECKS if c[1].startswith("top1")]
+    drawn_rows = [(m[1][0], m[2]) for m in top1[0::2]]
+    # every top-1 check with runs: its interval at its row, in its verdict's colour (the λ check has none)
+    assert drawn_rows == [(14 - i, COLOUR[v]) for i, (_, _, v) in enumerate(top1_checks[:-1])]
+    assert [m[4:] for m in top1[1::2]] == [(COLOUR[v], COLOUR[v]) for _, _, v in top1_checks[:-1]]
+    assert [t.get_text() for t in fig.axes[2].texts] == ["no data"]
+    assert fig.axes[2].texts[0].get_position() == (0, 0)  # the last row, at the bottom
+    # a check of one seed: no interval, the mean alone (drawn as a zero-length interval and a dot)
+
+
+def test_runs_as_dots_and_thresholds(drawn):
+    _, fig = drawn
+    lat = fig.axes[5]
+    dots = _marks(lat)
+    assert [(d[0], d[1][0], d[4]) for d in dots] == [
+        ([0.5, -0.5, 0.9], 6, "tab:green"), ([0.5, 1.5, 0.2], 5, "tab:gray"), ([0.1, 0.2, 2.5], 4, "tab:red"),
+        ([-0.1, 0.0, 0.1], 3, "tab:green"), ([-4.5, -3.0, -2.5], 2, "tab:green"), ([5.1, 1.5, 3.0], 1, "tab:gray")]
+    assert all(d[3] == "o" and d[5] == d[4] for d in dots)
+    assert [t.get_text() for t in lat.texts] == ["no data"] and lat.texts[0].get_position() == (0, 0)
+    # both signs of both tolerances dashed, 0 solid; symlog, linear within ±2 %
+    assert _vlines(lat) == [(-2.0, "--"), (-1.0, "--"), (0.0, "-"), (1.0, "--"), (2.0, "--")]
+    assert lat.get_xscale() == "symlog" and lat.xaxis.get_transform().linthresh == 2.0
+    ratio = fig.axes[3]
+    assert _vlines(ratio) == [(0.0, "-"), (1.0, "--")]  # a ratio's threshold 1, one side only
+    assert ratio.get_xscale() == "linear"
+    assert _vlines(fig.axes[2]) == [(0.0, "-")]  # margin 0: no dashed line
+    late = fig.axes[6]
+    assert late.get_xlim() == (-5, 105) and late.get_xscale() == "linear"
+    assert [(d[0], d[1][0]) for d in _marks(late)] == [([50.0] * 3, 1), ([100.0] * 3, 0)]
+    assert fig.axes[2].get_xlim() != (-5, 105)
+
+
+def test_context_checks_are_hollow_and_not_tested_orange(results):
+    from test_report_pinned import _tuned
+
+    _tuned(results, "unreachable")
+    checks = report.evaluate_checks(results, OWN)
+    checks.loc[checks["id"] == "op-collapse", "decides"] = False
+    fig = report.figure(checks)
+    share = _marks(fig.axes[0])
+    assert share[0][2] == "tab:green" and share[1][4:] == ("tab:green", "white")
+    lat = _marks(fig.axes[5])
+    assert [d[4] for d in lat] == ["tab:green", "tab:orange", "tab:red", "tab:green", "tab:green", "tab:orange"]
+    assert [d[5] for d in lat] == ["tab:green", "tab:orange", "tab:red", "tab:green", "tab:green", "tab:orange"]
+    plt.close(fig)
+
+
+def test_a_one_seed_check_is_a_dot_without_interval():
+    import pandas as pd
+
+    checks = pd.DataFrame([{"unit": report.TOP1, "what": "w", "n": 1, "verdict": "inconclusive", "decides": True,
+                            "values": "", "mean": 2.0, "ci95_low": None, "ci95_high": None, "margin": 0.0}])
+    fig = report.figure(checks)
+    m = _marks(fig.axes[0])
+    assert m[0][0] == [2.0, 2.0] and m[1][0] == [2.0]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["w (n=1)"]
+    plt.close(fig)
+
+
+def test_pages_keep_units_whole(results):
+    checks = report.evaluate_checks(results, OWN)
+    # unit sizes 1, 1, 15, 2, 2, 7, 2: pages of at most 20 -> [1 1 15 2] [2 7 2]
+    figs = report.figures(checks, page_rows=20)
+    assert [[ax.get_xlabel() for ax in f.axes] for f in figs] == [
+        [textwrap.fill(u, 60) for u in UNITS[:4]], [textwrap.fill(u, 60) for u in UNITS[4:]]]
+    figs += report.figures(checks, page_rows=3)
+    # a unit larger than a page gets a page of its own: [1 1] [15] [2] [2] [7] [2] (2 + 2 > 3)
+    assert [len(f.axes) for f in figs[2:]] == [2, 1, 1, 1, 1, 1]
+    assert report.PAGE_ROWS == 30 and len(report.figures(checks)) == 1  # 30 checks fit one page of 30
+    for f in figs:
+        plt.close(f)
