@@ -8,46 +8,74 @@
 # reads them from files make writes itself ($(file ...)). Only names make puts into rule lines and commands
 # (PROFILE, NB_OUT, the venv's paths) are checked here, for characters no shell or rule line can take.
 # (`make 'VAR:=$(shell ...)'` asks make to expand the value before it reads this file: nothing here can stop it.)
-USER_VARS := PY VENV PYTHON PIP PAPERMILL NB_OUT FMNIST_DIR LUT_CPU PROFILE RUNS IMAGENET LUT SEEDS FRESH \
+USER_VARS := PY VENV PYTHON PIP PAPERMILL NB_OUT FMNIST_DIR LUT_CPU PROFILE RUNS IMAGENET LUT SEEDS FRESH REMEASURE \
              LONG_FACTOR LONG_FINISHED_ONLY EXECUTOR JOBS SLURM BUDGET SEARCH_SET TRAIN_SET RUN DEVICE REHEARSAL_IMAGENET
 $(foreach v,$(filter-out SHELL MAKEFLAGS MFLAGS MAKEFILES MAKEOVERRIDES MAKELEVEL,$(sort $(.VARIABLES))),\
   $(if $(or $(filter command line,$(origin $(v))),$(and $(filter $(v),$(USER_VARS)),$(filter environment%,$(origin $(v))))),\
     $(eval override export $(v) := $$(value $(v)))))
 
+# A `## ` line right above a variable (or after a target's prerequisites) is what `make help` lists.
+## the Python that builds the venv (3.11)
 PY ?= python3.11
+## the virtual environment's folder
 VENV ?= .venv
+## the venv's Python, which every recipe runs
 PYTHON := $(VENV)/bin/python
+## the venv's pip
 PIP := $(VENV)/bin/pip
+## where `make fashion-mnist` looks for Debian's Fashion-MNIST
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
+## the CPU latency table `make lut` measures into
 LUT_CPU ?= tfnas_core/luts/cpu_local.json
 
+## paper | mini | smoke: the size of every search and retraining the notebooks make
 PROFILE ?= mini
+## the run store: each search and retraining in a folder named by its config's key
 RUNS ?= runs
+## PROFILE=paper only: the ImageNet root (train/ for searches, train/ and val/ for retraining)
 IMAGENET ?=
+## the notebooks' latency table (empty: the profile's; paper: the official GPU table)
 LUT ?=
+## search seeds, a YAML list such as [2] (empty: the notebooks' [2, 3, 4])
 SEEDS ?=
+## 1: ignore run_archive/ and recompute every run
 FRESH ?=
+## 1: time the tables' nets again, replacing the latencies this machine kept (tfnas_core/measured.py)
+REMEASURE ?=
+## where executed notebooks go (NAME-PROFILE.ipynb; never over notebooks/)
 NB_OUT := outputs/notebooks
+## the papermill that runs the notebooks
 PAPERMILL := $(VENV)/bin/papermill
 # The longer-search sections (Table 5/13, Fig. 2/4/5; not the zoo): LONG_FACTOR=1 skips them,
 # LONG_FINISHED_ONLY=1 renders the searches already finished (run store or archive) and lists the rest.
+## the longer-search sections' epoch factor (empty: 3; 1 skips them)
 LONG_FACTOR ?=
+## 1: render only the longer searches already finished, list the rest
 LONG_FINISHED_ONLY ?=
 # Where missing runs are computed (tfnas_core/executors.py): EXECUTOR=inline (default: in the kernel,
 # one after another) | local (JOBS=N worker processes) | slurm (submitit job arrays; SLURM='{partition:
 # gpu, gpus: 1, timeout_min: 900, array_parallelism: 16}', YAML).
+## where missing runs are computed: inline (empty: in the kernel) | local | slurm
 EXECUTOR ?=
+## EXECUTOR=local: worker processes (empty: one per core)
 JOBS ?=
+## EXECUTOR=slurm: submitit settings, YAML ('{partition: gpu, gpus: 1, timeout_min: 900}')
 SLURM ?=
 # Budgets (tfnas_core/launch.py): BUDGET=rehearsal (PROFILE=paper only) keeps every paper setting and
 # runs a few steps per epoch; SEARCH_SET / TRAIN_SET ('key=value ...', the CLI's --set grammar) override
 # every search / retraining a notebook makes. plan-* takes the same variables, so it plans the same keys.
+## full (empty) | rehearsal (PROFILE=paper only: every paper setting, a few steps per epoch)
 BUDGET ?=
+## 'key=value ...' applied to every search the notebooks make (search --help lists the keys)
 SEARCH_SET ?=
+## 'key=value ...' applied to every retraining the notebooks make (train --help lists the keys)
 TRAIN_SET ?=
 # plan-*: RUN=1 computes the missing runs first; FRESH=1 ignores run_archive/ (see archive below)
+## plan-*: 1 computes the missing runs first (renders nothing)
 RUN ?=
+## make bench: cpu | cuda
 DEVICE ?= cpu
+## make rehearse without IMAGENET: the synthetic ImageNet written (once) here
 REHEARSAL_IMAGENET ?= outputs/fake-imagenet
 $(foreach v,$(USER_VARS),$(eval export TFNAS_MAKE_$(v) := $$(value $(v))))
 
@@ -85,20 +113,20 @@ endif
 endif
 
 .PHONY: setup venv deps fashion-mnist test lab lut bench bench-executors bench-supernet zoo clean-venv smoke rehearse reproduce-all FORCE archive \
-        verify-archive mutate \
+        verify-archive mutate help \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
 
 setup: deps fashion-mnist  ## create .venv, install everything, get Fashion-MNIST where possible
 	@echo "setup done: $(PYTHON) ($$($(PYTHON) -c 'import torch; print("torch", torch.__version__)'))"
 
-venv: $(PYTHON)
+venv: $(PYTHON)  ## create .venv only (setup also installs everything)
 $(PYTHON):
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (Python 3.11 is required)"; exit 2; }
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-deps: venv
+deps: venv  ## install torch and this package with its dev/export extras into .venv
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[dev,export]'
 	install -D -m 644 config/ipython_kernel_config.py $(VENV)/etc/ipython/ipython_kernel_config.py
@@ -183,7 +211,7 @@ reproduce-fig5: $(NB_OUT)/fig5-latency-objectives-$(PROFILE).ipynb      ## Fig. 
 reproduce-report: venv  ## the evidence report: a verdict per claim from the tables above (runs nothing)
 	@$(PYTHON) -m tfnas_core.make_entry report
 reproduce-all: reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
-               reproduce-fig2 reproduce-fig4 reproduce-fig5
+               reproduce-fig2 reproduce-fig4 reproduce-fig5  ## every table and figure above, then the report
 	$(MAKE) reproduce-report "PROFILE=$$TFNAS_MAKE_PROFILE"
 
 # The paper path rehearsed: every experiment notebook at PROFILE=paper BUDGET=rehearsal, one seed, on
@@ -198,5 +226,18 @@ rehearse: venv  ## every experiment notebook on the paper path at BUDGET=rehears
 smoke: venv  ## every notebook at the smoke profile (seconds per run; runs in outputs/smoke-runs)
 	$(MAKE) reproduce-all PROFILE=smoke RUNS=outputs/smoke-runs 'SEEDS=[2]'
 
-clean-venv:
+clean-venv:  ## delete .venv
 	rm -rf $(VENV)
+
+# `make help`: the `## ` comments of this file (targets: after the prerequisites; variables: the line above).
+help:  ## this list: the targets, then the variables (make TARGET VAR=value ...) and their defaults
+	@awk 'BEGIN { print "targets (make TARGET):" } \
+	  /\\$$/ { line = line substr($$0, 1, length($$0) - 1); next } \
+	  { $$0 = line $$0; line = "" } \
+	  /^## / { doc = doc (doc == "" ? "" : " ") substr($$0, 4); next } \
+	  /^[A-Z_][A-Z0-9_]* *[?:]?=/ && doc != "" { v = $$0; sub(/ *[?:]?=.*/, "", v); d = $$0; sub(/^[^=]*= */, "", d); \
+	    s = v "=" d; vars[++n] = length(s) > 32 ? "  " s "\n" sprintf("%36s", "") doc : sprintf("  %-34s%s", s, doc) } \
+	  /^[A-Za-z0-9_.%-]+:([^=]|$$)/ && /## / { t = $$0; sub(/:.*/, "", t); sub(/%/, "NAME", t); d = $$0; sub(/.*## /, "", d); \
+	    printf "  %-19s%s\n", t, d } \
+	  { doc = "" } \
+	  END { print ""; print "variables (make TARGET VAR=value; the default after =):"; for (i = 1; i <= n; i++) print vars[i] }' Makefile

@@ -2,19 +2,22 @@
 
 Registered by ``cli.parser()`` through ``add_search_parser(sub)``; errors follow ``cli``'s
 convention (a ``ValueError`` such as ``SearchConfigError``, ``DataError``, ``LUTError`` or
-``SearchDiverged`` → exit 2 with one line on stderr).
+``SearchDiverged`` → exit 2 with one line on stderr).  ``--help`` lists every setting from
+``SearchConfig``'s fields (``cli_common.settings_help``); ``--config`` reruns a run's
+``config.json``.
 """
 from __future__ import annotations
 
 import argparse
 
-from .cli_common import print_result
+from .cli_common import add_config_arguments, base_config, config_help, print_result
 
 
 def cmd_search(a: argparse.Namespace) -> None:
     from . import search, search_config
 
-    cfg = search_config.apply_overrides(search_config.get_profile(a.profile), a.set)
+    base = base_config(a, search_config.get_profile, search_config.from_dict, "search")
+    cfg = search_config.apply_overrides(base, a.set)
     summary = search.run(cfg, a.out)
     if summary is None:  # stopped on purpose (stop_after_epoch); rerun to resume
         return
@@ -26,14 +29,11 @@ def cmd_search(a: argparse.Namespace) -> None:
 
 
 def add_search_parser(sub) -> None:
-    from .search_config import PROFILES
+    from .search_config import PROFILES, SearchConfig
 
-    sp = sub.add_parser("search", help="latency-constrained architecture search (TF-NAS; resumable)")
-    sp.add_argument("--profile", default="mini", choices=list(PROFILES),
-                    help="paper (Appendix B, ImageNet-100), mini (Fashion-MNIST, CPU, <= 10 min), smoke (seconds)")
-    sp.add_argument("--out", required=True,
-                    help="run folder: config.json, records.jsonl, checkpoint.pt, spec.json, summary.json")
-    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a search setting (see tfnas_core/search_config.py), repeatable")
-    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp = sub.add_parser("search", help="latency-constrained architecture search (TF-NAS; resumable)", **config_help(
+        "Search with the settings of --profile (paper: Appendix B, ImageNet-100; mini: Fashion-MNIST, CPU, <= 10 "
+        "min; smoke: seconds) or of a saved search (--config), then --set on top. Rerunning the same command "
+        "resumes.", SearchConfig, PROFILES))
+    add_config_arguments(sp, "search", PROFILES, "config.json, records.jsonl, checkpoint.pt, spec.json, summary.json")
     sp.set_defaults(func=cmd_search)

@@ -1,7 +1,8 @@
 """Command line for retraining and real latency: ``train``, ``measure``, ``fidelity``.
 
 Registered by ``cli.parser()``; errors follow ``cli``'s convention (``ValueError`` → exit 2,
-one line on stderr).
+one line on stderr).  ``train --help`` lists every setting from ``TrainConfig``'s fields
+(``cli_common.settings_help``); ``train --config`` reruns a run's ``config.json``.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import argparse
 import json
 
 from .checks import Range, batch_int, bounded_int, rounds_int, seconds_float, threads_int, warmup_int
-from .cli_common import load_lut, load_spec, print_result
+from .cli_common import add_config_arguments, base_config, config_help, load_lut, load_spec, print_result
 
 
 # fidelity --random: each is a paper-scale network (~20 MB of weights) held in memory while all are
@@ -21,7 +22,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from . import profiles, train
 
     spec = load_spec(a.spec)
-    cfg = profiles.apply_overrides(profiles.get_profile(a.profile), a.set)
+    cfg = profiles.apply_overrides(base_config(a, profiles.get_profile, profiles.from_dict, "retraining"), a.set)
     result = train.run(spec, cfg, a.out)
     if result is None:  # stopped on purpose (stop_after_epoch); resumable
         return
@@ -95,14 +96,14 @@ def _timing_args(sp: argparse.ArgumentParser) -> None:
 
 
 def add_train_measure_parsers(sub) -> None:
-    from .profiles import PROFILES
+    from .profiles import PROFILES, TrainConfig
 
-    sp = sub.add_parser("train", help="retrain a spec (paper Appendix B; resumable, DDP under torchrun)")
+    sp = sub.add_parser("train", help="retrain a spec (paper Appendix B; resumable, DDP under torchrun)", **config_help(
+        "Retrain SPEC with the settings of --profile (paper: Appendix B, ImageNet; mini: Fashion-MNIST, CPU, < 5 "
+        "min; smoke: seconds) or of a saved retraining (--config), then --set on top. Rerunning the same command "
+        "resumes.", TrainConfig, PROFILES))
     sp.add_argument("spec", help="spec JSON path, or zoo:NAME")
-    sp.add_argument("--profile", default="mini", choices=list(PROFILES))
-    sp.add_argument("--out", required=True, help="run folder: config.json, checkpoint.pt, records.csv, result.json")
-    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    sp.add_argument("--json", action="store_true")
+    add_config_arguments(sp, "retraining", PROFILES, "config.json, checkpoint.pt, records.csv, result.json")
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("measure", help="whole-network latency at paper scale")

@@ -14,7 +14,7 @@ drop-connect 0.2 scaled with block index, gradient clipping 5, random-resized cr
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 from . import checks as _checks
@@ -26,38 +26,52 @@ PAPER_LR, PAPER_BATCH = 0.2, 512  # Appendix B: lr 0.2 at batch 512, linear scal
 DEFAULT_DROPOUT = 0.2  # Appendix B, for specs that are not a published model
 
 
+def _setting(default: Any, meaning: str):
+    """A field with its one-line meaning: ``train --help`` lists it from ``metadata["help"]``."""
+    return field(default=default, metadata={"help": meaning})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of a retraining run.  Sizes and the batch are global (over all ranks)."""
+    """Every setting of a retraining run.  Sizes and the batch are global (over all ranks).
 
-    profile: str = "custom"
-    dataset: str = "imagenet"  # imagenet | fashion-mnist | synthetic
-    data_root: str | None = None  # imagenet: ImageFolder root with train/ and val/
-    train_subset: int | None = None  # use this many training images (seeded choice); None: all
-    val_subset: int | None = None  # first N validation images; None: all
-    resolution: int = 224  # proxy input side (crop size)
-    width_mult: float = 1.0  # proxy channel multiplier
-    stem_stride: int = 2  # proxy stem stride
-    crop_min_scale: float = 0.08  # random-resized crop area range [crop_min_scale, 1]
-    batch_size: int = 512
-    eval_batch_size: int = 500
-    epochs: int = 250
-    warmup_epochs: float = 5.0
-    lr: float | None = None  # for the actual batch; None: 0.2 * batch_size / 512
-    momentum: float = 0.9
-    wd: float = 1e-5
-    label_smoothing: float = 0.1
-    dropout: float | None = None  # None: the paper's value for a zoo model, else 0.2
-    drop_connect: float = 0.2  # rate of the last block; earlier blocks scaled by index
-    grad_clip: float = 5.0
-    amp: bool = True  # mixed precision; only ever on for cuda
-    channels_last: bool = True  # NHWC weights and inputs (same function, faster kernels: results/bench/train_speed_cpu.md)
-    seed: int = 0
-    num_workers: int = 8  # imagenet loader workers (in-memory datasets need none)
-    device: str | None = None  # cpu | cuda; None: cuda when available
-    threads: int | None = None  # torch intra-op threads; None: torch's default
-    stop_after_epoch: int | None = None  # stop cleanly after this epoch (resume later)
-    progress: bool = True  # tqdm bars (only on a TTY, only on rank 0)
+    Each field's meaning is its ``metadata["help"]`` (``_setting``), the one text ``train --help``
+    lists; a field without one fails tests/test_cli_help.py."""
+
+    profile: str = _setting("custom", "where the defaults came from: paper | mini | smoke (set by --profile or "
+                                      "--config, not by --set)")
+    dataset: str = _setting("imagenet", "imagenet | fashion-mnist | synthetic")
+    data_root: str | None = _setting(None, "imagenet: ImageFolder root with train/ and val/; fashion-mnist: the "
+                                           "folder of its idx files (none: the usual places)")
+    train_subset: int | None = _setting(None, "use this many training images (seeded choice); none: all")
+    val_subset: int | None = _setting(None, "first N validation images; none: all")
+    resolution: int = _setting(224, "proxy input side in pixels (crop size)")
+    width_mult: float = _setting(1.0, "proxy channel multiplier")
+    stem_stride: int = _setting(2, "proxy stem stride: 2 (the paper's) or 1 (small images)")
+    crop_min_scale: float = _setting(0.08, "random-resized crop area range [crop_min_scale, 1]")
+    batch_size: int = _setting(512, "training batch over all ranks (Appendix B: 512)")
+    eval_batch_size: int = _setting(500, "validation batch over all ranks")
+    epochs: int = _setting(250, "training epochs (Appendix B: 250)")
+    warmup_epochs: float = _setting(5.0, "linear learning-rate warm-up, in epochs (fractions allowed), then cosine "
+                                         "to 0")
+    lr: float | None = _setting(None, "SGD learning rate for the actual batch; none: 0.2 * batch_size / 512 "
+                                      "(linear scaling rule)")
+    momentum: float = _setting(0.9, "SGD momentum")
+    wd: float = _setting(1e-5, "SGD weight decay")
+    label_smoothing: float = _setting(0.1, "label smoothing of the cross-entropy")
+    dropout: float | None = _setting(None, "dropout before the classifier; none: the paper's value for a zoo "
+                                           "model, else 0.2")
+    drop_connect: float = _setting(0.2, "drop-connect rate of the last block; earlier blocks scaled by index")
+    grad_clip: float = _setting(5.0, "gradient-norm clip")
+    amp: bool = _setting(True, "mixed precision; only ever on for cuda")
+    channels_last: bool = _setting(True, "NHWC weights and inputs (same function, faster kernels: "
+                                         "results/bench/train_speed_cpu.md)")
+    seed: int = _setting(0, "seed of the subset choice, the weights and the data order")
+    num_workers: int = _setting(8, "imagenet loader worker processes (in-memory datasets need none)")
+    device: str | None = _setting(None, "cpu | cuda; none: cuda when available")
+    threads: int | None = _setting(None, "torch intra-op threads; none: torch's default")
+    stop_after_epoch: int | None = _setting(None, "stop cleanly after this epoch (rerun the command to resume)")
+    progress: bool = _setting(True, "tqdm bars (only on a TTY, only on rank 0)")
 
 
 # Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
@@ -166,6 +180,16 @@ def resolve(cfg: TrainConfig, spec, cuda_available: bool) -> TrainConfig:
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict[str, Any]) -> TrainConfig:
+    """The config a run's ``config.json`` holds (``to_dict``'s inverse: the same values, so the same
+    run key); an unknown key or a bad value is a ``ValueError`` naming it, a missing key its default."""
+    unknown = sorted(set(d) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown retraining setting(s) {', '.join(map(repr, unknown))} "
+                         "(is it a retraining's config.json?)")
+    return check(TrainConfig(**d))
 
 
 def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -> list[str]:

@@ -10,7 +10,7 @@ field's type and refuses unknown keys (``SearchConfigError``, a ``ValueError``, 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,73 +31,94 @@ class SearchConfigError(ValueError):
     """A bad search setting; the message names the field and the value."""
 
 
+def _setting(default: Any, meaning: str):
+    """A field with its one-line meaning: ``search --help`` lists it from ``metadata["help"]``."""
+    return field(default=default, metadata={"help": meaning})
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """Every setting of one search.  Defaults are the paper's (Appendix B) where it has one."""
+    """Every setting of one search.  Defaults are the paper's (Appendix B) where it has one.
 
-    profile: str = "custom"
+    Each field's meaning is its ``metadata["help"]`` (``_setting``), the one text ``search --help``
+    lists; a field without one fails tests/test_cli_help.py."""
+
+    profile: str = _setting("custom", "where the defaults came from: paper | mini | smoke (set by --profile or "
+                                      "--config, not by --set)")
     # -- data (search_data.py) -------------------------------------------------------------
-    dataset: str = "imagenet-100"  # imagenet-100 | fashion-mnist | cifar10 | cifar100 | synthetic
-    data_root: str | None = None  # imagenet-100: ImageNet root with train/ (or the train/ folder itself)
-    train_list: str = f"{OFFICIAL_DIR}/ImageNet-100-effb0_train_cls_ratio0.8.txt"  # imagenet-100: weights split
-    val_list: str = f"{OFFICIAL_DIR}/ImageNet-100-effb0_val_cls_ratio0.8.txt"  # imagenet-100: arch split
-    # imagenet-100: search on the listed files that exist and open, leaving out the missing and unreadable
-    # ones (recorded in the run folder); false: any such file stops the search before it starts
-    missing_ok: bool = False
-    download: bool = False  # cifar: let torchvision download into data_root
-    split_dir: str = "data_splits"  # where <dataset>-<seed>.json is written
-    split_ratio: float = 0.8  # fraction of the training set for the weights (Appendix B: 80 %)
-    subset: int | None = None  # use this many training images (seeded, from both parts of the split); None: all
-    synthetic_n: int = 512  # synthetic: images in the pool
-    crop_min_scale: float = 0.08  # random-resized crop area range [crop_min_scale, 1]
-    num_workers: int = 8  # imagenet-100 loader workers
+    dataset: str = _setting("imagenet-100", "imagenet-100 | fashion-mnist | cifar10 | cifar100 | synthetic")
+    data_root: str | None = _setting(None, "imagenet-100: ImageNet root with train/ (or the train/ folder itself); "
+                                           "fashion-mnist: the folder of its idx files; cifar: torchvision's root; "
+                                           "none: the usual places")
+    train_list: str = _setting(f"{OFFICIAL_DIR}/ImageNet-100-effb0_train_cls_ratio0.8.txt",
+                               "imagenet-100: the weights split (the official 80 % list)")
+    val_list: str = _setting(f"{OFFICIAL_DIR}/ImageNet-100-effb0_val_cls_ratio0.8.txt",
+                             "imagenet-100: the architecture split (the official 20 % list)")
+    missing_ok: bool = _setting(False, "imagenet-100: search on the listed files that exist and open, leaving out "
+                                       "the missing and unreadable ones (recorded in the run folder); false: any "
+                                       "such file stops the search before it starts")
+    download: bool = _setting(False, "cifar: let torchvision download into data_root")
+    split_dir: str = _setting("data_splits", "where the weights/architecture split <dataset>-<seed>.json is written")
+    split_ratio: float = _setting(0.8, "fraction of the training set for the weights (Appendix B: 80 %)")
+    subset: int | None = _setting(None, "use this many training images (seeded, from both parts of the split); "
+                                        "none: all")
+    synthetic_n: int = _setting(512, "synthetic: images in the pool")
+    crop_min_scale: float = _setting(0.08, "random-resized crop area range [crop_min_scale, 1]")
+    num_workers: int = _setting(8, "imagenet-100 loader worker processes")
     # -- proxy (space.Proxy) ---------------------------------------------------------------
-    space: str = "tfnas"  # tfnas | tfnas-wose | mbv2
-    depth_space: str = "sink"  # sink (Sec. 3.3, Eq. 5/6) | skip-in (Fig. 3a) | skip-out (Fig. 3b)
-    resolution: int = 224
-    width_mult: float = 1.0
-    stem_stride: int = 2
+    space: str = _setting("tfnas", "search space: tfnas | tfnas-wose (no SE) | mbv2")
+    depth_space: str = _setting("sink", "sink (Sec. 3.3, Eq. 5/6) | skip-in (Fig. 3a) | skip-out (Fig. 3b)")
+    resolution: int = _setting(224, "proxy input side in pixels (crop size)")
+    width_mult: float = _setting(1.0, "proxy channel multiplier (relative widths are kept)")
+    stem_stride: int = _setting(2, "proxy stem stride: 2 (the paper's) or 1 (small images)")
     # -- schedule ---------------------------------------------------------------------------
-    epochs: int = 90  # Appendix B
-    warmup_epochs: int = 10  # Appendix B: weights only, one path
-    batch_size: int = 32  # Appendix B
-    steps_per_epoch: int | None = None  # cap on weight steps per epoch; None: the whole weights split
-    arch_every: int = 2  # an arch step after every 2nd weight step (released code)
-    val_batches: int | None = None  # cap on arch-split batches of the per-epoch supernet validation
+    epochs: int = _setting(90, "search epochs, warm-up included (Appendix B)")
+    warmup_epochs: int = _setting(10, "first epochs that train the weights only, one path (Appendix B)")
+    batch_size: int = _setting(32, "images per weight step and per architecture step (Appendix B)")
+    steps_per_epoch: int | None = _setting(None, "cap on weight steps per epoch; none: the whole weights split")
+    arch_every: int = _setting(2, "an architecture step after every arch_every-th weight step (released code: 2)")
+    val_batches: int | None = _setting(None, "cap on arch-split batches of the per-epoch supernet validation; "
+                                             "none: all")
     # -- weights: SGD, cosine over all epochs ----------------------------------------------
-    w_lr: float = 0.025
-    w_momentum: float = 0.9
-    w_wd: float = 1e-5
-    w_grad_clip: float = 5.0
+    w_lr: float = _setting(0.025, "weights: SGD learning rate, cosine to 0 over all epochs")
+    w_momentum: float = _setting(0.9, "weights: SGD momentum")
+    w_wd: float = _setting(1e-5, "weights: SGD weight decay")
+    w_grad_clip: float = _setting(5.0, "weights: gradient-norm clip")
     # -- architecture: Adam ----------------------------------------------------------------
-    a_lr: float = 0.01
-    a_beta1: float = 0.5
-    a_beta2: float = 0.999
-    a_wd: float = 5e-4
-    a_grad_clip: float = 5.0
+    a_lr: float = _setting(0.01, "architecture (alpha, beta): Adam learning rate")
+    a_beta1: float = _setting(0.5, "architecture: Adam beta1")
+    a_beta2: float = _setting(0.999, "architecture: Adam beta2")
+    a_wd: float = _setting(5e-4, "architecture: Adam weight decay")
+    a_grad_clip: float = _setting(5.0, "architecture: gradient-norm clip")
     # -- method variants -------------------------------------------------------------------
-    second_path: str = "random"  # none | gumbel | min_alpha | max_alpha | random (Sec. 3.3, Tab. 3)
-    arch_step: str = "relaxed"  # relaxed (soft Gumbel-softmax, every op) | hard (straight-through, one op)
-    objective: str = "abs"  # abs (released code) | eq9 (paper Eq. 9) | c1 | c2 (Tab. 5)
-    lam: float | None = None  # λ (Appendix B); λ1 for c1/c2; None: the objective's (objectives.DEFAULTS)
-    lam2: float | None = None  # λ2 of c1 only; None: c1's default (objectives.DEFAULTS), unused otherwise
-    lut: str = f"{OFFICIAL_DIR}/latency_gpu.pkl"
-    target_ms: float | None = 15.0  # None: TF-NAS-B's latency under ``lut`` (resolved at start)
-    elasticity: bool = True  # elasticity scaling after every post-warm-up epoch (Alg. 1)
-    t_schedule: str = "exponential"  # exponential (x t_decay per epoch after warm-up) | linear (t0 -> t_final)
-    t0: float = 5.0
-    t_decay: float = 0.96
-    t_final: float = 0.2
+    second_path: str = _setting("random", "none | gumbel | min_alpha | max_alpha | random (Sec. 3.3, Tab. 3)")
+    arch_step: str = _setting("relaxed", "relaxed (soft Gumbel-softmax, every op) | hard (straight-through, one op)")
+    objective: str = _setting("abs", "latency objective: abs (released code) | eq9 (paper Eq. 9) | c1 | c2 (Tab. 5)")
+    lam: float | None = _setting(None, "lambda (Appendix B); lambda1 for c1/c2; none: the objective's "
+                                       "(objectives.DEFAULTS)")
+    lam2: float | None = _setting(None, "lambda2 of c1 only; none: c1's default (objectives.DEFAULTS), unused "
+                                        "otherwise")
+    lut: str = _setting(f"{OFFICIAL_DIR}/latency_gpu.pkl", "latency lookup table the objective and target use")
+    target_ms: float | None = _setting(15.0, "target latency in ms; none: TF-NAS-B's latency under lut "
+                                             "(resolved at start)")
+    elasticity: bool = _setting(True, "elasticity scaling after every post-warm-up epoch (Alg. 1)")
+    t_schedule: str = _setting("exponential", "Gumbel temperature: exponential (x t_decay per epoch after warm-up) "
+                                              "| linear (t0 -> t_final)")
+    t0: float = _setting(5.0, "Gumbel temperature at the first architecture epoch")
+    t_decay: float = _setting(0.96, "exponential schedule: factor per epoch")
+    t_final: float = _setting(0.2, "linear schedule: temperature at the last epoch")
     # -- run ----------------------------------------------------------------------------------
-    seed: int = 2  # released code
-    device: str | None = None  # cpu | cuda; None: cuda when available
-    threads: int | None = None  # torch intra-op threads; None: torch's default
-    stop_after_epoch: int | None = None  # stop cleanly after this epoch (rerun the command to resume)
-    progress: bool = True  # tqdm bars (on a TTY)
-    fast: bool = True  # fast_ops path (same losses/gradients up to float rounding); false: the plain reference path
-    # CUDA only: replay the relaxed arch step from a CUDA graph (cuda_graph.py; capturable Adam) and keep
-    # every step's metrics on the device until the epoch ends.  Off until measured on a GPU; no effect on a CPU.
-    cuda_graphs: bool = False
+    seed: int = _setting(2, "seed of the data split and of the search's random draws (released code: 2)")
+    device: str | None = _setting(None, "cpu | cuda; none: cuda when available")
+    threads: int | None = _setting(None, "torch intra-op threads; none: torch's default")
+    stop_after_epoch: int | None = _setting(None, "stop cleanly after this epoch (rerun the command to resume)")
+    progress: bool = _setting(True, "tqdm bars (on a TTY)")
+    fast: bool = _setting(True, "fast_ops path (same losses/gradients up to float rounding); false: the plain "
+                                "reference path")
+    # Off until measured on a GPU; no effect on a CPU.
+    cuda_graphs: bool = _setting(False, "CUDA only: replay the relaxed arch step from a CUDA graph (cuda_graph.py; "
+                                        "capturable Adam) and keep each step's metrics on the device until the "
+                                        "epoch ends")
 
 
 # Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
@@ -302,10 +323,10 @@ def to_dict(cfg: SearchConfig) -> dict[str, Any]:
 
 
 def from_dict(d: dict[str, Any]) -> SearchConfig:
-    names = {f.name for f in fields(SearchConfig)}
-    unknown = set(d) - names
+    unknown = sorted(set(d) - {f.name for f in fields(SearchConfig)})
     if unknown:
-        raise SearchConfigError(f"config: unknown search setting(s) {sorted(unknown)}")
+        raise SearchConfigError(f"unknown search setting(s) {', '.join(map(repr, unknown))} "
+                                "(is it a search's config.json?)")
     return check(SearchConfig(**d))
 
 
