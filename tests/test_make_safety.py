@@ -72,6 +72,7 @@ REFUSED = {
     "LONG_FACTOR": "{v}",
     "LONG_FINISHED_ONLY": "{v}",
     "FRESH": "1{v}",
+    "REMEASURE": "1{v}",
     "RUN": "{v}",
     "BUDGET": "{v}",
     "LUT": "{tmp}/lut{v}.json",  # no such file
@@ -146,16 +147,17 @@ def test_plan_takes_every_payload_in_a_path(tmp_path):
 
 def test_reproduce_hands_the_values_to_the_notebook_as_typed(tmp_path):
     """papermill --prepare-only writes the parameters cell and runs nothing: the cell holds each
-    value as typed, SEEDS and SLURM parsed as YAML, JOBS an int, FRESH=1 reaches the kernel's
-    environment; the "== ... ==" and "done in N s" lines stay."""
+    value as typed, SEEDS and SLURM parsed as YAML, JOBS an int, FRESH=1 and REMEASURE=yes reach the
+    kernel's environment; the "== ... ==" and "done in N s" lines stay."""
     papermill = tmp_path / "papermill"
     papermill.write_text(f'#!/bin/sh\nprintf %s "$TFNAS_FRESH" > {tmp_path}/fresh\n'
+                         f'printf %s "$TFNAS_REMEASURE" > {tmp_path}/remeasure\n'
                          f'exec {Path(sys.executable).parent / "papermill"} --prepare-only "$@"\n')
     papermill.chmod(0o755)
     runs = str(tmp_path / ("runs " + ALL_AT_ONCE.format(t=tmp_path)))
     r = make(tmp_path, "reproduce-table3", "PROFILE=smoke", "SEEDS=[2, 3]", f"RUNS={runs}", "EXECUTOR=local",
              "JOBS=2", "SLURM={partition: gpu, gpus: 1}", "SEARCH_SET=epochs=1 warmup_epochs=0", "FRESH=1",
-             f"PAPERMILL={papermill}", timeout=300)
+             "REMEASURE=yes", f"PAPERMILL={papermill}", timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "== table3-sampling (PROFILE=smoke) ==" and lines[-1].startswith("table3-sampling: done in "), r.stdout
@@ -165,7 +167,7 @@ def test_reproduce_hands_the_values_to_the_notebook_as_typed(tmp_path):
     exec("".join(cell["source"]), {}, got)  # the cell papermill wrote: plain assignments
     assert got == {"executor": "local", "jobs": 2, "slurm": {"partition": "gpu", "gpus": 1}, "profile": "smoke",
                    "runs_root": runs, "seeds": [2, 3], "search_set": "epochs=1 warmup_epochs=0"}
-    assert (tmp_path / "fresh").read_text() == "1"
+    assert (tmp_path / "fresh").read_text() == "1" and (tmp_path / "remeasure").read_text() == "1"
     assert not pwned(tmp_path), pwned(tmp_path)
 
 
