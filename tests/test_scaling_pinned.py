@@ -164,3 +164,94 @@ def test_from_lists_names_the_layer_lacking_its_upper_width():
     with pytest.raises(ValueError) as e:
         scaling.FlatLayers.from_lists(["a", "b"], [3, 4], [10, 10], [19, 19], lut)
     assert str(e.value) == "LUT key b covers widths 10..18, not mid=19 (needed by layer 1)"
+
+
+# ----------------------------------------------------------------------------- scale() on TF-NAS-A, by hand
+# A table with TF-NAS-A's 18 LUT keys (one per layer) in which every width costs 0 ms except at the
+# last layer (stage 8, the only layer the last restricted pass moves, one channel a step), which
+# costs k8 ms per channel above its lower bound 768; the net's latency is base + k8 * (mid8 - 768).
+
+
+def _a_table(base: float, k8: float = 0.0, drop: tuple[str, int] | None = None):
+    from tfnas_core import zoo
+    from tfnas_core.lut_keys import layer_key
+
+    spec = zoo.load("TF-NAS-A")
+    space = spec.search_space
+    ranges = {}
+    for geom, layer in spec.layers():
+        mx = space.op(layer.op).max_width(geom.cin)
+        ranges[layer_key(space, geom, layer.op)] = (geom.stage, mx // 2, mx)
+    entries = {k: {m: (k8 * (m - lo) if stage == 8 else 0.0) for m in range(lo, hi + 1)} for k, (stage, lo, hi) in ranges.items()}
+    if drop:
+        del entries[drop[0]][drop[1]]
+    lows = [ranges[layer_key(space, g, l.op)][1] for g, l in spec.layers()]
+    return spec, LUT(base=base, entries=entries), lows
+
+
+def test_scale_below_the_target_that_the_proportional_steps_stop_short_of():
+    """From every layer at its lower bound (10 ms) toward 113 ms, stage 8 at 5 ms a channel: whatever
+    the earlier passes do, the last one (stage 8 alone, step 1) ends at the last width <= 113 ms:
+    768 + 20 = 788 (110 ms; 789 would be 115 ms).  110 ms is 2.65 % under: not met, although the
+    widest net (10 + 5 * 768 ms) is far over the target, so the message blames the steps, not the bounds."""
+    spec, lut, lows = _a_table(10.0, k8=5.0)
+    res = scaling.scale(spec.with_mids(lows), lut, 113.0)
+    assert (res.lut_ms_before, res.lut_ms_after, res.target_ms, res.met) == (10.0, 110.0, 113.0, False)
+    assert res.spec.mids[-1] == 788
+    assert res.message == ("scaled 10.000 -> 110.000 ms (target 113.000 ms): under by 2.65 %; the expansions stop at the "
+                           "last widths their proportional steps reach below the target")
+    assert res.to_dict()["target_gap_pct"] == round(100 * (110 / 113 - 1), 4) == -2.6549
+
+
+def test_scale_toward_a_target_out_of_reach_from_below():
+    """Every width costs nothing, base 10 ms: no width reaches 20 ms (nor 0.5 ms from 0.4 ms: a target
+    under 1 ms is a target like any other)."""
+    spec, lut, _ = _a_table(10.0)
+    res = scaling.scale(spec, lut, 20.0)
+    assert (res.lut_ms_before, res.lut_ms_after, res.met) == (10.0, 10.0, False)
+    assert res.message == ("scaled 10.000 -> 10.000 ms (target 20.000 ms): under by 50.00 %; the target is out of reach "
+                           "from below: every layer at its upper width bound gives only 10.000 ms")
+    spec, lut, _ = _a_table(0.4)
+    res = scaling.scale(spec, lut, 0.5)
+    assert res.message == ("scaled 0.400 -> 0.400 ms (target 0.500 ms): under by 20.00 %; the target is out of reach "
+                           "from below: every layer at its upper width bound gives only 0.400 ms")
+
+
+def test_scale_toward_a_target_out_of_reach_from_above():
+    """Base 10 ms toward 5 ms: the global shrink runs every layer down to its lower bound."""
+    spec, lut, lows = _a_table(10.0)
+    res = scaling.scale(spec, lut, 5.0)
+    assert list(res.spec.mids) == lows and (res.lut_ms_before, res.lut_ms_after, res.met) == (10.0, 10.0, False)
+    assert res.message == ("scaled 10.000 -> 10.000 ms (target 5.000 ms): over by 100.00 %; the target cannot be met "
+                           "from above: with every layer at its lower width bound")
+
+
+def test_scale_with_a_nan_latency_moves_nothing_and_claims_nothing():
+    """A table whose base is NaN (every comparison false): no pass runs, the widths stay, the target
+    is not met, and the message says the widths are where scaling left them (not at the bounds)."""
+    spec, lut, _ = _a_table(float("nan"))
+    res = scaling.scale(spec, lut, 10.0)
+    assert res.spec.mids == spec.mids and res.met is False
+    assert res.message.endswith("; the target cannot be met from above: with the widths scaling reached")
+
+
+def test_scale_input_messages():
+    """The target is checked first (before the table is read); a width outside the bounds names the layer."""
+    spec, lut, _ = _a_table(1.0)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError) as e:
+            scaling.scale(spec, LUT(base=1.0, entries={}), bad)
+        assert str(e.value) == f"target latency must be positive, got {bad}"
+    with pytest.raises(ValueError) as e:  # bounds [max, max]: TF-NAS-A's first layer has 83 of 128 channels
+        scaling.scale(spec, lut, 10.0, bounds=lambda w: (w, w))
+    assert str(e.value) == "layer 0: width 83 outside the scaling bounds [128, 128]"
+
+
+def test_a_table_lacking_an_upper_width_names_the_layer():
+    """FlatLayers checks the upper bound of every layer too: TF-NAS-A's stage 4 layer 1 (k3_e6, up to
+    320 channels) without width 320."""
+    key = "MBInvertedResBlock_28_40_0_40_k3_s1_swish"
+    spec, lut, _ = _a_table(1.0, drop=(key, 320))
+    with pytest.raises(ValueError) as e:
+        scaling.FlatLayers(spec, lut, scaling.official_bounds)
+    assert str(e.value) == f"LUT key {key} covers widths 160..319, not mid=320 (needed by stage 4 layer 1 (k3_e6))"
