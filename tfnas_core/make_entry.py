@@ -10,7 +10,9 @@ writes each string into the parameters cell escaped), the plan's as an argument 
 
 ``python -m tfnas_core.make_entry notebook NAME`` runs ``notebooks/NAME.ipynb`` into
 ``$(NB_OUT)/NAME-$(PROFILE).ipynb`` with the parameters it declares; ``report`` runs the evidence
-report; ``plan NAME`` is ``python -m tfnas_core plan NAME`` with make's variables.  A bad value: one
+report; ``plan NAME`` is ``python -m tfnas_core plan NAME`` with make's variables; ``tensorboard`` runs
+TensorBoard over ``$(RUNS)`` (the event files every search and retraining writes into its run folder:
+tb_log.py), or prints the command to run by hand when it cannot (no free port, no tensorboard).  A bad value: one
 line ``error: ...`` on stderr, exit 2 (make's preflight has refused it already, while make read its
 rules).
 """
@@ -20,6 +22,8 @@ import argparse
 import json
 import os
 import re
+import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -141,14 +145,64 @@ def plan_argv(name: str, environ=None) -> list[str]:
     return argv
 
 
+TB_PORTS = range(6006, 6016)  # TensorBoard's default port, then the next ones
+
+
+def free_port(ports=TB_PORTS, host: str = "localhost") -> int | None:
+    """The first of ``ports`` that ``host`` can bind now (None: none)."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return None
+
+
+def tensorboard_argv(environ=None, port: int | None = TB_PORTS[0]) -> list[str]:
+    """``tensorboard --logdir=$(RUNS) --port=PORT``: the venv's tensorboard beside this Python, else the
+    one on PATH; $(RUNS) must be a folder."""
+    runs = value("RUNS", environ) or "runs"
+    if not Path(runs).is_dir():
+        raise PreflightError(f"RUNS={preflight.shown(runs)}: no such folder (a search or a retraining writes "
+                             "its event files into its run folder there)")
+    exe = Path(sys.executable).parent / "tensorboard"
+    return [str(exe) if exe.is_file() else "tensorboard", f"--logdir={runs}", f"--port={port or TB_PORTS[0]}"]
+
+
+def run_tensorboard(environ=None) -> int:
+    """make tensorboard: serve $(RUNS) on the first free port of ``TB_PORTS``; when none is free or
+    TensorBoard cannot start, print the command to run by hand (exit 1)."""
+    port = free_port()
+    argv = tensorboard_argv(environ, port)
+    if port is None:
+        print(f"tensorboard: no free port in {TB_PORTS.start}-{TB_PORTS.stop - 1} here; run it by hand on another "
+              f"port:\n  {shlex.join(argv[:-1])} --port=PORT", file=sys.stderr, flush=True)
+        return 1
+    print(f"tensorboard: {argv[1].split('=', 1)[1]} on http://localhost:{port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        rc = subprocess.run(argv).returncode
+    except OSError as e:
+        rc = 1
+        print(f"tensorboard: cannot start {argv[0]} ({e.strerror or e})", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 0
+    if rc != 0:
+        print(f"tensorboard: it exited with {rc}; run it by hand:\n  {shlex.join(argv)}", file=sys.stderr, flush=True)
+    return rc
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tfnas_core.make_entry", description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=("notebook", "report", "plan"))
+    p.add_argument("what", choices=("notebook", "report", "plan", "tensorboard"))
     p.add_argument("name", nargs="?", help="the notebook (notebook, plan)")
     a = p.parse_args(argv)
     try:
         if a.what == "report":
             return run_report()
+        if a.what == "tensorboard":
+            return run_tensorboard()
         if not a.name:
             raise PreflightError(f"make_entry {a.what}: which notebook?")
         if a.what == "notebook":

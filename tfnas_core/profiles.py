@@ -72,6 +72,10 @@ class TrainConfig:
     threads: int | None = _setting(None, "torch intra-op threads; none: torch's default")
     stop_after_epoch: int | None = _setting(None, "stop cleanly after this epoch (rerun the command to resume)")
     progress: bool = _setting(True, "tqdm bars (only on a TTY, only on rank 0)")
+    # -- logging (tb_log.py, progress.py): never part of the run key (RESUME_FREE_KEYS) ---------------
+    tensorboard: bool = _setting(True, "TensorBoard event files in the run folder (never archived)")
+    log_every: int = _setting(50, "steps between logging points: TensorBoard scalars and a progress line")
+    log_every_s: float = _setting(60.0, "seconds after which a progress line is written between logging points")
 
 
 # Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
@@ -83,10 +87,13 @@ LIMITS: dict[str, Range] = {
     "epochs": EPOCHS, "warmup_epochs": NON_NEGATIVE, "lr": POSITIVE, "momentum": FRACTION, "wd": NON_NEGATIVE,
     "label_smoothing": FRACTION, "dropout": FRACTION, "drop_connect": FRACTION, "grad_clip": POSITIVE,
     "seed": SEED, "num_workers": WORKERS, "threads": THREADS, "stop_after_epoch": AT_LEAST_1,
+    "log_every": AT_LEAST_1, "log_every_s": POSITIVE,
 }
 
 # Keys that may differ between an interrupted run and its resumption.
-RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "num_workers", "threads", "progress"})
+# Logging settings: how a run is watched, not what it computes (a run's numbers are the same with any).
+LOGGING_KEYS = frozenset({"tensorboard", "log_every", "log_every_s"})
+RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "num_workers", "threads", "progress", *LOGGING_KEYS})
 
 
 def paper() -> TrainConfig:

@@ -15,7 +15,9 @@ an archived run is reused, and for the whole archive by ``verify_archive`` /
 key and config, ``files``: the SHA-256 of every other file of the run as ``export`` read it.  A run
 is refused (``ArchiveError``, one line naming the run folder and the file) when
 
-* the folder, or any entry in it, is a symlink (never followed), or an entry is not a regular file;
+* the folder, or any entry in it, is a symlink (never followed), or an entry is not a regular file
+  (TensorBoard's event files, ``events.out.tfevents.*``, are never archived and never checked: a
+  live run folder verified in place keeps them);
 * its config does not hash to the folder's name (``key_ignore``: the keys a run of its kind is keyed
   without), or ``store.json``'s ``key`` is another;
 * a listed file is missing, its SHA-256 differs, or a file is there that ``files`` does not list
@@ -50,11 +52,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .checks import parse_json
+from .tb_log import EVENT_PREFIX, is_event_file
 
 DEFAULT_ARCHIVE = "run_archive"
 ENV_FRESH = "TFNAS_FRESH"
 DONE_FILES = {"search": "summary.json", "train": "result.json"}  # the file a finished run writes last
-LEFT_OUT = ("checkpoint",)  # name prefixes never archived (the resumable state: large, not needed when done)
+# name prefixes never archived: the resumable state (large, not needed when done) and TensorBoard's event
+# files (tb_log: for watching a run; they hold nothing a table or figure reads)
+LEFT_OUT = ("checkpoint", EVENT_PREFIX)
 STORE = "store.json"  # kind, key, config and (archived) the files' hashes
 HASHES = "files"  # store.json field of an archived run: {file name: sha256 hex} of every other file
 RECORD_HINT = "python -m tfnas_core verify-archive --record-hashes"
@@ -206,7 +211,7 @@ def verify_run(run_dir: str | os.PathLike, ignore: Iterable[str] | None = None) 
     passes (``ignore``: the keys its config is keyed without, default ``key_ignore(kind)``);
     ``ArchiveError`` naming the run folder and the file otherwise."""
     run_dir = Path(run_dir)
-    files = _read_folder(run_dir)
+    files = _read_folder(run_dir, lambda e: not is_event_file(e.name))  # a live run's event files are no part of it
     hashes = _recorded_hashes(run_dir, _meta(run_dir, files))
     for fname in sorted(hashes):
         if fname not in files:

@@ -10,6 +10,15 @@ Both write one run folder ``OUT`` the same way, and this module is where that wa
 * **after every epoch**: the checkpoint (atomically, with the config hash), the records file
   (``records.jsonl`` for a search, ``records.csv`` for a retraining: the formats the notebooks
   and ``plots.load_records`` read) and one progress line through ``say``;
+* **during an epoch**: ``step`` after every step: a ``step`` ``Event`` (cheap: nothing is read
+  from the device) and every ``log_every``-th step the step's values (``values()``, read then:
+  the only host syncs logging adds) as TensorBoard scalars and in the event; ``resume`` and
+  ``end_epoch`` send ``resumed`` and ``epoch`` events.  The listener (``events``; by default the
+  ``event`` method of ``say`` where it has one, else ``progress.RunProgress`` writing step lines
+  through ``say``) makes the progress lines with their ETA (``progress``);
+* **TensorBoard** (``tensorboard``, main rank): event files in ``OUT`` (``tb_log``), opened by
+  ``open_log`` once the run is known to go on; a resumed session drops the steps after the
+  checkpoint that an interrupted session had logged (``purge_step``).  They are never archived;
 * ``stop_after_epoch`` stops cleanly after that epoch (rerun the same command to resume);
 * a non-finite loss names the epoch and step and what is kept (``kept``);
 * **at the end**: the done file (``summary.json`` / ``result.json``), written last, so
@@ -25,13 +34,34 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from . import checkpoint, config, runs
 from .atomic import atomic_write_text
 from .checks import is_number, read_json
 
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A structured progress event of a run, for progress lines and ETAs (``progress.RunProgress``).
+
+    ``kind``: ``resumed`` (``epoch``: the last finished one), ``start`` (the 1-based ``epoch``
+    begins), ``step`` (``step`` of ``steps`` of ``epoch`` done) or ``epoch`` (``epoch`` finished).
+    ``values``: a ``step``'s TensorBoard scalars (tag -> number) every ``log_every``-th step, else
+    empty; an ``epoch``'s numeric record fields."""
+
+    kind: str
+    epoch: int
+    epochs: int
+    step: int = 0
+    steps: int = 0
+    phase: str = ""
+    values: Mapping[str, float] = field(default_factory=dict)
+
+
+Events = Callable[[Event], None]
 
 
 def default_say(msg: str) -> None:
@@ -51,6 +81,29 @@ def progress_bar(it: Iterable, enabled: bool, **kw):
     from tqdm import tqdm  # bars only on a TTY; tqdm.auto would warn in kernels without ipywidgets
 
     return tqdm(it, disable=not (enabled and sys.stderr.isatty()), **kw)
+
+
+def bars_shown(enabled: bool) -> bool:
+    """Whether ``progress_bar(..., enabled)`` shows its bar."""
+    return enabled and sys.stderr.isatty()
+
+
+class Window:
+    """Differences of running sums since the previous ``delta`` (the means of the steps between two
+    logging points)."""
+
+    def __init__(self) -> None:
+        self.prev: dict[str, float] = {}
+
+    def delta(self, totals: Mapping[str, float]) -> dict[str, float]:
+        out = {k: v - self.prev.get(k, 0) for k, v in totals.items()}
+        self.prev = dict(totals)
+        return out
+
+
+def numeric(rec: Mapping[str, Any]) -> dict[str, float]:
+    """The finite-or-not numbers of ``rec`` (no bools, lists or strings): what an epoch logs."""
+    return {k: float(v) for k, v in rec.items() if is_number(v) and not isinstance(v, bool)}
 
 
 def write_json(path: Path, obj: Any) -> Path:
@@ -99,12 +152,25 @@ class RunLoop:
     what: str = "run"
     ckpt_what: str = "run"
     main: bool = True
+    events: Events | None = None  # default: say.event where say has one, else step lines through say
+    log_every: int = 0  # steps between logging points (0: none)
+    log_every_s: float = 60.0  # seconds after which a step line is written without a logging point
+    tensorboard: bool = False  # event files in out (main rank)
+    step_lines: bool = True  # the default listener (False: none, e.g. while tqdm bars show the steps)
     start: int = field(default=0, init=False)
     records: list[dict] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self._t0 = time.perf_counter()
         self._wall_before = 0.0
+        self.tb = None  # tb_log.Writer once open_log opened one
+        self.steps = 0
+        if self.events is None:
+            self.events = getattr(self.say, "event", None)
+        if self.events is None and self.step_lines and self.main:
+            from .progress import RunProgress
+
+            self.events = RunProgress(self.kind, write=self.say, epoch_lines=False, every_s=self.log_every_s).event
         self.out = Path(self.out)
         self.cfg_hash = runs.config_hash(self.kind, self.cfg_dict, self.resume_free)
         self.ckpt_path = self.out / "checkpoint.pt"
@@ -126,6 +192,7 @@ class RunLoop:
         checkpoint.apply(self.ckpt_path, load_state, st, *state_args)
         self.start, self.records, self._wall_before = epoch_of(st), st["records"], st["wall_s"]
         self.say(f"resuming {self.out} after epoch {self.start}/{self.epochs}")
+        self.emit(Event("resumed", self.start, self.epochs))
 
     def begin(self, extra: Mapping[str, Any] | None = None) -> dict | None:
         """Write ``config.json`` (and ``extra``: file name -> JSON object); return the done file's
@@ -140,10 +207,47 @@ class RunLoop:
             return read_done(done, hint="delete it and rerun the same command: the last checkpoint rewrites it")
         return None
 
-    def epoch_range(self) -> range:
-        return range(self.start, self.epochs)
+    def epoch_range(self) -> Iterator[int]:
+        """The (0-based) epochs left, each announced by a ``start`` event."""
+        for epoch in range(self.start, self.epochs):
+            self.emit(Event("start", epoch + 1, self.epochs, 0, self.steps))
+            yield epoch
+
+    def open_log(self, steps: int) -> None:
+        """Start logging with ``steps`` steps per epoch (global step = epoch * steps + step): the
+        TensorBoard writer where ``tensorboard`` is on (main rank).  Call it after ``begin``."""
+        self.steps = steps
+        if self.tensorboard and self.main and self.tb is None:
+            from . import tb_log
+
+            self.tb = tb_log.Writer(self.out, purge_step=self.start * steps + 1 if self.start else None)
+
+    def close(self) -> None:
+        """Flush and close the event file (every way a session ends)."""
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+
+    def emit(self, ev: Event) -> None:
+        if self.events is not None:
+            self.events(ev)
 
     # -- during and after each epoch -------------------------------------------------------------
+    def logging_point(self, step: int) -> bool:
+        """Whether (0-based) ``step`` of an epoch is a logging point (and anyone reads its values)."""
+        return bool(self.log_every) and (step + 1) % self.log_every == 0 and (self.tb is not None
+                                                                               or self.events is not None)
+
+    def step(self, epoch: int, step: int, phase: str = "",
+             values: Callable[[], Mapping[str, float]] | None = None) -> None:
+        """After (0-based) ``step`` of (0-based) ``epoch``: at a logging point ``values()`` (the
+        step's scalars: reading them may wait for the device) go to TensorBoard and into the event;
+        a ``step`` event either way."""
+        vals = dict(values()) if values is not None and self.logging_point(step) else {}
+        if vals and self.tb is not None:
+            self.tb.scalars(epoch * self.steps + step + 1, vals)
+        self.emit(Event("step", epoch + 1, self.epochs, step + 1, self.steps, phase, vals))
+
     def wall_s(self) -> float:
         """Seconds of this run so far, over every session."""
         return self._wall_before + time.perf_counter() - self._t0
@@ -154,15 +258,21 @@ class RunLoop:
             return f"the last good checkpoint (epoch {len(self.records)}) is kept at {self.ckpt_path}"
         return "no checkpoint was written yet"
 
-    def end_epoch(self, rec: dict, state: Callable[[], dict], line: str) -> None:
+    def end_epoch(self, rec: dict, state: Callable[[], dict], line: str, phase: str = "") -> None:
         """Append ``rec``; on the main rank save ``state()`` (+ records, wall time) as the
-        checkpoint and rewrite the records file; then say ``line``."""
+        checkpoint and rewrite the records file; then say ``line``, log the record's numbers as
+        ``epoch/...`` scalars and send the ``epoch`` event."""
         self.records.append(rec)
         if self.main:
             checkpoint.save({**state(), "records": self.records, "wall_s": self.wall_s()}, self.ckpt_path,
                             self.cfg_hash)
             self.write_records(self.records, self.out / self.records_file)
         self.say(line)
+        values = numeric(rec)
+        if self.tb is not None:
+            self.tb.scalars(len(self.records) * self.steps, {f"epoch/{k}": v for k, v in values.items()})
+            self.tb.flush()
+        self.emit(Event("epoch", len(self.records), self.epochs, self.steps, self.steps, phase, values))
 
     def stopping(self, epoch: int) -> bool:
         """Whether to stop after (0-based) ``epoch`` on purpose (``stop_after_epoch``)."""
@@ -177,7 +287,9 @@ class RunLoop:
         """Write the done file (main rank) and return ``result``."""
         if self.main:
             write_json(self.out / self.done_file, result)
+        self.close()
         return result
 
 
-__all__ = ["RunLoop", "default_say", "out_lock", "progress_bar", "read_done", "write_json"]
+__all__ = ["Event", "Events", "RunLoop", "Window", "bars_shown", "default_say", "numeric", "out_lock", "progress_bar",
+           "read_done", "write_json"]

@@ -2,7 +2,8 @@
 
 ``run(cfg, out)`` searches with the settings of ``search_config.SearchConfig`` and writes to
 ``out``: ``config.json`` (resolved config), ``records.jsonl`` (one JSON object per epoch),
-``checkpoint.pt`` (after every epoch), and at the end ``spec.json`` (``arch_spec.save``) and
+``checkpoint.pt`` (after every epoch), TensorBoard event files (``tb_log``: every ``log_every``
+steps and every epoch; none with ``tensorboard=false``), and at the end ``spec.json`` (``arch_spec.save``) and
 ``summary.json``.  One epoch, as the released code (docs/official_behaviour.md, "Search loop"):
 
 * **Weight step** on every batch of the 80 % split (Eq. 8): the first path is Gumbel-sampled
@@ -57,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import arch_spec, flops, run_loop, samplers, scaling, search_config, stats
+from . import arch_spec, flops, run_loop, samplers, scaling, search_config, stats, tb_log
 from . import latency
 from . import search_data
 from .atomic import atomic_write_text
@@ -369,23 +370,31 @@ def read_records(path: str | Path, hint: str = "") -> list[dict]:
 # ----------------------------------------------------------------------------- the run
 
 
-def run(cfg: SearchConfig, out: str | os.PathLike, log: Callable[[str], None] | None = None) -> dict | None:
+def run(cfg: SearchConfig, out: str | os.PathLike, log: Callable[[str], None] | None = None,
+        events: run_loop.Events | None = None) -> dict | None:
     """Search with ``cfg`` into ``out``; return the summary, or ``None`` after ``stop_after_epoch``.
 
     Resumes from ``out/checkpoint.pt`` when it exists (same config required); the folder, the
-    resume, the records and the stop are ``run_loop.RunLoop``'s."""
+    resume, the records, the stop, the progress events (``events``, default ``log.event`` or step
+    lines through ``log``) and the TensorBoard files are ``run_loop.RunLoop``'s."""
     say = log or run_loop.default_say
     cfg = search_config.resolve(cfg, torch.cuda.is_available())
     out = Path(out)
-    with cpu_threads(cfg.threads), run_loop.out_lock(out, say):
-        return _run(cfg, out, say)
-
-
-def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
     resume_free = search_config.RESUME_FREE_KEYS | search_data.resume_free_keys(cfg)  # imagenet-100 may move
-    loop = run_loop.RunLoop(out, "search", search_config.to_dict(cfg), resume_free, cfg.epochs,
-                            cfg.stop_after_epoch, "records.jsonl", write_records, "summary.json", say,
-                            what="search", ckpt_what="search")
+    with cpu_threads(cfg.threads), run_loop.out_lock(out, say):
+        loop = run_loop.RunLoop(out, "search", search_config.to_dict(cfg), resume_free, cfg.epochs,
+                                cfg.stop_after_epoch, "records.jsonl", write_records, "summary.json", say,
+                                what="search", ckpt_what="search", events=events, log_every=cfg.log_every,
+                                log_every_s=cfg.log_every_s, tensorboard=cfg.tensorboard,
+                                step_lines=not run_loop.bars_shown(cfg.progress))
+        try:
+            return _run(cfg, loop)
+        finally:
+            loop.close()
+
+
+def _run(cfg: SearchConfig, loop: run_loop.RunLoop) -> dict | None:
+    out = loop.out
     lut = latency.load(search_config.resolve_path(cfg.lut))
     missing = lut.check_covers(get_space(cfg.space))  # before the split file is written
     if missing:
@@ -415,11 +424,12 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
     steps = len(data.weights) if cfg.steps_per_epoch is None else min(cfg.steps_per_epoch, len(data.weights))
     if steps < 1:
         raise ValueError(f"the weights split ({data.n_weights} images) cannot fill one batch of {cfg.batch_size}")
+    loop.open_log(steps)
 
     for epoch in run_loop.progress_bar(loop.epoch_range(), cfg.progress, dynamic_ncols=True, desc="search",
                                        initial=loop.start, total=cfg.epochs):
         t0 = time.perf_counter()
-        rec = search_epoch(net, data, lut, cfg, epoch, steps, w_opt, w_sched, a_opt, gen, device, loop.kept)
+        rec = search_epoch(net, data, lut, cfg, epoch, steps, w_opt, w_sched, a_opt, gen, device, loop.kept, loop)
         rec["epoch_s"] = time.perf_counter() - t0
         loop.end_epoch(rec, lambda: {
             "net": net.state_dict(), "w_opt": w_opt.state_dict(), "w_sched": w_sched.state_dict(),
@@ -428,7 +438,9 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
         }, f"epoch {epoch + 1}/{cfg.epochs} [{rec['phase']}] T {rec['temperature']:.3f} lr {rec['lr']:.4f} | train loss "
            f"{rec['train_loss']:.3f} acc {rec['train_acc']:.1f} | val acc {rec['val_acc']:.1f} | LUT "
            f"{rec['lut_ms_before']:.3f} -> {rec['lut_ms_after']:.3f} ms (target {cfg.target_ms:.3f}) | "
-           f"depths {rec['derived_depths']} | {rec['epoch_s']:.1f} s")
+           f"depths {rec['derived_depths']} | {rec['epoch_s']:.1f} s", rec["phase"])
+        if loop.tb is not None:
+            tb_log.arch_epoch(loop.tb, rec, (epoch + 1) * steps)
         if loop.stopping(epoch):
             return None
     summary = _summary(net, lut, cfg, data, loop)
@@ -437,9 +449,10 @@ def _run(cfg: SearchConfig, out: Path, say) -> dict | None:
 
 
 def search_epoch(net: Supernet, data, lut, cfg: SearchConfig, epoch: int, steps: int, w_opt, w_sched, a_opt,
-                 gen: torch.Generator, device, kept: Callable[[], str]) -> dict:
+                 gen: torch.Generator, device, kept: Callable[[], str], loop: run_loop.RunLoop | None = None) -> dict:
     """One epoch (0-based ``epoch``): weight steps, arch steps after warm-up, validation and
-    elasticity scaling; its record (without ``epoch_s``)."""
+    elasticity scaling; its record (without ``epoch_s``).  After every step ``loop.step`` (progress
+    events; every ``log_every``-th step the scalars of ``step_values``, the only reads it adds)."""
     searching = epoch >= cfg.warmup_epochs
     temp = temperature(cfg, epoch)
     lr = w_sched.get_last_lr()[0]
@@ -448,6 +461,8 @@ def search_epoch(net: Supernet, data, lut, cfg: SearchConfig, epoch: int, steps:
     sums = EpochSums(device if defer_host_reads(device) else None)
     bar = run_loop.progress_bar(zip(range(steps), data.weights), cfg.progress, dynamic_ncols=True,
                                 desc=f"epoch {epoch + 1}/{cfg.epochs}", total=steps, leave=False)
+    phase, window = "search" if searching else "warmup", run_loop.Window()
+    values = lambda: step_values(window.delta(sums.totals()), net, lut, cfg, temp, lr)  # noqa: E731
     for step, (x, y) in bar:
         where = lambda: (f"at epoch {epoch + 1} step {step + 1}; search stopped, {kept()}")  # noqa: E731
         r = weight_step(net, x.to(device), y.to(device), w_opt, cfg, gen, bi=searching, where=where,
@@ -458,6 +473,8 @@ def search_epoch(net: Supernet, data, lut, cfg: SearchConfig, epoch: int, steps:
             a = arch_step(net, xa.to(device), ya.to(device), a_opt, lut, cfg, temp, gen, where=where,
                           sync=not sums.defer)
             sums.add_arch(a, epoch, step)
+        if loop is not None:
+            loop.step(epoch, step, phase, values)
     sums = sums.read(kept)
     w_sched.step()
     va = validate(net, data.val, gen, device, cfg.val_batches)
@@ -474,6 +491,17 @@ def search_epoch(net: Supernet, data, lut, cfg: SearchConfig, epoch: int, steps:
         **arch_state(net, lut), **es, "es_applied": searching and cfg.elasticity,
         "target_ms": cfg.target_ms,
     }
+
+
+def step_values(d: dict, net: Supernet, lut, cfg: SearchConfig, temp: float, lr: float) -> dict[str, float]:
+    """The scalars of a logging point (``tb_log``) from ``d``, the ``EpochSums`` totals since the
+    previous one."""
+    out = {"train/loss": d["w_loss"] / max(d["w_n"], 1), "train/acc": 100 * d["w_correct"] / max(d["w_n"], 1),
+           "schedule/temperature": temp, "schedule/lr": lr}
+    if d["a_steps"]:
+        out.update({f"arch/{k}": d[f"a_{k}"] / d["a_steps"] for k in ("loss", "ce", "lat_loss")})
+        out["arch/sampled_ms"] = d["a_lat_ms"] / d["a_steps"]
+    return {**out, **tb_log.arch_scalars(net, lut, cfg.target_ms)}
 
 
 def defer_host_reads(device: torch.device) -> bool:  # a function, so tests can defer on the CPU
@@ -516,6 +544,10 @@ class EpochSums:
         if self.defer:
             self.checks.append((a["finite"], a["loss"], epoch, step, "arch"))
 
+    def totals(self) -> dict:
+        """The sums so far as Python numbers (deferred: read from the device now, unchecked)."""
+        return {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in self.v.items()}
+
     def read(self, kept: Callable[[], str]) -> dict:
         """The sums as Python numbers; deferred: first the losses' finiteness, in step order."""
         if self.checks:
@@ -554,4 +586,5 @@ def _summary(net: Supernet, lut, cfg: SearchConfig, data, loop: run_loop.RunLoop
 
 __all__ = ["ARCH_OUTPUTS", "EpochSums", "SearchDiverged", "arch_loss", "arch_state", "arch_step", "arch_update",
            "build_optimizers", "build_supernet", "defer_host_reads", "elasticity", "read_records", "relaxed_body",
-           "relaxed_loss", "run", "search_epoch", "temperature", "validate", "weight_step", "write_records"]
+           "relaxed_loss", "run", "search_epoch", "step_values", "temperature", "validate", "weight_step",
+           "write_records"]

@@ -119,6 +119,10 @@ class SearchConfig:
     cuda_graphs: bool = _setting(False, "CUDA only: replay the relaxed arch step from a CUDA graph (cuda_graph.py; "
                                         "capturable Adam) and keep each step's metrics on the device until the "
                                         "epoch ends")
+    # -- logging (tb_log.py, progress.py): never part of the run key (RESUME_FREE_KEYS) ---------------
+    tensorboard: bool = _setting(True, "TensorBoard event files in the run folder (never archived)")
+    log_every: int = _setting(50, "steps between logging points: TensorBoard scalars and a progress line")
+    log_every_s: float = _setting(60.0, "seconds after which a progress line is written between logging points")
 
 
 # Allowed values of every numeric field (``check`` refuses NaN, infinities and anything outside;
@@ -137,6 +141,7 @@ LIMITS: dict[str, Range] = {
     "lam": NON_NEGATIVE, "lam2": NON_NEGATIVE, "target_ms": POSITIVE,
     "t0": POSITIVE, "t_decay": Range(0, 1, lo_open=True), "t_final": POSITIVE,
     "seed": SEED, "threads": THREADS, "stop_after_epoch": AT_LEAST_1,
+    "log_every": AT_LEAST_1, "log_every_s": POSITIVE,
 }
 
 # The hyper-parameters of each temperature schedule (``samplers.TEMPERATURE_SCHEDULES``) beyond
@@ -144,7 +149,10 @@ LIMITS: dict[str, Range] = {
 SCHEDULE_FIELDS: dict[str, dict[str, str]] = {"exponential": {"decay": "t_decay"}, "linear": {"t1": "t_final"}}
 
 # Keys that may differ between an interrupted run and its resumption.
-RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "progress", "num_workers", "threads", "cuda_graphs"})
+# Logging settings: how a run is watched, not what it computes (a run's numbers are the same with any).
+LOGGING_KEYS = frozenset({"tensorboard", "log_every", "log_every_s"})
+RESUME_FREE_KEYS = frozenset({"stop_after_epoch", "progress", "num_workers", "threads", "cuda_graphs",
+                              *LOGGING_KEYS})
 
 
 def paper() -> SearchConfig:
@@ -311,7 +319,7 @@ def check_memory(cfg: SearchConfig) -> None:
 # Fields added after runs were archived, with their defaults: ``to_dict`` leaves such a field
 # out while it holds its default, so config.json, run keys and checkpoint hashes of the runs made
 # before it existed stay what they were (``from_dict`` fills the default back in).
-LATE_FIELDS: dict[str, Any] = {"missing_ok": False}
+LATE_FIELDS: dict[str, Any] = {"missing_ok": False, "tensorboard": True, "log_every": 50, "log_every_s": 60.0}
 
 
 def to_dict(cfg: SearchConfig) -> dict[str, Any]:
@@ -334,6 +342,6 @@ def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -
     return _config.differences(a, b, ignore)
 
 
-__all__ = ["ARCH_STEPS", "DATASETS", "LATE_FIELDS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",
+__all__ = ["ARCH_STEPS", "DATASETS", "LATE_FIELDS", "LOGGING_KEYS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",
            "apply_overrides", "check", "check_memory", "differences", "fill_objective_defaults", "from_dict", "get_profile", "memory_floor", "mini", "paper", "resolve",
            "resolve_path", "smoke", "to_dict"]

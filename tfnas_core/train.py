@@ -10,6 +10,9 @@ index, gradient clipping, mixed precision on CUDA.  It writes, on rank 0 only:
   epoch, every rank's RNG state, the records so far, the config hash (``checkpoint``).  Rerunning
   the same command resumes; another config is refused (``OUT`` is locked while a run writes it);
 * ``OUT/records.csv`` - one row per epoch; ``OUT/result.json`` - top-1/top-5, FLOPs, params, wall.
+* TensorBoard event files (``tb_log``): ``train/loss``, ``train/top1`` and ``schedule/lr`` every
+  ``log_every`` steps (rank 0's batches), the record's numbers every epoch; none with
+  ``tensorboard=false``.  Progress lines with an ETA come from the loop's events (``progress``).
 
 Distributed: launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in the environment)
 it runs DDP, NCCL on CUDA and Gloo on CPU; the batch in ``cfg`` is global.  A non-finite loss on
@@ -101,9 +104,20 @@ def _layout(cfg: "profiles.TrainConfig") -> torch.memory_format:
 
 
 def train_epoch(net, batches, opt, sched, scaler, criterion, cfg, device, d: Dist, epoch: int,
-                on_diverged: Callable[[str], str]) -> dict:
+                on_diverged: Callable[[str], str], loop: run_loop.RunLoop | None = None) -> dict:
+    """One epoch; after every step ``loop.step`` (progress events; every ``log_every``-th step
+    the means since the previous logging point of this rank's batches: ``train/loss``,
+    ``train/top1``, ``schedule/lr``)."""
     net.train()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
+    window = run_loop.Window()
+
+    def values() -> dict[str, float]:
+        dl = window.delta(dict(zip(("loss", "correct", "n"), sums.tolist())))
+        n = max(dl["n"], 1)
+        return {"train/loss": dl["loss"] / n, "train/top1": 100 * dl["correct"] / n,
+                "schedule/lr": opt.param_groups[0]["lr"]}
+
     for step, (x, y) in enumerate(run_loop.progress_bar(batches, cfg.progress and d.main, desc=f"epoch {epoch + 1}",
                                                        leave=False)):
         x, y = x.to(device, non_blocking=True, memory_format=_layout(cfg)), y.to(device, non_blocking=True)
@@ -122,6 +136,8 @@ def train_epoch(net, batches, opt, sched, scaler, criterion, cfg, device, d: Dis
         n = y.numel()
         sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
                              torch.tensor(float(n), dtype=torch.float64, device=device)])
+        if loop is not None:
+            loop.step(epoch, step, "train", values)
     loss_sum, correct, n = _all_sum(sums, d).tolist()
     return {"train_loss": loss_sum / n, "train_top1": 100 * correct / n}
 
@@ -241,10 +257,13 @@ def check_sizes(cfg: TrainConfig, spec: Spec, d: Dist = Dist()) -> None:
 # ----------------------------------------------------------------------------- the run
 
 
-def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str], None] | None = None) -> dict | None:
+def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str], None] | None = None,
+        events: run_loop.Events | None = None) -> dict | None:
     """Train ``spec`` with ``cfg`` into ``out``; return the result dict, or ``None`` when the run
     stopped early on purpose (``stop_after_epoch``).  Resumes from ``out/checkpoint.pt``; the
-    folder, the resume, the records and the stop are ``run_loop.RunLoop``'s."""
+    folder, the resume, the records, the stop, the progress events (``events``, default
+    ``log.event`` or step lines through ``log``; rank 0) and the TensorBoard files are
+    ``run_loop.RunLoop``'s."""
     d = dist_from_env()
     cfg = profiles.resolve(cfg, spec, torch.cuda.is_available())
     say = (log or run_loop.default_say) if d.main else (lambda m: None)
@@ -258,17 +277,26 @@ def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str
         dist.init_process_group("nccl" if cfg.device == "cuda" else "gloo", rank=d.rank, world_size=d.world)
     try:  # rank 0 writes; the other ranks only read
         with cpu_threads(cfg.threads), run_loop.out_lock(out, say, enabled=d.main):
-            return _run(spec, cfg, out, device, d, say)
+            return _run(spec, cfg, out, device, d, say, events)
     finally:
         if own_group:
             dist.destroy_process_group()
 
 
-def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict | None:
+def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say, events) -> dict | None:
     resume_free = profiles.RESUME_FREE_KEYS | data_mod.resume_free_keys(cfg)  # ImageNet may move
     loop = run_loop.RunLoop(out, "train", profiles.to_dict(cfg), resume_free, cfg.epochs,
                             cfg.stop_after_epoch, "records.csv", write_records, "result.json", say,
-                            what="run", ckpt_what="retraining", main=d.main)  # every rank reads; the folder is shared
+                            what="run", ckpt_what="retraining", main=d.main,  # every rank reads; the folder is shared
+                            events=events if d.main else None, log_every=cfg.log_every, log_every_s=cfg.log_every_s,
+                            tensorboard=cfg.tensorboard, step_lines=not run_loop.bars_shown(cfg.progress))
+    try:
+        return _train(spec, cfg, device, d, say, loop)
+    finally:
+        loop.close()
+
+
+def _train(spec: Spec, cfg: TrainConfig, device, d: Dist, say, loop: run_loop.RunLoop) -> dict | None:
     if d.world > 1:
         dist.barrier()
     data = data_mod.make(cfg, d.rank, d.world)  # before writing anything: a missing dataset leaves no trace
@@ -292,6 +320,7 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
     done = loop.begin()
     if done is not None:
         return done
+    loop.open_log(iters)
 
     def diverged(what: str) -> str:
         return f"{what}; training stopped, {loop.kept()} (try a lower lr, or amp=false)"
@@ -299,7 +328,7 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
     for epoch in loop.epoch_range():
         t0 = time.perf_counter()
         data.train.set_epoch(epoch)
-        tr = train_epoch(net, data.train, opt, sched, scaler, criterion, cfg, device, d, epoch, diverged)
+        tr = train_epoch(net, data.train, opt, sched, scaler, criterion, cfg, device, d, epoch, diverged, loop)
         if d.world > 1:  # the model rank 0 saves is the one every rank evaluates
             for b in core.buffers():
                 dist.broadcast(b, 0)
@@ -310,7 +339,8 @@ def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say) -> dict 
             "model": core.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "scaler": scaler.state_dict(), "epoch": epoch + 1, "rng": rngs,
         }, f"epoch {epoch + 1}/{cfg.epochs}: train loss {tr['train_loss']:.4f} top-1 {tr['train_top1']:.2f} | "
-           f"val loss {va['val_loss']:.4f} top-1 {va['val_top1']:.2f} top-5 {va['val_top5']:.2f} | {rec['epoch_s']:.1f} s")
+           f"val loss {va['val_loss']:.4f} top-1 {va['val_top1']:.2f} top-5 {va['val_top5']:.2f} | {rec['epoch_s']:.1f} s",
+           "train")
         if d.world > 1:
             dist.barrier()
         if loop.stopping(epoch):
