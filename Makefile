@@ -113,7 +113,7 @@ endif
 endif
 
 .PHONY: setup venv deps fashion-mnist test lab lut bench bench-executors bench-supernet zoo clean-venv smoke rehearse reproduce-all FORCE archive \
-        verify-archive mutate help \
+        verify-archive mutate help tensorboard \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
 
@@ -192,6 +192,9 @@ archive: venv  ## copy the finished runs of $(RUNS) into run_archive/ (commit it
 
 verify-archive: venv  ## verify every run of run_archive/: the file hashes its store.json records, keys, no symlinks or torn files
 	$(PYTHON) -m tfnas_core verify-archive --archive run_archive
+
+tensorboard: venv  ## TensorBoard over the event files of the runs in $(RUNS) (every search and retraining writes them), http://localhost:6006
+	@$(PYTHON) -m tfnas_core.make_entry tensorboard
 
 # make plan-table3 (plan-table5, plan-fig4, ...): the runs a notebook needs, their status and the
 # estimated minutes of those still to run; RUN=1 computes them with EXECUTOR= first (renders nothing).

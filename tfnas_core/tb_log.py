@@ -113,7 +113,7 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
 def plot_search(run_dir: str | Path, png: str | Path, note: str = "") -> Path:
     """A matplotlib rendering of a search's logged scalars (a figure for the README where no browser
     can take a screenshot of TensorBoard): losses, accuracy, latency against the target, T, derived
-    depths, α entropy and top share per layer.  ``figures/tensorboard-smoke.png`` is this for a search
+    depths, α entropy and top share per layer.  ``figures/tensorboard-scalars.png`` is this for a search
     of the smoke profile with ``--set epochs=8 warmup_epochs=2 steps_per_epoch=30 synthetic_n=1000
     log_every=2`` (``search --profile smoke --set ... --out R``, then ``plot_search(R, png, note)``)."""
     import matplotlib
