@@ -10,8 +10,10 @@ original), the score and every survivor not listed.  It is a measurement, like a
 not part of ``make test``: on 2 cores the whole set takes an hour or more.
 
 Score = (killed + timed out) / (all - equivalent): a mutant that makes the tests hang was noticed;
-one with no covering test was not.  A rerun reuses mutmut's results for functions that did not
-change (mutants/ holds them); ``--fresh`` starts over.
+one with no covering test was not.  Every run tests each mutant of the chosen modules again (they
+are handed to mutmut by name, which re-runs a named mutant whatever mutants/ holds), and changing
+pyproject's test selection resets mutants/ anyway; ``--report-only`` scores what mutants/ holds
+without running anything, ``--fresh`` deletes mutants/ first (new mutants after code changes).
 
     python -m benchmarks.mutate [--only scaling objectives] [--jobs 2] [--fresh] [--out results/bench]
 """
@@ -30,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "benchmarks" / "mutation_equivalents.tsv"
+# survivors only a CUDA run can tell apart: killed by tests that skip without CUDA (name, tab, the test)
+GPU_ONLY = ROOT / "benchmarks" / "mutation_gpu_only.tsv"
 # the search's step and loop functions (the rest of search.py is set-up, I/O and records)
 SEARCH_FUNCS = ("temperature", "_finite", "weight_step", "_weighted_outputs", "arch_step", "relaxed_body", "_arch_result",
                 "arch_loss", "relaxed_loss", "arch_update", "elasticity", "search_epoch", "defer_host_reads")
@@ -54,7 +58,8 @@ def _mutmut() -> str:
 
 
 def equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
-    """``{mutant name: why it is equivalent}`` from the TSV (``#`` comments and blank lines skipped)."""
+    """``{mutant name: why}`` from a TSV of mutants and reasons (``EQUIVALENTS``, ``GPU_ONLY``;
+    ``#`` comments and blank lines skipped)."""
     if not path.is_file():
         return {}
     out = {}
@@ -78,8 +83,11 @@ def parse_results(text: str) -> dict[str, str]:
     return out
 
 
-def score(statuses: dict[str, str], equivalent: dict[str, str]) -> dict:
-    """Per module: counts by status, equivalents, the score and the survivors not listed."""
+def score(statuses: dict[str, str], equivalent: dict[str, str], gpu_only: dict[str, str] | None = None) -> dict:
+    """Per module: counts by status, equivalents, the score and the survivors not listed.  Survivors
+    listed in ``gpu_only`` still count against the score (nothing here detected them) but are listed
+    apart from the others (``gpu_only``): a CUDA test kills them where it runs."""
+    gpu_only = gpu_only or {}
     table = {}
     for module, globs in MODULES.items():
         mine = {n: s for n, s in statuses.items() if any(fnmatch(n, g) for g in globs)}
@@ -87,12 +95,13 @@ def score(statuses: dict[str, str], equivalent: dict[str, str]) -> dict:
             continue
         counts = Counter(mine.values())
         eq = sorted(n for n, s in mine.items() if s != "killed" and n in equivalent)
-        undetected = sorted(n for n, s in mine.items() if s not in DETECTED and n not in equivalent)
+        missed = sorted(n for n, s in mine.items() if s not in DETECTED and n not in equivalent)
+        undetected = [n for n in missed if n not in gpu_only]
         detected = sum(counts[s] for s in DETECTED)
         denom = len(mine) - len(eq)
         table[module] = {"mutants": len(mine), **{s.replace(" ", "_"): c for s, c in sorted(counts.items())},
                          "equivalent": len(eq), "score_pct": round(100 * detected / denom, 1) if denom else None,
-                         "undetected": undetected}
+                         "undetected": undetected, "gpu_only": [n for n in missed if n in gpu_only]}
     total = sum(t["mutants"] for t in table.values())
     eq_all = sum(t["equivalent"] for t in table.values())
     det_all = sum(t.get(s, 0) for t in table.values() for s in DETECTED)
@@ -116,6 +125,10 @@ def markdown(res: dict, equivalent: dict[str, str]) -> str:
     for m, t in res["modules"].items():
         if t["undetected"]:
             lines.append(f"- {m}: " + ", ".join(n.rsplit(".", 1)[-1] for n in t["undetected"]))
+    gpu = [(m, t["gpu_only"]) for m, t in res["modules"].items() if t.get("gpu_only")]
+    if gpu:
+        lines += ["", f"## Not detected here, killed by CUDA tests that skip without a GPU (`{GPU_ONLY.relative_to(ROOT)}`)", ""]
+        lines += [f"- {m}: " + ", ".join(n.rsplit(".", 1)[-1] for n in names) for m, names in gpu]
     lines += ["", f"Equivalent mutants and why: `{EQUIVALENTS.relative_to(ROOT)}` ({len(equivalent)} listed).",
               "See one: `.venv/bin/mutmut show NAME`."]
     return "\n".join(lines) + "\n"
@@ -125,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="+", choices=list(MODULES), help="these modules only (default: all)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once (default: the cores)")
-    ap.add_argument("--fresh", action="store_true", help="delete mutants/ first (no reused results)")
+    ap.add_argument("--fresh", action="store_true", help="delete mutants/ first (mutants made anew from the code as it is)")
     ap.add_argument("--out", default="results/bench", help="where mutation.json and .md go")
     ap.add_argument("--report-only", action="store_true", help="score what mutants/ holds; run nothing")
     a = ap.parse_args(argv)
@@ -150,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = None if a.report_only else time.perf_counter() - t0
     text = subprocess.run([exe, "results", "--all", "true"], env=env, capture_output=True, text=True, check=True).stdout
     statuses = {n: s for n, s in parse_results(text).items() if any(fnmatch(n, g) for g in globs)}
-    res = score(statuses, equivalent)
+    res = score(statuses, equivalent, equivalents(GPU_ONLY))
     from importlib.metadata import version
 
     res.update(mutmut=version("mutmut"), wall_s=None if wall is None else round(wall, 1), jobs=a.jobs, machine=f"{os.cpu_count()} CPU cores",

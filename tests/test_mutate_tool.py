@@ -1,0 +1,49 @@
+"""make mutate's scoring (benchmarks/mutate.py) and its two lists: equivalent mutants and those only a
+CUDA run can detect.  Every listed name must point at a function of the module it names, with a reason."""
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+
+from benchmarks import mutate
+
+NAME = re.compile(r"^(tfnas_core\.[a-z_]+)\.x(?:ǁ(\w+)ǁ)?_?(\w+?)__mutmut_\d+$")
+
+
+def test_score_counts_equivalents_out_and_gpu_only_apart():
+    st = {"tfnas_core.scaling.x_a__mutmut_1": "killed", "tfnas_core.scaling.x_a__mutmut_2": "timeout",
+          "tfnas_core.scaling.x_a__mutmut_3": "survived", "tfnas_core.scaling.x_a__mutmut_4": "survived",
+          "tfnas_core.scaling.x_a__mutmut_5": "no tests", "tfnas_core.stats.x_b__mutmut_1": "killed"}
+    res = mutate.score(st, {"tfnas_core.scaling.x_a__mutmut_3": "same"}, {"tfnas_core.scaling.x_a__mutmut_4": "cuda"})
+    sc = res["modules"]["scaling"]
+    assert (sc["mutants"], sc["killed"], sc["timeout"], sc["survived"], sc["no_tests"], sc["equivalent"]) == (5, 1, 1, 2, 1, 1)
+    assert sc["score_pct"] == 50.0  # (1 killed + 1 timeout) / (5 - 1 equivalent); the GPU-only one counts as missed
+    assert sc["undetected"] == ["tfnas_core.scaling.x_a__mutmut_5"] and sc["gpu_only"] == ["tfnas_core.scaling.x_a__mutmut_4"]
+    assert res["modules"]["stats"]["score_pct"] == 100.0 and res["score_pct"] == round(100 * 3 / 5, 1)
+    md = mutate.markdown({**res, "wall_s": 90.0, "jobs": 1, "machine": "2 CPU cores"}, {})
+    assert "run time 1.5 min with 1 worker(s) on 2 CPU cores" in md
+    assert "- scaling: x_a__mutmut_5" in md and "killed by CUDA tests that skip without a GPU" in md
+
+
+def test_a_list_line_without_a_reason_is_one_line(tmp_path):
+    p = tmp_path / "eq.tsv"
+    p.write_text("# comment\n\ntfnas_core.stats.x_b__mutmut_1\n")
+    with pytest.raises(SystemExit, match=r"eq.tsv:3: expected 'MUTANT<TAB>reason'"):
+        mutate.equivalents(p)
+
+
+@pytest.mark.parametrize("path", [mutate.EQUIVALENTS, mutate.GPU_ONLY])
+def test_every_listed_mutant_names_a_function_of_its_module_and_a_reason(path):
+    listed = mutate.equivalents(path)
+    assert listed, f"{path} lists nothing"
+    for name, why in listed.items():
+        m = NAME.match(name)
+        assert m, name
+        module, cls, func = m.groups()
+        assert any(name.startswith(g.split("*")[0].rsplit(".x_", 1)[0]) for gs in mutate.MODULES.values() for g in gs), name
+        mod = importlib.import_module(module)
+        owner = getattr(mod, cls) if cls else mod
+        assert hasattr(owner, func) or hasattr(owner, "_" + func), name
+        assert len(why) > 20, (name, why)
