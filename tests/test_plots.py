@@ -64,7 +64,7 @@ def test_table_panels(tmp_path):
     plots.ours_vs_paper(axes[0], s)
     plots.latency_bars(axes[1], s)
     assert [t.get_text() for t in axes[1].get_yticklabels()] == ["a", "b"]
-    assert len(axes[0].texts) == 2
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["a", "b"]
     assert plots.save_figure(fig, tmp_path / "t")[0].stat().st_size > 1000
     plt.close(fig)
 
@@ -157,16 +157,28 @@ def test_latency_panel_draws_and_captions_the_luts_time_base():
 
 
 def test_point_labels_do_not_overlap():
-    """Table 3's mini summary put Gumbel, Gumbel+Gumbel and Gumbel+min α on one another."""
+    """Table 3's mini summary put Gumbel, Gumbel+Gumbel and Gumbel+min α on one another: the
+    variants are now told apart by colour and marker in a legend outside the data; the zoo's
+    labels (plots.label_points) are pushed apart."""
     s = pd.DataFrame({"variant": ["Gumbel", "Gumbel+Gumbel", "Gumbel+min α", "Gumbel+max α", "Gumbel+Random"],
                       "paper_top1": [75.8, 75.7, 76.0, 75.5, 76.3], "top1": [85.37, 85.13, 85.53, 84.52, 84.87],
                       "top1_ci95": [1.5, 2.4, 1.8, 2.4, 3.4]})
     fig, ax = plt.subplots(figsize=(6, 4.2))
     plots.ours_vs_paper(ax, s)
     fig.canvas.draw()
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == s["variant"].tolist() and not ax.texts
+    assert legend.get_window_extent().y1 < ax.get_window_extent().y0  # below the panel, covering no point
+    markers = [line.get_marker() for line in ax.lines if line.get_marker() not in ("None", "_", "")]
+    assert len(markers) == len(set(markers)) == len(s)  # one point each, each its own marker
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.scatter(s["paper_top1"], s["top1"])
+    texts = plots.label_points(ax, s["paper_top1"].tolist(), s["top1"].tolist(), s["variant"].tolist())
+    fig.canvas.draw()
     r = fig.canvas.get_renderer()
-    boxes = [Text.get_window_extent(t, r) for t in ax.texts]  # the text, without the line to its point
-    assert sorted(t.get_text() for t in ax.texts) == sorted(s["variant"])
+    boxes = [Text.get_window_extent(t, r) for t in texts]  # the text, without the line to its point
+    assert sorted(t.get_text() for t in texts) == sorted(s["variant"])
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             assert not a.overlaps(b), "two labels overlap"

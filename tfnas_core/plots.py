@@ -162,20 +162,22 @@ def _ci95(summary: pd.DataFrame, col: str) -> pd.Series | None:
 def ours_vs_paper(ax, summary: pd.DataFrame, col: str = "top1", paper_col: str = "paper_top1",
                   title: str = "top-1: ours vs paper", xlabel: str = "paper: top-1 on ImageNet (%)",
                   ylabel: str = "ours: top-1 (%)") -> None:
-    """One point per variant (ours against the paper's), labelled: shows whether rankings agree.
-    With ``{col}_ci95`` in the summary (a mean over seeds), a vertical bar gives its 95 % interval."""
+    """One point per variant (ours against the paper's), each its own colour and marker, named in a
+    legend below the panel (point labels collided where variants lie close together): shows whether
+    rankings agree.  With ``{col}_ci95`` in the summary (a mean over seeds), a vertical bar gives its
+    95 % interval."""
     ci = _ci95(summary, col)
-    if ci is not None:
-        ax.errorbar(summary[paper_col], summary[col], yerr=ci, fmt="o", capsize=3,
-                    label="ours: mean over seeds ± 95 % CI")
-        ax.legend(fontsize=7, loc="best")
-    else:
-        ax.scatter(summary[paper_col], summary[col])
+    colours = _palette(len(summary))
+    markers = "osD^vP*Xhp"
+    for i, (_, r) in enumerate(summary.iterrows()):
+        ax.errorbar([r[paper_col]], [r[col]], yerr=None if ci is None else [[ci.iloc[i]], [ci.iloc[i]]],
+                    fmt=markers[i % len(markers)], color=colours[i], capsize=3, label=str(r["variant"]))
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.margins(0.25)
-    label_points(ax, summary[paper_col].tolist(), summary[col].tolist(), [str(v) for v in summary["variant"]])
+    ax.margins(0.15)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, len(summary)), frameon=False,
+              title="ours: mean over seeds ± 95 % CI" if ci is not None else None, title_fontsize=8)
 
 
 def label_points(ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], fontsize: float = 8) -> list:
