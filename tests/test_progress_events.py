@@ -1,4 +1,4 @@
-"""Step-level progress from the run loop's structured events (run_loop.Event, progress.RunProgress; issue 32):
+"""Step-level progress from the run loop's structured events (progress.Event, sent by the run loop, and progress.RunProgress; issue 32):
 which events a run sends, when it reads its numbers, and the lines with their ETA."""
 from __future__ import annotations
 

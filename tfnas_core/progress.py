@@ -1,6 +1,6 @@
 """Progress lines with an ETA, made from the structured events of the run loop.
 
-``search.run`` and ``train.run`` report their progress as ``run_loop.Event``s: ``resumed`` (after
+``search.run`` and ``train.run`` report their progress as ``Event``s (defined here, sent by ``run_loop``): ``resumed`` (after
 epoch k), ``start`` (an epoch begins), ``step`` (every step, cheap: no numbers read from the device)
 carrying ``values`` every ``log_every``-th step, and ``epoch`` (an epoch ended, with its record).  ``RunProgress`` turns them
 into one line each, on the process's *real* stderr by default (``sys.__stderr__``: the terminal of
@@ -21,9 +21,29 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, TextIO
 
-from .run_loop import Event
+
+@dataclass(frozen=True)
+class Event:
+    """A structured progress event of a run, for progress lines and ETAs (``progress.RunProgress``).
+
+    ``kind``: ``resumed`` (``epoch``: the last finished one), ``start`` (the 1-based ``epoch``
+    begins), ``step`` (``step`` of ``steps`` of ``epoch`` done) or ``epoch`` (``epoch`` finished).
+    ``values``: a ``step``'s TensorBoard scalars (tag -> number) every ``log_every``-th step, else
+    empty; an ``epoch``'s numeric record fields."""
+
+    kind: str
+    epoch: int
+    epochs: int
+    step: int = 0
+    steps: int = 0
+    phase: str = ""
+    values: Mapping[str, float] = field(default_factory=dict)
+
+
+Events = Callable[[Event], None]
 
 STEP_VALUE = "train/loss"  # the value a step line shows (when the step carries values)
 

@@ -39,29 +39,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from . import checkpoint, config, runs
 from .atomic import atomic_write_text
 from .checks import is_number, read_json
+from .progress import Event, Events  # the structured progress events a run sends (re-exported)
 
 Say = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Event:
-    """A structured progress event of a run, for progress lines and ETAs (``progress.RunProgress``).
-
-    ``kind``: ``resumed`` (``epoch``: the last finished one), ``start`` (the 1-based ``epoch``
-    begins), ``step`` (``step`` of ``steps`` of ``epoch`` done) or ``epoch`` (``epoch`` finished).
-    ``values``: a ``step``'s TensorBoard scalars (tag -> number) every ``log_every``-th step, else
-    empty; an ``epoch``'s numeric record fields."""
-
-    kind: str
-    epoch: int
-    epochs: int
-    step: int = 0
-    steps: int = 0
-    phase: str = ""
-    values: Mapping[str, float] = field(default_factory=dict)
-
-
-Events = Callable[[Event], None]
 
 
 def default_say(msg: str) -> None:
