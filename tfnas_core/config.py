@@ -7,7 +7,7 @@ Both configs are frozen dataclasses whose field annotations say how a text value
 from __future__ import annotations
 
 import typing
-from dataclasses import fields, replace
+from dataclasses import field, fields, replace
 from typing import Any, Callable, Mapping, TypeVar
 
 C = TypeVar("C")
@@ -15,6 +15,12 @@ C = TypeVar("C")
 # Every profile exists for the search (``search_config``) and the retraining (``profiles``) alike;
 # the notebooks, ``preflight`` and the command line take their names from here.
 PROFILE_NAMES = ("paper", "mini", "smoke")
+
+
+def setting(default: Any, meaning: str):
+    """A config field with its one-line meaning in ``metadata["help"]``: the one text ``search --help``
+    and ``train --help`` list (``cli_common.settings_help``)."""
+    return field(default=default, metadata={"help": meaning})
 
 
 def profile_registry(**makers: Callable[[], C]) -> dict[str, Callable[[], C]]:

@@ -14,7 +14,7 @@ drop-connect 0.2 scaled with block index, gradient clipping 5, random-resized cr
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
 from . import checks as _checks
@@ -26,9 +26,7 @@ PAPER_LR, PAPER_BATCH = 0.2, 512  # Appendix B: lr 0.2 at batch 512, linear scal
 DEFAULT_DROPOUT = 0.2  # Appendix B, for specs that are not a published model
 
 
-def _setting(default: Any, meaning: str):
-    """A field with its one-line meaning: ``train --help`` lists it from ``metadata["help"]``."""
-    return field(default=default, metadata={"help": meaning})
+_setting = _config.setting  # a field and its meaning, listed by ``train --help``
 
 
 @dataclass(frozen=True)

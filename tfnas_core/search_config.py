@@ -10,7 +10,7 @@ field's type and refuses unknown keys (``SearchConfigError``, a ``ValueError``, 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,9 +31,7 @@ class SearchConfigError(ValueError):
     """A bad search setting; the message names the field and the value."""
 
 
-def _setting(default: Any, meaning: str):
-    """A field with its one-line meaning: ``search --help`` lists it from ``metadata["help"]``."""
-    return field(default=default, metadata={"help": meaning})
+_setting = _config.setting  # a field and its meaning, listed by ``search --help``
 
 
 @dataclass(frozen=True)
