@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import atomic, checkpoint, profiles, runs, search, search_config, train, zoo
+from tfnas_core import atomic, checkpoint, profiles, runs, search, search_config, tb_log, train, zoo
 from tfnas_core.search_config import smoke
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,6 +202,11 @@ def _search_args(out, tmp_path, *extra):
             "--set", "steps_per_epoch=2", "--set", "val_batches=1", *extra]
 
 
+def _run_files(out: Path) -> list[str]:
+    """The run folder's files but TensorBoard's event files (tb_log.py), sorted."""
+    return sorted(p.name for p in out.iterdir() if not tb_log.is_event_file(p.name))
+
+
 def test_full_disk_during_checkpoint_write(tmp_path):
     """A 4 MB file-size limit (the checkpoint is ~20 MB): one line, exit 2, no temp file."""
     out = tmp_path / "run"
@@ -209,7 +214,7 @@ def test_full_disk_during_checkpoint_write(tmp_path):
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot write {out / 'checkpoint.pt'}") and "Traceback" not in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "lut_check.json"]
+    assert _run_files(out) == ["config.json", "lut_check.json"]  # and TensorBoard's event file of the run so far
     r = _cli(_search_args(out, tmp_path), tmp_path)  # with room again the same command completes
     assert r.returncode == 0, r.stderr
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -228,8 +233,9 @@ def test_two_searches_into_one_out_take_turns(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], results
     errs = "".join(e for _, e in results)
     assert "already complete" in errs or "waiting" in errs
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "lut_check.json",
-                                                     "records.jsonl", "spec.json", "summary.json"]
+    assert _run_files(out) == ["checkpoint.pt", "config.json", "lut_check.json", "records.jsonl", "spec.json",
+                               "summary.json"]
+    assert len([p for p in out.iterdir() if tb_log.is_event_file(p.name)]) == 1  # the search that ran logged; the other did not
     assert _cli(_search_args(ref, tmp_path), tmp_path).returncode == 0
     assert (out / "spec.json").read_text() == (ref / "spec.json").read_text()
 
