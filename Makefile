@@ -112,7 +112,7 @@ $(error $(PREFLIGHT))
 endif
 endif
 
-.PHONY: setup venv deps fashion-mnist test lab lut bench bench-executors bench-supernet zoo clean-venv smoke rehearse reproduce-all FORCE archive \
+.PHONY: setup venv deps fashion-mnist test test-quick lab lut bench bench-executors bench-supernet zoo clean-venv smoke rehearse reproduce-all FORCE archive \
         verify-archive mutate help tensorboard \
         reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
         reproduce-fig2 reproduce-fig4 reproduce-fig5 reproduce-report
@@ -146,6 +146,9 @@ fashion-mnist:  ## Debian's dataset-fashion-mnist where apt is usable; otherwise
 
 test: venv  ## run the test suite
 	$(PYTHON) -m pytest -q
+
+test-quick: venv  ## the tests not marked slow (pytest -m "not slow"): minutes instead of the full suite's half hour
+	$(PYTHON) -m pytest -q -m "not slow"
 
 lab: venv  ## JupyterLab at the repository root, opened on notebooks/ (kernels resolve paths from the root)
 	$(VENV)/bin/jupyter lab --LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

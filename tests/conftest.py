@@ -53,6 +53,17 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+# Fixtures that take minutes (they execute every notebook, or rehearse one on the paper path): every
+# test using one is `slow` too, so that `pytest -m "not slow"` (make test-quick) never sets them up.
+SLOW_FIXTURES = {"executed", "rehearsal"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def slurm_env() -> dict | None:
     """The environment of the SLURM that ../shared/slurm/slurm-up.sh started (its SLURM_CONF), if
     one answers ``sinfo``; None otherwise."""

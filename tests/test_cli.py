@@ -68,6 +68,7 @@ def test_bad_input_exits_2_with_one_line(args, needle):
     assert r.stderr.count("\n") == 1 and needle in r.stderr and r.stdout == ""
 
 
+@pytest.mark.slow
 def test_bad_op_and_width(tmp_path):
     d = zoo.load("TF-NAS-B").to_dict()
     d["stages"][2][1]["op"] = "k7_e6"

@@ -88,6 +88,7 @@ def _key(kind: str, run: Path) -> str:
     ("search", ["search"], "records.jsonl"),
     ("train", ["train", "zoo:TF-NAS-B"], "records.csv"),
 ])
+@pytest.mark.slow
 def test_config_reruns_a_run_with_the_same_key_and_records(kind, args, records, tmp_path, capsys):
     first, again, other = tmp_path / "first", tmp_path / "again", tmp_path / "other"
     extra = ["--set", f"split_dir={tmp_path / 'splits'}"] if kind == "search" else ["--set", "epochs=1"]

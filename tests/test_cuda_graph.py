@@ -137,6 +137,7 @@ def _tiny(tmp_path, **kw):
     return search_config.check(replace(smoke(), **{**base, **kw}))
 
 
+@pytest.mark.slow
 def test_deferred_metrics_give_the_same_records(tmp_path, monkeypatch):
     cfg = _tiny(tmp_path)
     search.run(cfg, tmp_path / "now", log=QUIET)
@@ -149,6 +150,7 @@ def test_deferred_metrics_give_the_same_records(tmp_path, monkeypatch):
     assert (tmp_path / "now" / "spec.json").read_text() == (tmp_path / "deferred" / "spec.json").read_text()
 
 
+@pytest.mark.slow
 def test_cuda_graphs_off_the_gpu_change_nothing(tmp_path):
     """On a CPU the flag has no effect (and it is not part of the run key: like ``threads``)."""
     cfg = _tiny(tmp_path)

@@ -37,6 +37,7 @@ def _train_hash(data_root):
     return runs.config_hash("train", key, profiles.RESUME_FREE_KEYS)
 
 
+@pytest.mark.slow
 def test_moving_imagenet_keeps_the_run_keys(two_copies, tmp_path):
     a, b = two_copies
     assert _search_hash(a) == _search_hash(b) == _search_hash(b / "train")
@@ -108,6 +109,7 @@ def _search_cfg(root, **kw):
                    subset=40, **kw)
 
 
+@pytest.mark.slow
 def test_missing_and_unreadable_listed_files_stop_the_search_before_compute(two_copies, tmp_path):
     _, b = two_copies
     gone = [sorted((b / "train" / w).iterdir())[3] for w in ("n01560419", "n02086646")]
@@ -142,6 +144,7 @@ def test_missing_and_unreadable_listed_files_stop_the_search_before_compute(two_
             os.rename(g.with_suffix(".gone"), g)
 
 
+@pytest.mark.slow
 def test_retraining_refuses_unreadable_images_and_sizes_the_head(two_copies, tmp_path):
     a, _ = two_copies
     cfg = replace(profiles.paper(), data_root=str(a), resolution=16, batch_size=8, eval_batch_size=100,
@@ -189,6 +192,7 @@ def test_loader_errors_name_the_file_even_from_a_worker(two_copies, tmp_path):
     assert nc == 2
 
 
+@pytest.mark.slow
 def test_resume_after_moving_imagenet(two_copies, tmp_path):
     from tfnas_core import search
 

@@ -57,6 +57,7 @@ def test_plan_lists_searches_then_retrainings(tmp_path):
     assert not any(tmp_path.iterdir()), "a planning pass wrote into the run store"
 
 
+@pytest.mark.slow
 def test_plan_of_a_notebook_then_done(tmp_path, inline):
     from tfnas_core import plans
 
@@ -72,6 +73,7 @@ def test_plan_of_a_notebook_then_done(tmp_path, inline):
         plans.resolve("table9")
 
 
+@pytest.mark.slow
 def test_local_pool_matches_inline(tmp_path, inline):
     root, table, prints = inline
     ctx = _ctx(tmp_path, "local", jobs=2)
@@ -84,6 +86,7 @@ def test_local_pool_matches_inline(tmp_path, inline):
     assert set(E.runs_table(again)["source"]) == {"run store"}
 
 
+@pytest.mark.slow
 def test_local_failed_run_reported_while_others_finish(tmp_path):
     bad = _bad_job(tmp_path)
     _, good, _ = X.planning_pass(_ctx(tmp_path), lambda c: E.searches(c, VARIANTS[:1], [2]))
@@ -203,6 +206,7 @@ def test_slurm_settings_that_are_plain_pass():
 # ----------------------------------------------------------------------------- SLURM
 
 
+@pytest.mark.slow
 def test_slurm_matches_inline(tmp_path, inline, slurm):
     root, table, prints = inline
     ctx = _ctx(tmp_path, "slurm", slurm={"timeout_min": 5, "poll_s": 0.5})
@@ -212,6 +216,7 @@ def test_slurm_matches_inline(tmp_path, inline, slurm):
     assert set(E.runs_table(ctx)["source"]) == {"computed now (slurm)"}
 
 
+@pytest.mark.slow
 def test_slurm_failed_and_cancelled_runs_reported(tmp_path, slurm):
     bad = _bad_job(tmp_path)
     ctx = _ctx(tmp_path)
@@ -235,6 +240,7 @@ def test_slurm_failed_and_cancelled_runs_reported(tmp_path, slurm):
     assert (tmp_path / good[0].key / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_slurm_time_limit_requeues_and_resumes(tmp_path, slurm):
     """The time-limit signal reaches the job at epoch 8 of 40: it is requeued, the search resumes
     from its last epoch checkpoint and ends with the records of an uninterrupted inline search.
@@ -272,6 +278,7 @@ def test_slurm_time_limit_requeues_and_resumes(tmp_path, slurm):
     assert X.fingerprint(tmp_path / "slurm" / jobs[0].key) == X.fingerprint(r.path)
 
 
+@pytest.mark.slow
 def test_slurm_retraining_as_one_ddp_job(tmp_path, inline, slurm):
     """A retraining as one SLURM job of 2 tasks (DDP over Gloo on this CPU node; at the paper profile
     ``gpus`` tasks over NCCL): both ranks train, rank 0 writes the run, the ranks' weights agree."""

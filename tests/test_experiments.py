@@ -71,6 +71,7 @@ def test_longer_context_multiplies_the_epochs_and_shares_the_ledger():
     assert E.longer(ctx, 1) is None and E.longer(E.Context("paper"), 3) is None
 
 
+@pytest.mark.slow
 def test_a_finished_only_context_computes_nothing_and_lists_what_is_missing(tmp_path):
     ctx = E.Context("smoke", runs_root=str(tmp_path / "runs"), progress=False, log=lambda m: None)
     lazy = E.longer(ctx, 2, compute=False)

@@ -82,6 +82,7 @@ FORMAT_PARAMS = [pytest.param(f, marks=pytest.mark.skipif(
            f"(pip install -e '.[export]')")) for f in export.FORMATS]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load in reload()
 @pytest.mark.parametrize("fmt", FORMAT_PARAMS)
 def test_each_format_gives_the_eager_logits(fmt, imported, tmp_path, capsys):

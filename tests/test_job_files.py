@@ -97,6 +97,7 @@ def test_worker_refuses_a_line_that_is_not_a_job_with_one_line():
     assert not Path("/nonexistent/_jobs").exists()
 
 
+@pytest.mark.slow
 def test_local_run_ignores_a_pickle_swapped_in_where_job_files_were(tmp_path, monkeypatch):
     """An attacker who can write ``_jobs/`` replaces the job's file just before the worker is told of it:
     nothing is read from there, and the run computes what the parent sent (end to end, real workers)."""

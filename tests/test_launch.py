@@ -100,6 +100,7 @@ def _cli(*args, cwd=ROOT):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_make_and_plan_stop_in_one_line_without_cuda(tmp_path):
     import torch
 
@@ -177,6 +178,7 @@ def clone(tmp_path_factory):
     return clone
 
 
+@pytest.mark.slow
 def test_plan_keys_are_the_notebooks_keys_with_overrides_at_smoke(clone, tmp_path):
     ran = _plan_then_run_then_plan(
         clone, tmp_path, tmp_path / "runs", ["--profile", "smoke", "--search-set", "epochs=1 warmup_epochs=0",
@@ -200,6 +202,7 @@ def rehearsal(clone, fake_imagenet_root, tmp_path_factory):
     return out, ran
 
 
+@pytest.mark.slow
 def test_table3_rehearses_the_paper_path(rehearsal):
     out, ran = rehearsal
     assert (ran["kind"] == "search").sum() == 5 and (ran["kind"] == "train").sum() >= 1  # equal derived specs share one
@@ -215,6 +218,7 @@ def test_table3_rehearses_the_paper_path(rehearsal):
     assert len(per_seed) == 5 and per_seed["top1"].notna().all() and per_seed["lut_ms"].gt(0).all()
 
 
+@pytest.mark.slow
 def test_table3_rehearsal_through_slurm_runs_the_same_keys(rehearsal, clone, fake_imagenet_root, slurm, tmp_path):
     out, inline = rehearsal
     args, params = _rehearsal_params(fake_imagenet_root)
@@ -232,6 +236,7 @@ def test_rehearsals_and_changed_settings_never_write_the_committed_results():
     assert launch.output_dirs("results/t3", train_set="epochs=1") == ("outputs/overridden/results/t3",)
 
 
+@pytest.mark.slow
 def test_make_checks_the_data_before_anything_runs(fake_imagenet_root, tmp_path):
     """``make reproduce-* PROFILE=paper``: a listed file missing from IMAGENET stops make in one line
     naming it, before papermill starts; ``SEARCH_SET='missing_ok=true'`` lets it through."""

@@ -87,6 +87,7 @@ def test_measure_cli_json_keys_and_lut(tmp_path):
     assert (r["device"], r["batch"], r["threads"]) == ("cpu", 1, 1)
 
 
+@pytest.mark.slow
 def test_measure_and_fidelity_cli_bad_input_exit_2(tmp_path):
     p = _cli("measure", str(tmp_path / "missing.json"), "--json")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stdout == ""

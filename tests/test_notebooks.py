@@ -106,6 +106,7 @@ def executed(clone, nb_out):
     return out
 
 
+@pytest.mark.slow
 def test_executed_notebooks_show_no_warnings(executed, nb_out):
     for nb in NOTEBOOKS:
         for c in json.loads((nb_out / nb.name).read_text())["cells"]:
@@ -203,6 +204,7 @@ def _outputs(nb_path) -> str:
     return "\n".join(out)
 
 
+@pytest.mark.slow
 def test_model_zoo_evaluates_given_weights_and_sets_the_released_cpu_table_beside(clone, tmp_path):
     """The zoo notebook with weights_dir and imagenet_root: random weights of two zoo nets (one in the
     original's layout, one in ours under its torch.hub name) on a 6-class val/ give a table of
@@ -265,7 +267,9 @@ def test_report_notebook_writes_the_report_and_its_figure(executed):
     assert md.startswith("# Evidence report (smoke profile)") and "| claim | where | paper |" in md
     assert "no results/fig2-operation-collapse" not in md  # fig2 ran before it (sorted order): judged
     assert "top-op share (%, mean over the counted layers) Gumbel − bi-sampling" in md
-    assert (figs / "report-smoke.png").stat().st_size > 0 and (figs / "report-smoke.pdf").is_file()
+    pages = sorted(p.name for p in figs.glob("report-smoke-*.png"))  # the forest plot in pages (report.figures)
+    assert pages and pages[0] == "report-smoke-1.png" and all((figs / p).stat().st_size > 0 for p in pages)
+    assert all((figs / p).with_suffix(".pdf").is_file() for p in pages)
     assert "## What the evidence cost" in md and "| all notebooks (distinct runs) |" in md
 
 
@@ -320,6 +324,7 @@ def test_plans_list_the_runs_the_notebooks_ran(executed, clone, name, monkeypatc
         assert set(df["key"]) == ran
 
 
+@pytest.mark.slow
 def test_notebook_on_an_executor_gives_the_inline_tables(executed, clone, tmp_path, monkeypatch):
     """Table 3 at smoke through papermill with its runs on SLURM (a local pool where no SLURM
     answers): every run is the one the inline notebook computed, and so is every number."""

@@ -99,6 +99,7 @@ def test_the_loop_reads_values_only_at_logging_points(tmp_path):
     assert reads == []
 
 
+@pytest.mark.slow
 def test_a_smoke_search_sends_structured_events_and_the_same_lines_to_its_log(tmp_path):
     cfg = search_config.check(replace(search_config.smoke(), split_dir=str(tmp_path / "splits"), log_every=2))
     evs, lines = [], []

@@ -223,6 +223,7 @@ def test_full_disk_during_checkpoint_write(tmp_path):
 # ----------------------------------------------------------------------------- the --out lock
 
 
+@pytest.mark.slow
 def test_two_searches_into_one_out_take_turns(tmp_path):
     out, ref = tmp_path / "run", tmp_path / "ref"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

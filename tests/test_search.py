@@ -251,6 +251,7 @@ def test_elasticity_permutes_momentum_with_the_channels():
 # ----------------------------------------------------------------------------- resume, NaN
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path):
     cfg = tiny(tmp_path, epochs=3, warmup_epochs=1)
     a, b = tmp_path / "a", tmp_path / "b"
@@ -274,6 +275,7 @@ def test_resume_equals_uninterrupted(tmp_path):
         search.run(replace(cfg, lam=0.2), b, log=QUIET)
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_the_same_result(tmp_path):
     sets = [f"split_dir={tmp_path / 'splits'}", "epochs=4", "steps_per_epoch=3", "val_batches=1"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"

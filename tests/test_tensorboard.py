@@ -151,6 +151,7 @@ def test_a_retraining_logs_steps_and_epochs_and_the_same_numbers(tmp_path):
 # ----------------------------------------------------------------------------- resume, keys, archive
 
 
+@pytest.mark.slow
 def test_a_resumed_search_logs_each_step_once(tmp_path, monkeypatch):
     """A search that dies in epoch 2 after logging two of its steps, then resumes from epoch 1: the
     steps after the checkpoint are logged again, and TensorBoard shows each once (purge_step)."""

@@ -89,6 +89,7 @@ def _configs(runs_root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(runs_root.glob("*/config.json"))]
 
 
+@pytest.mark.slow
 def test_smoke_tuning_end_to_end(tmp_path, monkeypatch):
     """Two probes per objective through the run store; CSVs written; a rerun reads them back."""
     ctx = E.Context("smoke", runs_root=str(tmp_path / "runs"), progress=False, log=lambda m: None)
@@ -141,6 +142,7 @@ def test_tuned_values_reach_every_runs_resolved_config():
     assert E.search_cfg(ctx, 2, **E.table5_variants()[0].overrides).lam == objectives.DEFAULTS["c1"]["lam"]
 
 
+@pytest.mark.slow
 def test_fig5_runs_use_the_tuned_values(tmp_path):
     ctx = E.Context("smoke", runs_root=str(tmp_path / "runs"), progress=False, log=lambda m: None)
     runs = E.fig5(ctx, [2], tuned={"c1": {"lam": 0.0123, "lam2": 0.6}, "c2": {"lam": 0.000456}})
@@ -150,6 +152,7 @@ def test_fig5_runs_use_the_tuned_values(tmp_path):
     assert on_disk == seen
 
 
+@pytest.mark.slow
 def test_a_longer_budget_is_tuned_apart_from_a_start_and_waits_for_missing_runs(tmp_path):
     """``suffix`` keeps another budget's tuning in its own CSV, ``start`` is where it brackets from, and a
     finished-only context leaves an objective whose probes are missing out (``incomplete``), writing nothing."""
