@@ -185,8 +185,6 @@ def label_points(ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[
     point (inside the axes), each starts just above its point and, from the lowest point up, is
     pushed up past every label already placed that it would cover; a label moved off its point
     gets a thin line to it.  Freezes the axes' limits (the labels are placed in display space)."""
-    import matplotlib.pyplot as plt
-
     ax.autoscale_view()
     ax.set_xlim(ax.get_xlim())
     ax.set_ylim(ax.get_ylim())
@@ -216,7 +214,6 @@ def label_points(ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[
         out.append(ax.annotate(labels[i], (xs[i], ys[i]), fontsize=fontsize, xytext=(dx, dy), textcoords="offset points",
                                ha="right" if right else "left", va="bottom",
                                arrowprops=dict(arrowstyle="-", color="0.5", linewidth=0.5) if far else None))
-    plt.draw_if_interactive()
     return out
 
 

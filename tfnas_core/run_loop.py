@@ -44,8 +44,6 @@ from .progress import Event, Events  # the structured progress events a run send
 Say = Callable[[str], None]
 
 
-
-
 def default_say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
@@ -62,7 +60,7 @@ def progress_bar(it: Iterable, enabled: bool, **kw):
     """A tqdm bar over ``it``, shown only where ``enabled`` and stderr is a terminal."""
     from tqdm import tqdm  # bars only on a TTY; tqdm.auto would warn in kernels without ipywidgets
 
-    return tqdm(it, disable=not (enabled and sys.stderr.isatty()), **kw)
+    return tqdm(it, disable=not bars_shown(enabled), **kw)
 
 
 def bars_shown(enabled: bool) -> bool:

@@ -116,10 +116,9 @@ def plot_search(run_dir: str | Path, png: str | Path, note: str = "") -> Path:
     depths, α entropy and top share per layer.  ``figures/tensorboard-scalars.png`` is this for a search
     of the smoke profile with ``--set epochs=8 warmup_epochs=2 steps_per_epoch=30 synthetic_n=1000
     log_every=2`` (``search --profile smoke --set ... --out R``, then ``plot_search(R, png, note)``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from .atomic import atomic_write
 
     sc = read_scalars(run_dir)
 
@@ -163,7 +162,7 @@ def plot_search(run_dir: str | Path, png: str | Path, note: str = "") -> Path:
     fig.tight_layout()
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return png
 
