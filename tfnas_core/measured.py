@@ -99,7 +99,7 @@ class MeasuredStore:
 
     def put(self, machine_desc: dict[str, Any], request: dict[str, Any], result: dict[str, Any]) -> None:
         """Keep ``result`` (JSON-able) for ``request`` on this machine, replacing an older one."""
-        data = self._read()
+        data = self._read()  # read again: a timing takes minutes, and another render may have kept one meanwhile
         entry = data["machines"].setdefault(machine_key(machine_desc), {"machine": machine_desc, "requests": {}})
         entry["machine"] = machine_desc
         entry["requests"][request_key(request)] = {
