@@ -3,7 +3,7 @@
 # No value a user gives make ever reaches a shell, nor make's own expansion (issue 29). Every variable set
 # on the command line, and those of USER_VARS set in the environment, first become simple variables holding
 # their raw text (`$(value VAR)`: `RUNS='$(shell ...)'` is a folder name, not a call), still exported as
-# before; the recipes read USER_VARS from the environment (TFNAS_MAKE_<VAR>: tfnas_core/make_entry.py, or
+# before; the recipes read USER_VARS from the environment (TFNAS_MAKE_<VAR>: tfnas_core/cli/make_entry.py, or
 # "$$TFNAS_MAKE_VAR" in double quotes, which a shell substitutes without parsing), and the preflight below
 # reads them from files make writes itself ($(file ...)). Only names make puts into rule lines and commands
 # (PROFILE, NB_OUT, the venv's paths) are checked here, for characters no shell or rule line can take.
@@ -40,7 +40,7 @@ LUT ?=
 SEEDS ?=
 ## 1: ignore run_archive/ and recompute every run
 FRESH ?=
-## 1: time the tables' nets again, replacing the latencies this machine kept (tfnas_core/measured.py)
+## 1: time the tables' nets again, replacing the latencies this machine kept (tfnas_core/latency/measured.py)
 REMEASURE ?=
 ## where executed notebooks go (NAME-PROFILE.ipynb; never over notebooks/)
 NB_OUT := outputs/notebooks
@@ -52,7 +52,7 @@ PAPERMILL := $(VENV)/bin/papermill
 LONG_FACTOR ?=
 ## 1: render only the longer searches already finished, list the rest
 LONG_FINISHED_ONLY ?=
-# Where missing runs are computed (tfnas_core/executors.py): EXECUTOR=inline (default: in the kernel,
+# Where missing runs are computed (tfnas_core/execution/executors.py): EXECUTOR=inline (default: in the kernel,
 # one after another) | local (JOBS=N worker processes) | slurm (submitit job arrays; SLURM='{partition:
 # gpu, gpus: 1, timeout_min: 900, array_parallelism: 16}', YAML).
 ## where missing runs are computed: inline (empty: in the kernel) | local | slurm
@@ -61,7 +61,7 @@ EXECUTOR ?=
 JOBS ?=
 ## EXECUTOR=slurm: submitit settings, YAML ('{partition: gpu, gpus: 1, timeout_min: 900}')
 SLURM ?=
-# Budgets (tfnas_core/launch.py): BUDGET=rehearsal (PROFILE=paper only) keeps every paper setting and
+# Budgets (tfnas_core/experiments/launch.py): BUDGET=rehearsal (PROFILE=paper only) keeps every paper setting and
 # runs a few steps per epoch; SEARCH_SET / TRAIN_SET ('key=value ...', the CLI's --set grammar) override
 # every search / retraining a notebook makes. plan-* takes the same variables, so it plans the same keys.
 ## full (empty) | rehearsal (PROFILE=paper only: every paper setting, a few steps per epoch)
@@ -91,7 +91,7 @@ $(foreach v,PY VENV PYTHON PIP PAPERMILL NB_OUT FMNIST_DIR PROFILE,$(if $(call u
   $(v)=$(call shown,$($(v))): make uses it in file names and commands, where it cannot hold $(call unsafe,$($(v))) \
   (no blanks, nor any of $(UNSAFE)))))
 
-# Bad values stop make here, while it reads this file: one line (tfnas_core/preflight.py), exit 2, before
+# Bad values stop make here, while it reads this file: one line (tfnas_core/experiments/preflight.py), exit 2, before
 # papermill starts or anything is written. The values go to the check as files make writes, one per variable.
 PREFLIGHT_GOALS := $(filter reproduce-% plan-% %.ipynb bench,$(MAKECMDGOALS))
 ifneq ($(filter-out bench,$(PREFLIGHT_GOALS)),)
@@ -106,7 +106,7 @@ $(error mktemp -d gave '$(PREFLIGHT_DIR)', a folder name make cannot pass on (TM
 endif
 $(foreach v,$(USER_VARS),$(file >$(PREFLIGHT_DIR)/$(v),$(value $(v)).))
 $(file >$(PREFLIGHT_DIR)/GOALS,$(MAKECMDGOALS).)
-PREFLIGHT := $(shell $(PYTHON) -m tfnas_core.preflight --values $(PREFLIGHT_DIR) 2>&1; rm -rf $(PREFLIGHT_DIR))
+PREFLIGHT := $(shell $(PYTHON) -m tfnas_core.experiments.preflight --values $(PREFLIGHT_DIR) 2>&1; rm -rf $(PREFLIGHT_DIR))
 ifneq ($(PREFLIGHT),)
 $(error $(PREFLIGHT))
 endif
@@ -180,11 +180,11 @@ bench-supernet: venv  ## how fast the mini supernet learns (lr, steps, width; ~1
 # --- notebooks: executed copies go to $(NB_OUT), never over the sources --------------------
 # One pattern rule runs any notebook: notebooks/NAME.ipynb -> $(NB_OUT)/NAME-$(PROFILE).ipynb,
 # every time it is asked for (FORCE: the run store decides what is reused, not file dates).
-# Progress: one line per epoch of every search/retraining, with its ETA (tfnas_core/progress.py).
-# The notebook's parameters are make's variables, read from the environment (tfnas_core/make_entry.py):
+# Progress: one line per epoch of every search/retraining, with its ETA (tfnas_core/utils/progress.py).
+# The notebook's parameters are make's variables, read from the environment (tfnas_core/cli/make_entry.py):
 # "== NAME (PROFILE=...) ==", papermill into $(NB_OUT) (FRESH=1: TFNAS_FRESH=1), "NAME: done in N s".
 $(NB_OUT)/%-$(PROFILE).ipynb: notebooks/%.ipynb FORCE | venv
-	@$(PYTHON) -m tfnas_core.make_entry notebook $*
+	@$(PYTHON) -m tfnas_core.cli.make_entry notebook $*
 
 FORCE:
 
@@ -197,14 +197,14 @@ verify-archive: venv  ## verify every run of run_archive/: the file hashes its s
 	$(PYTHON) -m tfnas_core verify-archive --archive run_archive
 
 tensorboard: venv  ## TensorBoard over the event files of the runs in $(RUNS) (every search and retraining writes them), http://localhost:6006
-	@$(PYTHON) -m tfnas_core.make_entry tensorboard
+	@$(PYTHON) -m tfnas_core.cli.make_entry tensorboard
 
 # make plan-table3 (plan-table5, plan-fig4, ...): the runs a notebook needs, their status and the
 # estimated minutes of those still to run; RUN=1 computes them with EXECUTOR= first (renders nothing).
 # (python -m tfnas_core plan NAME with PROFILE, RUNS, SEEDS, IMAGENET, LUT, BUDGET, SEARCH_SET, TRAIN_SET,
-# LONG_FACTOR, RUN, EXECUTOR, JOBS, SLURM as its flags: tfnas_core/make_entry.py)
+# LONG_FACTOR, RUN, EXECUTOR, JOBS, SLURM as its flags: tfnas_core/cli/make_entry.py)
 plan-%: venv  ## the runs of a notebook: key, status (done/archived/partial/missing), estimated cost
-	@$(PYTHON) -m tfnas_core.make_entry plan $*
+	@$(PYTHON) -m tfnas_core.cli.make_entry plan $*
 
 reproduce-zoo: $(NB_OUT)/model-zoo-$(PROFILE).ipynb                     ## Tables 2/6/8/9/11: the published architectures
 reproduce-table3: $(NB_OUT)/table3-sampling-$(PROFILE).ipynb            ## Table 3: second-path sampling
@@ -215,7 +215,7 @@ reproduce-fig2: $(NB_OUT)/fig2-operation-collapse-$(PROFILE).ipynb      ## Fig. 
 reproduce-fig4: $(NB_OUT)/fig4-depth-and-latency-$(PROFILE).ipynb       ## Fig. 4: searched depth and latency
 reproduce-fig5: $(NB_OUT)/fig5-latency-objectives-$(PROFILE).ipynb      ## Fig. 5: C1/C2 latency w/wo elasticity scaling
 reproduce-report: venv  ## the evidence report: a verdict per claim from the tables above (runs nothing)
-	@$(PYTHON) -m tfnas_core.make_entry report
+	@$(PYTHON) -m tfnas_core.cli.make_entry report
 reproduce-all: reproduce-zoo reproduce-table3 reproduce-table4 reproduce-table5 reproduce-table13 \
                reproduce-fig2 reproduce-fig4 reproduce-fig5  ## every table and figure above, then the report
 	$(MAKE) reproduce-report "PROFILE=$$TFNAS_MAKE_PROFILE"

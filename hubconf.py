@@ -1,4 +1,4 @@
-"""torch.hub entry points: one per published TF-NAS network of ``tfnas_core.zoo``.
+"""torch.hub entry points: one per published TF-NAS network of ``tfnas_core.arch.zoo``.
 
     net = torch.hub.load(REPO_DIR, "tfnas_a", source="local", weights="TF-NAS-A.pth.tar").eval()
 
@@ -8,15 +8,16 @@ download: our layout (``weights.pt`` written by ``python -m tfnas_core import-of
 the original code's released ``.pth.tar``.  Without ``weights`` the network is randomly
 initialised.  The network is returned in training mode, as any ``nn.Module``: call ``.eval()``.
 """
-from tfnas_core import zoo as _zoo
-from tfnas_core.official import hub_name as _hub_name
+from tfnas_core.arch import zoo as _zoo
+from tfnas_core.released.official import hub_name as _hub_name
 
 dependencies = ["torch"]
 
 
 def _build(name: str, weights=None, num_classes: int = 1000, dropout: float = 0.0, drop_connect: float = 0.0):
-    from tfnas_core import model, official
-    from tfnas_core.space import PAPER_SCALE
+    from tfnas_core.nn import model
+    from tfnas_core.released import official
+    from tfnas_core.arch.space import PAPER_SCALE
 
     spec = _zoo.load(name)
     net = model.build(spec, PAPER_SCALE.with_(num_classes=num_classes), dropout=dropout, drop_connect=drop_connect)

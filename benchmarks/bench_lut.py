@@ -28,10 +28,15 @@ from pathlib import Path
 
 import torch
 
-from tfnas_core import fingerprint, latency, lut_build, lut_fit, lut_keys, measure
-from tfnas_core.atomic import atomic_write_text
-from tfnas_core.space import get_space
-from tfnas_core.timing import cpu_threads, time_interleaved
+from tfnas_core.latency import drift as fingerprint
+from tfnas_core.latency import lut as latency
+from tfnas_core.latency import build as lut_build
+from tfnas_core.latency import fit as lut_fit
+from tfnas_core.latency import keys as lut_keys
+from tfnas_core.latency import measure
+from tfnas_core.utils.atomic import atomic_write_text
+from tfnas_core.arch.space import get_space
+from tfnas_core.latency.timing import cpu_threads, time_interleaved
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Benchmark: throughput of the search steps (paper Sec. 3.3 / Eq. 8 weight step, Eq. 3-7 arch step).
 
 For each case (proxy x batch x threads) one fresh subprocess builds the supernet twice - the plain
-path (``--set fast=false``) and the fast path (``tfnas_core.fast_ops``, the default) - and, with
+path (``--set fast=false``) and the fast path (``tfnas_core.nn.fast_ops``, the default) - and, with
 ``--original DIR`` (a checkout of github.com/AberHu/TF-NAS), the released TF-NAS supernet, and times
 them interleaved (plain, fast, original, plain, ...) after one warm-up step each, so that the drift of
 a shared machine hits every implementation alike.  Steps: ``weight_bi`` (bi-sampled weight step:
@@ -64,7 +64,7 @@ CASES = {
 
 
 def _case_config(case: str, batch: int, device: str):
-    from tfnas_core import search_config
+    from tfnas_core.search import config as search_config
 
     profile, res, width, stride, classes, chans = CASES[case]
     cfg = replace(search_config.get_profile(profile), resolution=res, width_mult=width, stem_stride=stride,
@@ -80,7 +80,7 @@ def _original_steps(original: str, cfg, classes: int, chans: int, x, y, dev):
     sys.path.insert(0, str(Path(original).resolve()))
     from models.model_search import Network  # noqa: E402  (the original's module layout)
 
-    from tfnas_core.space import all_layer_geometries, get_space
+    from tfnas_core.arch.space import all_layer_geometries, get_space
 
     if chans != 3 or cfg.stem_stride != 2 or cfg.width_mult != 1.0:
         raise ValueError("the original supernet is fixed at 3 input channels, stem stride 2, width 1.0")
@@ -134,7 +134,10 @@ def run_case(case: str, batch: int, threads: int, device: str, steps: int, origi
     steps timed interleaved (plain, fast[, original], plain, fast, ...), so drift hits them alike."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from tfnas_core import latency, samplers, search, search_config
+    from tfnas_core.latency import lut as latency
+    from tfnas_core.search import samplers
+    from tfnas_core.search import loop as search
+    from tfnas_core.search import config as search_config
 
     torch.set_num_threads(threads)
     cfg, classes, chans = _case_config(case, batch, device)

@@ -44,7 +44,10 @@ def run_case(name: str) -> dict:
     """One case in this process: the accuracy curve and the wall time."""
     import torch
 
-    from tfnas_core import search, search_config, search_data, samplers
+    from tfnas_core.search import loop as search
+    from tfnas_core.search import config as search_config
+    from tfnas_core.search import data as search_data
+    from tfnas_core.search import samplers
 
     torch.set_num_threads(1)
     overrides, steps = CASES[name]

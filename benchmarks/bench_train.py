@@ -13,8 +13,10 @@ import argparse
 import json
 from pathlib import Path
 
-from tfnas_core import profiles, train, zoo
-from tfnas_core.atomic import atomic_write_text
+from tfnas_core.train import config as profiles
+from tfnas_core.train import retrain as train
+from tfnas_core.arch import zoo
+from tfnas_core.utils.atomic import atomic_write_text
 
 
 def main(argv: list[str] | None = None) -> int:

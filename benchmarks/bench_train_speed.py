@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks import provenance
-from tfnas_core import model, zoo
-from tfnas_core.atomic import atomic_write_text
-from tfnas_core.space import Proxy
+from tfnas_core.nn import model
+from tfnas_core.arch import zoo
+from tfnas_core.utils.atomic import atomic_write_text
+from tfnas_core.arch.space import Proxy
 
 CASES = {"mini": Proxy(28, 0.25, 1, 10, 1), "paper": Proxy(224, 1.0, 2, 1000, 3)}
 

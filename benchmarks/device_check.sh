@@ -9,7 +9,7 @@
 #    arch step, AMP retraining, and the derived nets measured on CUDA at the LUT's batch;
 #    rehearsal-{table3,fig5}.ipynb and their tables (per_seed-paper.csv, ...), each step's wall time;
 #  - search_bench_cuda.{md,json}: 20 paper-scale search steps (224 px, batch 32) per step kind and
-#    implementation; `plan` estimates paper searches from it (tfnas_core/plans.py, DEVICE_BENCH);
+#    implementation; `plan` estimates paper searches from it (tfnas_core/experiments/plans.py, DEVICE_BENCH);
 #  - the CUDA tests' log (CUDA graph replay vs eager, CUDA timing).
 set -o pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1

@@ -38,13 +38,13 @@ GPU_ONLY = ROOT / "benchmarks" / "mutation_gpu_only.tsv"
 SEARCH_FUNCS = ("temperature", "_finite", "weight_step", "_weighted_outputs", "arch_step", "relaxed_body", "_arch_result",
                 "arch_loss", "relaxed_loss", "arch_update", "elasticity", "search_epoch", "defer_host_reads")
 MODULES: dict[str, list[str]] = {
-    "scaling": ["tfnas_core.scaling.*"],
-    "objectives": ["tfnas_core.objectives.*"],
-    "samplers": ["tfnas_core.samplers.*"],
-    "latency": ["tfnas_core.latency.*"],
+    "scaling": ["tfnas_core.search.scaling.*"],
+    "objectives": ["tfnas_core.search.objectives.*"],
+    "samplers": ["tfnas_core.search.samplers.*"],
+    "latency": ["tfnas_core.latency.lut.*"],
     "stats": ["tfnas_core.stats.*"],
-    "report": ["tfnas_core.report.*"],
-    "search": [f"tfnas_core.search.x_{f}__mutmut_*" for f in SEARCH_FUNCS] + ["tfnas_core.search.xǁEpochSumsǁ*"],
+    "report": ["tfnas_core.report.claims.*"],
+    "search": [f"tfnas_core.search.loop.x_{f}__mutmut_*" for f in SEARCH_FUNCS] + ["tfnas_core.search.loop.xǁEpochSumsǁ*"],
 }
 DETECTED = ("killed", "timeout")
 

@@ -37,7 +37,7 @@ def write(out: str | Path, stem: str, res: dict, markdown: str) -> None:
     """``OUT/STEM.json`` and ``OUT/STEM.md``, atomically, and the table on stdout."""
     import json
 
-    from tfnas_core.atomic import atomic_write_text
+    from tfnas_core.utils.atomic import atomic_write_text
 
     atomic_write_text(Path(out) / f"{stem}.json", json.dumps(res, indent=1) + "\n")
     atomic_write_text(Path(out) / f"{stem}.md", markdown)

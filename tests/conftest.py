@@ -16,14 +16,14 @@ OFFICIAL_LISTS = tuple(SHARED / "reference" / "official" / f"ImageNet-100-effb0_
 def official_lut():
     if not OFFICIAL_LUT.is_file():
         pytest.skip(f"official GPU LUT not found at {OFFICIAL_LUT} (../shared/reference is absent on this machine)")
-    from tfnas_core import latency
+    from tfnas_core.latency import lut as latency
 
     return latency.load(OFFICIAL_LUT)
 
 
 @pytest.fixture(scope="session")
 def fake_imagenet_root(tmp_path_factory):
-    """A fake ImageNet root (``tfnas_core.fake_imagenet.make``, about 3 s): train/<wnid>/<file> for
+    """A fake ImageNet root (``tfnas_core.experiments.fake_imagenet.make``, about 3 s): train/<wnid>/<file> for
     all 127,720 files of the official ImageNet-100 lists, val/<wnid>/ with 10 images per class,
     grayscale / CMYK / PNG-named-JPEG files among them (``root/fake_imagenet.json`` names them).
     Shared by the session: read only (copy it, e.g. ``shutil.copytree(root, dst,
@@ -31,7 +31,7 @@ def fake_imagenet_root(tmp_path_factory):
     absent = [p for p in OFFICIAL_LISTS if not p.is_file()]
     if absent:
         pytest.skip(f"official ImageNet-100 list {absent[0]} not found (../shared/reference is absent on this machine)")
-    from tfnas_core import fake_imagenet
+    from tfnas_core.experiments import fake_imagenet
 
     root = tmp_path_factory.mktemp("fake-imagenet") / "imagenet"
     fake_imagenet.make(root, *OFFICIAL_LISTS)
@@ -40,7 +40,7 @@ def fake_imagenet_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def zoo_specs():
-    from tfnas_core import zoo
+    from tfnas_core.arch import zoo
 
     return zoo.load_all()
 
@@ -97,7 +97,7 @@ def slurm():
 
 def run_cli(argv, capsys) -> tuple[int, str, str]:
     """``python -m tfnas_core ARGV`` in process: (exit code, stdout, stderr)."""
-    from tfnas_core.cli import main
+    from tfnas_core.cli.main import main
 
     try:
         code = main([str(a) for a in argv])

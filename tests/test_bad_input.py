@@ -20,11 +20,17 @@ import numpy as np
 import pytest
 import torch
 
-from tfnas_core import checks, data, latency, profiles, search_config, search_data, zoo
+from tfnas_core.utils import checks
+from tfnas_core.data import datasets as data
+from tfnas_core.latency import lut as latency
+from tfnas_core.train import config as profiles
+from tfnas_core.search import config as search_config
+from tfnas_core.search import data as search_data
+from tfnas_core.arch import zoo
 from conftest import refused
 from conftest import run_cli as cli
-from tfnas_core.profiles import TrainConfig
-from tfnas_core.search_config import SearchConfig
+from tfnas_core.train.config import TrainConfig
+from tfnas_core.search.config import SearchConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_LUT = ROOT / "tfnas_core" / "luts" / "cpu_local.json"

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from tfnas_core import zoo
-from tfnas_core.cli import main
+from tfnas_core.arch import zoo
+from tfnas_core.cli.main import main
 
 
 def run(*args):

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tfnas_core import profiles, run_archive, search_config
-from tfnas_core.cli import main
-from tfnas_core.run_keys import config_hash
+from tfnas_core.train import config as profiles
+from tfnas_core.runs import archive as run_archive
+from tfnas_core.search import config as search_config
+from tfnas_core.cli.main import main
+from tfnas_core.runs.keys import config_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"search": (search_config.SearchConfig, search_config.PROFILES),

@@ -18,9 +18,14 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tfnas_core import cuda_graph, latency, relaxed_latency, samplers, search, search_config
-from tfnas_core.search_config import smoke
-from tfnas_core.supernet import DEPTH_SPACES
+from tfnas_core.search import cuda_graph
+from tfnas_core.latency import lut as latency
+from tfnas_core.latency import relaxed as relaxed_latency
+from tfnas_core.search import samplers
+from tfnas_core.search import loop as search
+from tfnas_core.search import config as search_config
+from tfnas_core.search.config import smoke
+from tfnas_core.nn.supernet import DEPTH_SPACES
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_LUT = ROOT / "tfnas_core" / "luts" / "cpu_local.json"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tfnas_core import data, profiles
+from tfnas_core.data import datasets as data
+from tfnas_core.train import config as profiles
 
 FMNIST = data.FMNIST_SYSTEM_DIR
 

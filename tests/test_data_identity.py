@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import data, experiments as E, profiles, run_archive, runs, search_config, search_data, zoo
-from tfnas_core.data import DataError, ImageReadError
+from tfnas_core.data import datasets as data
+from tfnas_core.experiments import core as E
+from tfnas_core.train import config as profiles
+from tfnas_core.runs import archive as run_archive
+from tfnas_core.runs import store as runs
+from tfnas_core.search import config as search_config
+from tfnas_core.search import data as search_data
+from tfnas_core.arch import zoo
+from tfnas_core.data.datasets import DataError, ImageReadError
 
 from conftest import OFFICIAL_LISTS
 
@@ -194,7 +201,7 @@ def test_loader_errors_name_the_file_even_from_a_worker(two_copies, tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_moving_imagenet(two_copies, tmp_path):
-    from tfnas_core import search
+    from tfnas_core.search import loop as search
 
     a, b = two_copies
     cfg = replace(_search_cfg(a), width_mult=0.25, stem_stride=1, epochs=2, warmup_epochs=1, steps_per_epoch=1,

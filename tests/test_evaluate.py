@@ -6,9 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import data, evaluate, model, official, zoo
-from tfnas_core.cli import main
-from tfnas_core.space import PAPER_SCALE
+from tfnas_core.data import datasets as data
+from tfnas_core.released import evaluate
+from tfnas_core.nn import model
+from tfnas_core.released import official
+from tfnas_core.arch import zoo
+from tfnas_core.cli.main import main
+from tfnas_core.arch.space import PAPER_SCALE
 
 
 @pytest.fixture(scope="module")

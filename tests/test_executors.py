@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tfnas_core import executors as X
-from tfnas_core import experiments as E
+from tfnas_core.execution import executors as X
+from tfnas_core.experiments import core as E
 
 VARIANTS = E.table3_variants()[:1]  # Gumbel only: 2 seeds -> 2 searches, then 2 retrainings
 SEEDS = [2, 3]
@@ -59,7 +59,7 @@ def test_plan_lists_searches_then_retrainings(tmp_path):
 
 @pytest.mark.slow
 def test_plan_of_a_notebook_then_done(tmp_path, inline):
-    from tfnas_core import plans
+    from tfnas_core.experiments import plans
 
     root, _, _ = inline
     ctx = _ctx(tmp_path)
@@ -119,7 +119,7 @@ def _echo_pool(monkeypatch, cuda: bool, count: int, visible: str | None):
     envs, real = [], subprocess.Popen
 
     def popen(cmd, env=None, **kw):
-        assert cmd[1:] == ["-m", "tfnas_core.executors", "--serve"]
+        assert cmd[1:] == ["-m", "tfnas_core.execution.executors", "--serve"]
         envs.append(env)
         return real([sys.executable, "-c", _ECHO], env=env, **kw)
 
@@ -310,7 +310,7 @@ def _one_search_job(root: Path) -> list:
 
 def test_slurm_without_sbatch_is_one_line(tmp_path, monkeypatch):
     """No SLURM client on the PATH: one line saying so, before submitit's folder is made. No cluster needed."""
-    from tfnas_core import experiments
+    from tfnas_core.experiments import core as experiments
 
     empty = tmp_path / "bin"
     empty.mkdir()
@@ -324,7 +324,7 @@ def test_slurm_without_sbatch_is_one_line(tmp_path, monkeypatch):
 def test_slurm_with_no_controller_is_one_line(tmp_path, monkeypatch):
     """sbatch present, no controller answering (an sbatch that fails as SLURM's does): sbatch's own
     reason in one line, not submitit's traceback. No cluster needed."""
-    from tfnas_core import experiments
+    from tfnas_core.experiments import core as experiments
 
     fake = tmp_path / "bin" / "sbatch"
     fake.parent.mkdir()

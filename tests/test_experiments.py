@@ -5,9 +5,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from tfnas_core import experiments as E
-from tfnas_core.runs import config_hash
-from tfnas_core.search_config import RESUME_FREE_KEYS
+from tfnas_core.experiments import core as E
+from tfnas_core.runs.store import config_hash
+from tfnas_core.search.config import RESUME_FREE_KEYS
 
 
 def test_search_key_follows_the_lut_content(tmp_path):

@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import arch_spec, export, model, official, zoo
-from tfnas_core.cli import main
-from tfnas_core.random_arch import sample_spec
-from tfnas_core.space import PAPER_SCALE
+from tfnas_core.arch import spec as arch_spec
+from tfnas_core.released import export
+from tfnas_core.nn import model
+from tfnas_core.released import official
+from tfnas_core.arch import zoo
+from tfnas_core.cli.main import main
+from tfnas_core.arch.random_arch import sample_spec
+from tfnas_core.arch.space import PAPER_SCALE
 
 ONNX_ABSENT = [m for m in ("onnx", "onnxscript", "onnxruntime") if not export._importable(m)]
 

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from tfnas_core import data, fake_imagenet, search_data
-from tfnas_core.cli import main
-from tfnas_core.data import DataError
+from tfnas_core.data import datasets as data
+from tfnas_core.experiments import fake_imagenet
+from tfnas_core.search import data as search_data
+from tfnas_core.cli.main import main
+from tfnas_core.data.datasets import DataError
 
 from conftest import OFFICIAL_LISTS
 

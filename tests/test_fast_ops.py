@@ -16,9 +16,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfnas_core import fast_ops, latency, samplers, search, search_config
-from tfnas_core.search_config import smoke
-from tfnas_core.supernet import DEPTH_SPACES
+from tfnas_core.nn import fast_ops
+from tfnas_core.latency import lut as latency
+from tfnas_core.search import samplers
+from tfnas_core.search import loop as search
+from tfnas_core.search import config as search_config
+from tfnas_core.search.config import smoke
+from tfnas_core.nn.supernet import DEPTH_SPACES
 
 CPU_LUT = Path(__file__).resolve().parents[1] / "tfnas_core" / "luts" / "cpu_local.json"
 

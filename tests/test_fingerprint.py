@@ -5,8 +5,13 @@ import json
 
 import pytest
 
-from tfnas_core import calibration, fingerprint, latency, lut_fit, random_arch, zoo
-from tfnas_core.space import SEARCHABLE_STAGES, get_space
+from tfnas_core.latency import calibration
+from tfnas_core.latency import drift as fingerprint
+from tfnas_core.latency import lut as latency
+from tfnas_core.latency import fit as lut_fit
+from tfnas_core.arch import random_arch
+from tfnas_core.arch import zoo
+from tfnas_core.arch.space import SEARCHABLE_STAGES, get_space
 
 
 def _lut(space="tfnas", base=2.0, per_width=0.001):

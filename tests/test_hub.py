@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import model, official, zoo
-from tfnas_core.model import EvalNet
+from tfnas_core.nn import model
+from tfnas_core.released import official
+from tfnas_core.arch import zoo
+from tfnas_core.nn.model import EvalNet
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_NAMES = {official.hub_name(n): n for n in zoo.names()}
@@ -43,7 +45,7 @@ def test_entry_points_are_the_zoo_names():
     assert {"tfnas_a", "tfnas_b", "tfnas_c", "tfnas_d", "tfnas_cpu_a", "tfnas_cpu_b"} <= set(public)
     assert hub.dependencies == ["torch"]
     # the names are the zoo's file names (one spelling of each net's key)
-    assert sorted(HUB_NAMES) == sorted(p.stem for p in (ROOT / "tfnas_core" / "zoo").glob("*.json"))
+    assert sorted(HUB_NAMES) == sorted(p.stem for p in (ROOT / "tfnas_core" / "arch" / "published").glob("*.json"))
     for entry, name in HUB_NAMES.items():
         doc = getattr(hub, entry).__doc__
         assert doc.startswith(name + " ") and "randomly initialised" in doc and "no download" in doc

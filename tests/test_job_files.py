@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tfnas_core import executors as X
-from tfnas_core import experiments as E
-from tfnas_core import runs, zoo
+from tfnas_core.execution import executors as X
+from tfnas_core.experiments import core as E
+from tfnas_core.runs import store as runs
+from tfnas_core.arch import zoo
 
 
 class _Plant:
@@ -50,9 +51,9 @@ def _search_jobs(root: Path, seeds, **kw) -> list[X.Job]:
 
 
 def _serve(lines: list[str]) -> subprocess.CompletedProcess:
-    """A real worker (``python -m tfnas_core.executors --serve``) sent ``lines``, then end of input."""
+    """A real worker (``python -m tfnas_core.execution.executors --serve``) sent ``lines``, then end of input."""
     env = {k: v for k, v in os.environ.items() if k != "TFNAS_THREADS"}  # no torch needed to refuse
-    return subprocess.run([sys.executable, "-m", "tfnas_core.executors", "--serve"], input="".join(l + "\n" for l in lines),
+    return subprocess.run([sys.executable, "-m", "tfnas_core.execution.executors", "--serve"], input="".join(l + "\n" for l in lines),
                           capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -66,18 +67,18 @@ def test_worker_never_unpickles_a_job_file_it_is_pointed_at(tmp_path):
     assert p.stdout.startswith(f"failed error: job line {str(planted)[:40]!r}"[:-1]) and "expected one JSON object" in p.stdout
 
 
-_LINE = ('{"runner":"tfnas_core.experiments:run_job","job":{"kind":"search","key":"0123456789ab","what":"w",'
+_LINE = ('{"runner":"tfnas_core.experiments.core:run_job","job":{"kind":"search","key":"0123456789ab","what":"w",'
          '"seed":2,"ctx":{"runs_root":"/nonexistent"},"variant":{},"spec":null,"label":null,"epochs":null}}')
 _REFUSED = [  # (line, what its answer names)
     ("not json", "expected one JSON object"),
     ("", "expected one JSON object"),
     ("[1, 2]", "expected one JSON object"),
-    ('{"runner": "tfnas_core.experiments:run_job"}', "expected one JSON object"),
-    (_LINE.replace("tfnas_core.experiments:run_job", "os:system"), "runner 'os:system'"),
-    (_LINE.replace("tfnas_core.experiments:run_job", "builtins:eval"), "runner 'builtins:eval'"),
-    (_LINE.replace("tfnas_core.experiments:run_job", "tfnas_core.experiments:_missing"), "only a public function"),
-    (_LINE.replace("tfnas_core.experiments:run_job", "tfnas_core.experiments:json"), "only a public function"),
-    (_LINE.replace("tfnas_core.experiments:run_job", "tfnas_core.nothing:run"), "only a public function"),
+    ('{"runner": "tfnas_core.experiments.core:run_job"}', "expected one JSON object"),
+    (_LINE.replace("tfnas_core.experiments.core:run_job", "os:system"), "runner 'os:system'"),
+    (_LINE.replace("tfnas_core.experiments.core:run_job", "builtins:eval"), "runner 'builtins:eval'"),
+    (_LINE.replace("tfnas_core.experiments.core:run_job", "tfnas_core.experiments.core:_missing"), "only a public function"),
+    (_LINE.replace("tfnas_core.experiments.core:run_job", "tfnas_core.experiments.core:json"), "only a public function"),
+    (_LINE.replace("tfnas_core.experiments.core:run_job", "tfnas_core.nothing:run"), "only a public function"),
     (_LINE.replace('"0123456789ab"', '"../../etc/x"'), "key='../../etc/x'"),
     (_LINE.replace('"seed":2', '"seed":"2"'), "seed='2': expected int"),
     (_LINE.replace('"seed":2', '"seed":2,"extra":1'), "unknown field(s) extra"),
@@ -86,7 +87,7 @@ _REFUSED = [  # (line, what its answer names)
 
 
 def test_worker_refuses_a_line_that_is_not_a_job_with_one_line():
-    assert X.job_line("tfnas_core.experiments:run_job", X.Job("search", "0123456789ab", "w", 2,
+    assert X.job_line("tfnas_core.experiments.core:run_job", X.Job("search", "0123456789ab", "w", 2,
                                                               {"runs_root": "/nonexistent"})) == _LINE  # a real job line
     p = _serve([line for line, _ in _REFUSED])  # each refused, unrun, and the worker goes on to the next line
     answers = p.stdout.splitlines()
@@ -128,7 +129,7 @@ def _echo_workers(monkeypatch) -> list:
     started, real = [], subprocess.Popen
 
     def popen(cmd, env=None, **kw):
-        assert cmd[1:] == ["-m", "tfnas_core.executors", "--serve"]
+        assert cmd[1:] == ["-m", "tfnas_core.execution.executors", "--serve"]
         started.append(cmd)
         return real([sys.executable, "-c", _ECHO], env=env, **kw)
 
@@ -175,7 +176,7 @@ def test_job_line_round_trips_the_jobs_of_a_plan(tmp_path):
                   epochs=2)
     for job in (search, train):
         line = X.job_line(X.runner_name(E.run_job), job)
-        assert "\n" not in line and json.loads(line)["runner"] == "tfnas_core.experiments:run_job"
+        assert "\n" not in line and json.loads(line)["runner"] == "tfnas_core.experiments.core:run_job"
         runner, back = X.read_job_line(line + "\n")
         assert runner is E.run_job and back == job and back.log == job.log
 
@@ -247,7 +248,7 @@ def test_slurm_folder_of_submitit_pickles_is_private(tmp_path, monkeypatch):
 
 def test_plan_reports_what_a_crash_left(tmp_path, capsys):
     """``plan`` lists a run folder holding only store.json (a run that started and wrote nothing else)."""
-    from tfnas_core import cli
+    from tfnas_core.cli import main as cli
 
     d = tmp_path / "runs" / "abc123def456"
     d.mkdir(parents=True)

@@ -7,9 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import latency, lut_build, lut_fit, relaxed_latency, zoo
-from tfnas_core.latency import LUT, LUTError
-from tfnas_core.space import get_space, layer_geometry
+from tfnas_core.latency import lut as latency
+from tfnas_core.latency import build as lut_build
+from tfnas_core.latency import fit as lut_fit
+from tfnas_core.latency import relaxed as relaxed_latency
+from tfnas_core.arch import zoo
+from tfnas_core.latency.lut import LUT, LUTError
+from tfnas_core.arch.space import get_space, layer_geometry
 
 
 class _Evil:
@@ -169,7 +173,7 @@ def test_check_covers_wants_every_width_of_a_key(official_lut, drop):
     key, its range and the first width it lacks (elasticity scaling visits every width of the range)."""
     import copy
 
-    from tfnas_core.lut_keys import space_keys
+    from tfnas_core.latency.keys import space_keys
 
     space = get_space("tfnas")
     key, info = next(iter(space_keys(space).items()))
@@ -192,7 +196,8 @@ def test_the_original_cpu_table_is_a_first_class_lut(capsys):
     import json
 
     from conftest import SHARED
-    from tfnas_core import cli, zoo
+    from tfnas_core.cli import main as cli
+    from tfnas_core.arch import zoo
 
     pkl = SHARED / "reference" / "official" / "latency_cpu.pkl"
     if not pkl.is_file():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED
-from tfnas_core import latency
-from tfnas_core.latency import LUT, LUTError
+from tfnas_core.latency import lut as latency
+from tfnas_core.latency.lut import LUT, LUTError
 
 WIDTHS = "widths must be integers in 1..100000"
 FINITE = "latencies must be finite milliseconds"

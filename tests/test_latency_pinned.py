@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tfnas_core import latency, zoo
-from tfnas_core.latency import LUT, LUTError
-from tfnas_core.lut_keys import space_keys
-from tfnas_core.space import get_space
+from tfnas_core.latency import lut as latency
+from tfnas_core.arch import zoo
+from tfnas_core.latency.lut import LUT, LUTError
+from tfnas_core.latency.keys import space_keys
+from tfnas_core.arch.space import get_space
 
 # TF-NAS-B (tfnas space): every layer's LUT key and mid, in layer order (stage 3 layer 0 first);
 # three keys are used twice, at different mids

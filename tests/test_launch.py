@@ -1,4 +1,4 @@
-"""A notebook's launch inputs (tfnas_core/launch.py): budgets, SEARCH_SET / TRAIN_SET, no silent
+"""A notebook's launch inputs (tfnas_core/experiments/launch.py): budgets, SEARCH_SET / TRAIN_SET, no silent
 CPU, and plans that list exactly the keys the notebook then runs, at smoke and on the paper path at
 the rehearsal budget (a synthetic ImageNet in the official layout, through papermill, inline and
 through a real SLURM)."""
@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tfnas_core import experiments as E
-from tfnas_core import launch
+from tfnas_core.experiments import core as E
+from tfnas_core.experiments import launch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,8 @@ def test_later_inputs_win_and_land_in_the_run_config():
 
 
 def test_rehearsal_keeps_every_paper_setting_but_the_budgets():
-    from tfnas_core import profiles, search_config
+    from tfnas_core.train import config as profiles
+    from tfnas_core.search import config as search_config
 
     search, train = launch.budget_overrides("paper", "rehearsal")
     budget_keys = {"profile", "epochs", "warmup_epochs", "steps_per_epoch", "val_batches", "num_workers"}
@@ -88,7 +89,7 @@ def test_no_silent_cpu_at_the_paper_profile():
 def test_the_paper_search_itself_refuses_a_silent_cpu():
     from dataclasses import replace
 
-    from tfnas_core import search_config
+    from tfnas_core.search import config as search_config
 
     with pytest.raises(search_config.SearchConfigError, match="no CUDA device"):
         search_config.resolve(search_config.paper(), cuda_available=False)
@@ -242,7 +243,7 @@ def test_make_checks_the_data_before_anything_runs(fake_imagenet_root, tmp_path)
     naming it, before papermill starts; ``SEARCH_SET='missing_ok=true'`` lets it through."""
     import os
 
-    from tfnas_core import preflight
+    from tfnas_core.experiments import preflight
 
     preflight.check_data(str(fake_imagenet_root), "paper")
     broken = tmp_path / "imagenet"

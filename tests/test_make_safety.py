@@ -175,7 +175,7 @@ def test_reproduce_hands_the_values_to_the_notebook_as_typed(tmp_path):
 
 
 def test_each_notebook_gets_the_parameters_it_declares(monkeypatch):
-    from tfnas_core import make_entry
+    from tfnas_core.cli import make_entry
 
     monkeypatch.chdir(ROOT)
     zoo, t3, fig2 = (make_entry.declared(ROOT / "notebooks" / f"{n}.ipynb")
@@ -186,7 +186,8 @@ def test_each_notebook_gets_the_parameters_it_declares(monkeypatch):
 
 
 def test_parameters_and_plan_arguments_from_the_environment():
-    from tfnas_core import make_entry, preflight
+    from tfnas_core.cli import make_entry
+    from tfnas_core.experiments import preflight
 
     odd = "r ' \" `x` $(y) $$(z) ;w"
     env = {"TFNAS_MAKE_PROFILE": "smoke", "TFNAS_MAKE_RUNS": odd, "TFNAS_MAKE_SEEDS": "[2, 3]", "TFNAS_MAKE_JOBS": "3",
@@ -207,7 +208,7 @@ def test_parameters_and_plan_arguments_from_the_environment():
 def test_the_makefile_hands_every_checked_variable_on(tmp_path):
     """preflight.VARIABLES (checked, and read by make_entry) are all in the Makefile's USER_VARS
     (taken literally, exported as TFNAS_MAKE_*, written for the preflight)."""
-    from tfnas_core import preflight
+    from tfnas_core.experiments import preflight
 
     r = subprocess.run(["make", "-C", str(ROOT), "-s", "--no-print-directory", "--eval=print-user-vars: ; @echo $(USER_VARS)",
                         "print-user-vars"], capture_output=True, text=True, timeout=60)

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import latency, measure, zoo
-from tfnas_core.space import get_space
+from tfnas_core.latency import lut as latency
+from tfnas_core.latency import measure
+from tfnas_core.arch import zoo
+from tfnas_core.arch.space import get_space
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(warmup=1, repeats=3, min_time_s=0.0)
@@ -102,7 +104,7 @@ def test_measure_and_fidelity_cli_bad_input_exit_2(tmp_path):
 
 
 def test_fidelity_in_the_lut_time_base_uses_the_sentinels_speed_factor():
-    from tfnas_core import fingerprint
+    from tfnas_core.latency import drift as fingerprint
 
     lut = _constant_lut("tfnas", 2.0, 0.5)
     lut.provenance.update(space="tfnas", device="cpu", batch_size=1, threads=1)

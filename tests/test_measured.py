@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from tfnas_core import experiments as E
-from tfnas_core import measure, measured, zoo
+from tfnas_core.experiments import core as E
+from tfnas_core.latency import measure
+from tfnas_core.latency import measured
+from tfnas_core.arch import zoo
 
 FAST = dict(repeats=1, min_time_s=0.0, warmup_s=0.0)
 
@@ -98,7 +100,7 @@ def test_a_broken_store_is_one_line_and_left_as_it_is(tmp_path, counted, text, w
 
 
 def test_measure_and_fidelity_keep_theirs_too(tmp_path, counted):
-    from tfnas_core import latency
+    from tfnas_core.latency import lut as latency
 
     store = measured.store_for(tmp_path, "smoke")
     assert store.path == tmp_path / "measured-smoke.json" == tmp_path / measured.path_for(".", "smoke")

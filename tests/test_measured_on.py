@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from tfnas_core import experiments as E
-from tfnas_core import measure
-from tfnas_core.timing import Timing
+from tfnas_core.experiments import core as E
+from tfnas_core.latency import measure
+from tfnas_core.latency.timing import Timing
 
 VARIANT = E.table3_variants()[:1]
 GPU_LUT = "../shared/reference/official/latency_gpu.pkl"

@@ -9,18 +9,18 @@ import pytest
 
 from benchmarks import mutate
 
-NAME = re.compile(r"^(tfnas_core\.[a-z_]+)\.x(?:ǁ(\w+)ǁ)?_?(\w+?)__mutmut_\d+$")
+NAME = re.compile(r"^(tfnas_core(?:\.[a-z_]+)+)\.x(?:ǁ(\w+)ǁ)?_?(\w+?)__mutmut_\d+$")
 
 
 def test_score_counts_equivalents_out_and_gpu_only_apart():
-    st = {"tfnas_core.scaling.x_a__mutmut_1": "killed", "tfnas_core.scaling.x_a__mutmut_2": "timeout",
-          "tfnas_core.scaling.x_a__mutmut_3": "survived", "tfnas_core.scaling.x_a__mutmut_4": "survived",
-          "tfnas_core.scaling.x_a__mutmut_5": "no tests", "tfnas_core.stats.x_b__mutmut_1": "killed"}
-    res = mutate.score(st, {"tfnas_core.scaling.x_a__mutmut_3": "same"}, {"tfnas_core.scaling.x_a__mutmut_4": "cuda"})
+    st = {"tfnas_core.search.scaling.x_a__mutmut_1": "killed", "tfnas_core.search.scaling.x_a__mutmut_2": "timeout",
+          "tfnas_core.search.scaling.x_a__mutmut_3": "survived", "tfnas_core.search.scaling.x_a__mutmut_4": "survived",
+          "tfnas_core.search.scaling.x_a__mutmut_5": "no tests", "tfnas_core.stats.x_b__mutmut_1": "killed"}
+    res = mutate.score(st, {"tfnas_core.search.scaling.x_a__mutmut_3": "same"}, {"tfnas_core.search.scaling.x_a__mutmut_4": "cuda"})
     sc = res["modules"]["scaling"]
     assert (sc["mutants"], sc["killed"], sc["timeout"], sc["survived"], sc["no_tests"], sc["equivalent"]) == (5, 1, 1, 2, 1, 1)
     assert sc["score_pct"] == 50.0  # (1 killed + 1 timeout) / (5 - 1 equivalent); the GPU-only one counts as missed
-    assert sc["undetected"] == ["tfnas_core.scaling.x_a__mutmut_5"] and sc["gpu_only"] == ["tfnas_core.scaling.x_a__mutmut_4"]
+    assert sc["undetected"] == ["tfnas_core.search.scaling.x_a__mutmut_5"] and sc["gpu_only"] == ["tfnas_core.search.scaling.x_a__mutmut_4"]
     assert res["modules"]["stats"]["score_pct"] == 100.0 and res["score_pct"] == round(100 * 3 / 5, 1)
     md = mutate.markdown({**res, "wall_s": 90.0, "jobs": 1, "machine": "2 CPU cores"}, {})
     assert "run time 1.5 min with 1 worker(s) on 2 CPU cores" in md

@@ -216,8 +216,10 @@ def test_model_zoo_evaluates_given_weights_and_sets_the_released_cpu_table_besid
     from PIL import Image
 
     from conftest import SHARED
-    from tfnas_core import model, official, zoo
-    from tfnas_core.space import PAPER_SCALE
+    from tfnas_core.nn import model
+    from tfnas_core.released import official
+    from tfnas_core.arch import zoo
+    from tfnas_core.arch.space import PAPER_SCALE
 
     root = tmp_path / "imagenet"
     for i, wnid in enumerate(["n01440764", "n01443537", "n01484850", "n01491361", "n01494475", "n01496331"]):
@@ -309,8 +311,8 @@ def test_longer_sections_and_per_seed_curves(executed):
 def test_plans_list_the_runs_the_notebooks_ran(executed, clone, name, monkeypatch):
     """``python -m tfnas_core plan`` and the notebook agree: after the notebook ran, its plan lists
     the runs of its runs table, all done (Table 5 / Fig. 5: those but the C1/C2 tuning's probes)."""
-    from tfnas_core import experiments as E
-    from tfnas_core import plans
+    from tfnas_core.experiments import core as E
+    from tfnas_core.experiments import plans
 
     res, _ = executed[name]
     monkeypatch.chdir(clone)  # the tuned C1/C2 CSV is read from results/ as the notebooks read it
@@ -331,7 +333,7 @@ def test_notebook_on_an_executor_gives_the_inline_tables(executed, clone, tmp_pa
     import papermill as pm
 
     from conftest import slurm_env
-    from tfnas_core import executors as X
+    from tfnas_core.execution import executors as X
 
     env = slurm_env()
     executor = "slurm" if env is not None else "local"

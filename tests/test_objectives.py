@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from tfnas_core import objectives as O
+from tfnas_core.search import objectives as O
 
 
 def grad_of(fn, lat: float, *args, **kw) -> tuple[float, float]:

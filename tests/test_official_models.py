@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import SHARED, refused, run_cli
-from tfnas_core import model, official, zoo
-from tfnas_core.arch_spec import Layer, Spec
+from tfnas_core.nn import model
+from tfnas_core.released import official
+from tfnas_core.arch import zoo
+from tfnas_core.arch.spec import Layer, Spec
 
 RELEASE = SHARED / "reference" / "official" / "release"
 RELEASED = ("TF-NAS-A", "TF-NAS-B", "TF-NAS-C", "TF-NAS-D", "TF-NAS-CPU-A", "TF-NAS-CPU-B")

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import atomic, cli
-from tfnas_core import experiments as E
+from tfnas_core.utils import atomic
+from tfnas_core.cli import main as cli
+from tfnas_core.experiments import core as E
 
 VARIANTS = E.table3_variants()[:1]  # Gumbel: one search and its retraining at seed 2
 SEED = 2
@@ -45,7 +46,8 @@ def copy(store, tmp_path, monkeypatch):
     (``runs``) or as the archive (``archive``: without checkpoints and with the archive's own
     verification of its files switched off, so that the loaders meet the torn file; ``exported``:
     ``run_archive.export``'s copy, verified as a notebook verifies it); cwd is ``tmp_path``."""
-    from tfnas_core import run_archive, runs as runs_module
+    from tfnas_core.runs import archive as run_archive
+    from tfnas_core.runs import store as runs_module
 
     root, skey, tkey = store
 
@@ -298,7 +300,7 @@ def test_read_only_disk_is_one_line(tmp_path, capsys):
 def test_a_read_only_run_store_is_one_line_naming_the_folder(tmp_path):
     """The run store's folders and locks (runs._locked, runs.out_lock, RunStore.write_record) on a
     read-only file system: one line naming the folder, as a notebook shows it too (not '[Errno 30]')."""
-    from tfnas_core import runs
+    from tfnas_core.runs import store as runs
 
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tfnas_core import objectives, report, stats
+from tfnas_core import stats
+from tfnas_core.search import objectives
+from tfnas_core.report import claims as report
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "run_archive"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfnas_core import plots
+from tfnas_core.report import plots
 
 OPS = ["a", "b", "c"]
 

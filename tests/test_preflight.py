@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tfnas_core import preflight
+from tfnas_core.experiments import preflight
 
 ROOT = Path(__file__).resolve().parents[1]
 

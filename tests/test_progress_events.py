@@ -7,10 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from tfnas_core import experiments as E
-from tfnas_core import profiles, run_loop, search, search_config, train, zoo
-from tfnas_core.progress import RunProgress
-from tfnas_core.run_loop import Event
+from tfnas_core.experiments import core as E
+from tfnas_core.train import config as profiles
+from tfnas_core.runs import loop as run_loop
+from tfnas_core.search import loop as search
+from tfnas_core.search import config as search_config
+from tfnas_core.train import retrain as train
+from tfnas_core.arch import zoo
+from tfnas_core.utils.progress import RunProgress
+from tfnas_core.runs.loop import Event
 
 QUIET = lambda m: None  # noqa: E731
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from tfnas_core import arch_spec, random_arch
-from tfnas_core.space import SEARCHABLE_STAGES, get_space, layer_geometry
+from tfnas_core.arch import spec as arch_spec
+from tfnas_core.arch import random_arch
+from tfnas_core.arch.space import SEARCHABLE_STAGES, get_space, layer_geometry
 
 
 @pytest.mark.parametrize("space", ["tfnas", "tfnas-wose", "mbv2"])

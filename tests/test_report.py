@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tfnas_core import paper_tables, report
+from tfnas_core.report import paper_tables
+from tfnas_core.report import claims as report
 
 # "paper" decides latency claims on its own searches; "mini" on its -long tables (report.LATENCY_BUDGET)
 OWN = "paper"

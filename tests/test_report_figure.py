@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tfnas_core import report  # noqa: E402
+from tfnas_core.report import claims as report  # noqa: E402
 
 from test_report_pinned import EXPECTED_CHECKS, OWN, T3, results  # noqa: E402,F401  (the fixture)
 

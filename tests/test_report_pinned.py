@@ -15,7 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tfnas_core import paper_tables, report, stats
+from tfnas_core import stats
+from tfnas_core.report import paper_tables
+from tfnas_core.report import claims as report
 
 OWN = "paper"  # decides latency claims on its own searches (report.LATENCY_BUDGET)
 T3 = 4.302652729911275 / math.sqrt(3)  # half-width of a 3-seed interval per unit of SD
@@ -406,7 +408,7 @@ def test_min_n_counts_only_the_deciding_checks(results):
     assert t.loc["op-collapse", "ours"] == EXPECTED_CHECKS[0][1] + "; ctx"
 
 
-HEADER = ("One row per claim of the paper. Verdict rules (tfnas_core/report.py, stats.py): a paired comparison is "
+HEADER = ("One row per claim of the paper. Verdict rules (tfnas_core/report/claims.py, stats.py): a paired comparison is "
           "reproduced when the 95 % Student-t interval of the per-seed difference lies wholly on the paper's side, "
           "not reproduced when wholly on the other, inconclusive otherwise or with fewer than 2 seeds. A claim about "
           "every run (meets the target: within 1 %; misses it: off by more than 2 %) is judged run by run, each run's "

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tfnas_core import experiments as E
-from tfnas_core import profiles, run_archive, search_config
-from tfnas_core.runs import RunStore, verify_archived
+from tfnas_core.experiments import core as E
+from tfnas_core.train import config as profiles
+from tfnas_core.runs import archive as run_archive
+from tfnas_core.search import config as search_config
+from tfnas_core.runs.store import RunStore, verify_archived
 
 ROOT = Path(__file__).resolve().parents[1]
 IGNORE = {"search": search_config.RESUME_FREE_KEYS, "train": profiles.RESUME_FREE_KEYS}

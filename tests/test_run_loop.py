@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tfnas_core import checkpoint, run_loop
+from tfnas_core.runs import checkpoint
+from tfnas_core.runs import loop as run_loop
 
 
 def write_records(records, path):

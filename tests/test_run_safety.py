@@ -19,8 +19,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import atomic, checkpoint, profiles, runs, search, search_config, tb_log, train, zoo
-from tfnas_core.search_config import smoke
+from tfnas_core.utils import atomic
+from tfnas_core.runs import checkpoint
+from tfnas_core.train import config as profiles
+from tfnas_core.runs import store as runs
+from tfnas_core.search import loop as search
+from tfnas_core.search import config as search_config
+from tfnas_core.runs import tb_log
+from tfnas_core.train import retrain as train
+from tfnas_core.arch import zoo
+from tfnas_core.search.config import smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = lambda m: None  # noqa: E731

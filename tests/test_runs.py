@@ -5,7 +5,7 @@ import threading
 import pandas as pd
 import pytest
 
-from tfnas_core.runs import RunStore, config_hash, write_table
+from tfnas_core.runs.store import RunStore, config_hash, write_table
 
 
 def test_hash_is_stable_and_sensitive():

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from tfnas_core import samplers as S
+from tfnas_core.search import samplers as S
 
 
 def alphas(n_layers: int = 17, n_ops: int = 8, seed: int = 0) -> list[torch.Tensor]:
@@ -165,7 +165,7 @@ def test_gumbel_noise_is_standard_gumbel():
 
 
 def test_every_temperature_schedule_is_dispatched_through_the_registry_and_configured(monkeypatch):
-    from tfnas_core import search_config
+    from tfnas_core.search import config as search_config
 
     assert set(S.TEMPERATURE_SCHEDULES) == set(search_config.SCHEDULE_FIELDS)
     calls = []

@@ -18,7 +18,7 @@ import warnings
 import pytest
 import torch
 
-from tfnas_core import samplers as S
+from tfnas_core.search import samplers as S
 
 
 def _uniform(seed: int, n: int) -> torch.Tensor:

@@ -11,8 +11,8 @@ widths whose successor was tried, never the bound-clipped ones.
 """
 import pytest
 
-from tfnas_core import scaling
-from tfnas_core.latency import LUT
+from tfnas_core.search import scaling
+from tfnas_core.latency.lut import LUT
 
 HI = [64, 96, 128, 192, 256, 384]
 LO = [h // 2 for h in HI]  # 32, 48, 64, 96, 128, 192
@@ -130,7 +130,7 @@ def test_a_table_lacking_a_width_names_the_layer(official_lut):
     import copy
     import re
 
-    from tfnas_core import zoo
+    from tfnas_core.arch import zoo
 
     spec = zoo.load("TF-NAS-A")
     lut = copy.deepcopy(official_lut)
@@ -151,7 +151,7 @@ def test_a_table_lacking_a_width_names_the_layer(official_lut):
 
 def test_a_scale_result_as_json():
     """ScaleResult.to_dict: the CLI's and the records' fields, by name and value."""
-    from tfnas_core import zoo
+    from tfnas_core.arch import zoo
 
     spec = zoo.load("TF-NAS-D")
     res = scaling.ScaleResult(spec, 10.0, 14.85, 15.0, True, "msg")
@@ -173,8 +173,8 @@ def test_from_lists_names_the_layer_lacking_its_upper_width():
 
 
 def _a_table(base: float, k8: float = 0.0, drop: tuple[str, int] | None = None):
-    from tfnas_core import zoo
-    from tfnas_core.lut_keys import layer_key
+    from tfnas_core.arch import zoo
+    from tfnas_core.latency.keys import layer_key
 
     spec = zoo.load("TF-NAS-A")
     space = spec.search_space

@@ -14,10 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import arch_spec, cli, latency, samplers, search, search_config, stats, zoo
-from tfnas_core.elastic import rank_channels
-from tfnas_core.search_config import SearchConfig, apply_overrides, smoke
-from tfnas_core.space import get_space
+from tfnas_core import stats
+from tfnas_core.arch import spec as arch_spec
+from tfnas_core.cli import main as cli
+from tfnas_core.latency import lut as latency
+from tfnas_core.search import samplers
+from tfnas_core.search import loop as search
+from tfnas_core.search import config as search_config
+from tfnas_core.arch import zoo
+from tfnas_core.nn.elastic import rank_channels
+from tfnas_core.search.config import SearchConfig, apply_overrides, smoke
+from tfnas_core.arch.space import get_space
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = lambda m: None  # noqa: E731

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfnas_core import search_data
-from tfnas_core.data import DataError
-from tfnas_core.search_config import paper, smoke
+from tfnas_core.search import data as search_data
+from tfnas_core.data.datasets import DataError
+from tfnas_core.search.config import paper, smoke
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official"
 

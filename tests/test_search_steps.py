@@ -25,10 +25,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfnas_core import latency, run_loop, samplers, scaling, search, search_config
-from tfnas_core.elastic import rank_channels
-from tfnas_core.objectives import DEFAULTS
-from tfnas_core.search_config import smoke
+from tfnas_core.latency import lut as latency
+from tfnas_core.runs import loop as run_loop
+from tfnas_core.search import samplers
+from tfnas_core.search import scaling
+from tfnas_core.search import loop as search
+from tfnas_core.search import config as search_config
+from tfnas_core.nn.elastic import rank_channels
+from tfnas_core.search.objectives import DEFAULTS
+from tfnas_core.search.config import smoke
 
 CPU = torch.device("cpu")
 LUT = latency.load(search_config.resolve_path(smoke().lut))

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tfnas_core import arch_spec, latency, search, stats
+from tfnas_core import stats
+from tfnas_core.arch import spec as arch_spec
+from tfnas_core.latency import lut as latency
+from tfnas_core.search import loop as search
 from test_search import CPU_LUT, QUIET, tiny
 
 

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import checks, lut_build, measure, profiles, search_config, timing, train, zoo
+from tfnas_core.utils import checks
+from tfnas_core.latency import build as lut_build
+from tfnas_core.latency import measure
+from tfnas_core.train import config as profiles
+from tfnas_core.search import config as search_config
+from tfnas_core.latency import timing
+from tfnas_core.train import retrain as train
+from tfnas_core.arch import zoo
 from conftest import refused
 from conftest import run_cli as cli
 
@@ -36,7 +43,7 @@ def no_allocation(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("allocated: the size was not refused before")
 
-    from tfnas_core import data
+    from tfnas_core.data import datasets as data
 
     monkeypatch.setattr(data, "synthetic", fail)
     monkeypatch.setattr(torch, "randn", fail)

@@ -3,9 +3,10 @@ import json
 
 import pytest
 
-from tfnas_core import arch_spec, zoo
-from tfnas_core.arch_spec import SpecError
-from tfnas_core.space import OPS, SPACES, all_layer_geometries, get_space
+from tfnas_core.arch import spec as arch_spec
+from tfnas_core.arch import zoo
+from tfnas_core.arch.spec import SpecError
+from tfnas_core.arch.space import OPS, SPACES, all_layer_geometries, get_space
 
 
 def _b():

@@ -6,10 +6,11 @@ import random
 import pytest
 import torch
 
-from tfnas_core import arch_spec, latency
-from tfnas_core.elastic import ElasticMBInvRes
-from tfnas_core.space import BlockArgs, Proxy, get_space
-from tfnas_core.supernet import DEPTH_SPACES, Supernet
+from tfnas_core.arch import spec as arch_spec
+from tfnas_core.latency import lut as latency
+from tfnas_core.nn.elastic import ElasticMBInvRes
+from tfnas_core.arch.space import BlockArgs, Proxy, get_space
+from tfnas_core.nn.supernet import DEPTH_SPACES, Supernet
 
 PROXY = Proxy(resolution=32, width_mult=0.25, num_classes=10, stem_stride=1)
 

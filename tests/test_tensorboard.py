@@ -17,9 +17,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import experiments as E
-from tfnas_core import profiles, run_archive, run_keys, search, search_config, tb_log, train, zoo
-from tfnas_core.runs import RunStore
+from tfnas_core.experiments import core as E
+from tfnas_core.train import config as profiles
+from tfnas_core.runs import archive as run_archive
+from tfnas_core.runs import keys as run_keys
+from tfnas_core.search import loop as search
+from tfnas_core.search import config as search_config
+from tfnas_core.runs import tb_log
+from tfnas_core.train import retrain as train
+from tfnas_core.arch import zoo
+from tfnas_core.runs.store import RunStore
 
 QUIET = lambda m: None  # noqa: E731
 
@@ -230,8 +237,8 @@ def test_the_archive_leaves_event_files_out_and_verify_ignores_them(tmp_path, lo
 
 
 def test_make_tensorboard_argv_takes_runs_as_data(tmp_path, monkeypatch):
-    from tfnas_core import make_entry
-    from tfnas_core.preflight import PreflightError
+    from tfnas_core.cli import make_entry
+    from tfnas_core.experiments.preflight import PreflightError
 
     odd = tmp_path / "my runs; $(touch x)"
     odd.mkdir()
@@ -256,7 +263,7 @@ def test_make_tensorboard_argv_takes_runs_as_data(tmp_path, monkeypatch):
 
 def test_tensorboard_serves_a_smoke_run(tmp_path, logged_search):
     """The command make tensorboard runs, started for real: it lists the run and its scalars."""
-    from tfnas_core import make_entry
+    from tfnas_core.cli import make_entry
 
     runs = tmp_path / "runs"
     runs.mkdir()

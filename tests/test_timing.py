@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from tfnas_core import timing
+from tfnas_core.latency import timing
 
 
 def test_rounds_interleave_with_one_rewarm_run_before_each_timed_run():

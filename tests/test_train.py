@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfnas_core import flops, profiles, train, zoo
+from tfnas_core.nn import flops
+from tfnas_core.train import config as profiles
+from tfnas_core.train import retrain as train
+from tfnas_core.arch import zoo
 
 QUIET = lambda m: None  # noqa: E731
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,8 +213,8 @@ def test_cli_unknown_key_and_missing_imagenet_exit_2(tmp_path):
 def test_channels_last_is_the_same_function_and_gradients():
     """``channels_last`` (the default) changes kernels, not results: loss and every gradient agree
     with the default layout in float64, drop-connect and dropout drawn from the same seed."""
-    from tfnas_core import model
-    from tfnas_core.space import Proxy
+    from tfnas_core.nn import model
+    from tfnas_core.arch.space import Proxy
 
     proxy = Proxy(16, 0.25, 1, 10, 1)
     x = torch.randn(4, 1, 16, 16, dtype=torch.float64)

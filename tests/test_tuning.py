@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tfnas_core import experiments as E
-from tfnas_core import objectives, tuning
+from tfnas_core.experiments import core as E
+from tfnas_core.search import objectives
+from tfnas_core.experiments import tuning
 
 
 def falling(lat_at_1: float, ms_per_decade: float, calls: list | None = None):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tfnas_core import workspace
+from tfnas_core.utils import workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,10 @@
 import pytest
 import torch
 
-from tfnas_core import flops, model, zoo
-from tfnas_core.space import Proxy
+from tfnas_core.nn import flops
+from tfnas_core.nn import model
+from tfnas_core.arch import zoo
+from tfnas_core.arch.space import Proxy
 
 FLOPS_TOL_M = 0.5
 # Inconsistencies inside the paper (see zoo.KNOWN_DISCREPANCIES): our count, not the paper's.

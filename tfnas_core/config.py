@@ -100,7 +100,7 @@ def check_resumable(out, cfg_dict: dict[str, Any], ignore: typing.Iterable[str],
     """Refuse to resume into ``out`` when its ``config.json`` was written with another config."""
     from pathlib import Path
 
-    from .checks import read_json
+    from tfnas_core.utils.checks import read_json
 
     path = Path(out) / "config.json"
     if path.is_file():

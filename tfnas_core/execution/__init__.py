@@ -1,0 +1,1 @@
+"""Where missing runs are computed: inline, a local worker pool or SLURM (``executors``)."""

@@ -1,0 +1,2 @@
+"""The released TF-NAS models: reading the original checkpoints and configs (``official``),
+evaluating them (``evaluate``) and exporting them (``export``)."""

@@ -1,0 +1,4 @@
+"""How TF-NAS searches (Sec. 3, Appendix B): the samplers and bi-sampling (``samplers``), the
+latency objectives of Eq. 9 and Table 5 (``objectives``), elasticity scaling, Alg. 1 (``scaling``),
+the search settings (``config``), its 80/20 data (``data``), the loop and its steps (``loop``) and
+CUDA graphs for the steps (``cuda_graph``)."""

@@ -1,0 +1,2 @@
+"""Small tools every wing uses: atomic writes (``atomic``), input checks (``checks``), progress
+display (``progress``) and the repository root (``workspace``)."""
