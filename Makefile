@@ -52,7 +52,7 @@ PAPERMILL := $(VENV)/bin/papermill
 LONG_FACTOR ?=
 ## 1: render only the longer searches already finished, list the rest
 LONG_FINISHED_ONLY ?=
-# Where missing runs are computed (tfnas_core/execution/executors.py): EXECUTOR=inline (default: in the kernel,
+# Where missing runs are computed (tfnas_core/execution/): EXECUTOR=inline (default: in the kernel,
 # one after another) | local (JOBS=N worker processes) | slurm (submitit job arrays; SLURM='{partition:
 # gpu, gpus: 1, timeout_min: 900, array_parallelism: 16}', YAML).
 ## where missing runs are computed: inline (empty: in the kernel) | local | slurm

@@ -41,7 +41,7 @@ def _make_table3(runs: Path, executor: str, jobs: int | None) -> float:
 
 
 def _mini_subset(runs: Path, executor: str, jobs: int | None, variants: int) -> float:
-    code = ("import sys; from tfnas_core import experiments as E; "
+    code = ("import sys; from tfnas_core.experiments import notebook as E; "
             f"ctx = E.Context('mini', runs_root=sys.argv[1], archive_root=None, progress=False, executor='{executor}', "
             f"jobs={jobs!r}, measure_repeats=1, measure_min_s=0.0); "
             f"E.ablation(ctx, E.table3_variants()[:{variants}], [2])")

@@ -2,7 +2,7 @@
 
 1. Builds (or, when ``--lut`` exists, loads) the tfnas-space CPU LUT and records the wall time
    (issue budget: <= 10 minutes on 2 cores).
-2. Drift: the machine's speed factor against the LUT's fingerprint (``lut check``).
+2. Drift: the machine's speed factor against the LUT's drift sentinels (``lut check``).
 3. Whole-network fidelity (issue budget: <= 5 minutes): the zoo's tfnas / tfnas-wose networks
    and ``--random`` held-out random valid architectures (``random_arch``), timed interleaved
    (``measure.fidelity``); mean / max |relative error| and Spearman rank correlation.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from tfnas_core.latency import drift as fingerprint
+from tfnas_core.latency import drift
 from tfnas_core.latency import lut as latency
 from tfnas_core.latency import build as lut_build
 from tfnas_core.latency import fit as lut_fit
@@ -106,7 +106,7 @@ def main() -> None:
     else:
         lut = lut_build.build("tfnas", lut_path, device="cpu")
         build_s = time.perf_counter() - t0
-    check = fingerprint.check(lut)
+    check = drift.check(lut)
     t0 = time.perf_counter()
     df = measure.fidelity(lut, n_random=a.random)
     fidelity_s = time.perf_counter() - t0

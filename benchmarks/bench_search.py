@@ -138,6 +138,7 @@ def run_case(case: str, batch: int, threads: int, device: str, steps: int, origi
     from tfnas_core.search import samplers
     from tfnas_core.search import loop as search
     from tfnas_core.search import config as search_config
+    from tfnas_core.search import steps as search_steps
 
     torch.set_num_threads(threads)
     cfg, classes, chans = _case_config(case, batch, device)
@@ -157,23 +158,24 @@ def run_case(case: str, batch: int, threads: int, device: str, steps: int, origi
         net = search.build_supernet(c, classes, chans, dev)
         w_opt, _, a_opt = search.build_optimizers(net, c)
         gen = samplers.make_generator(0)
-        impls[name] = {
-            "weight_bi": lambda net=net, o=w_opt, c=c, gen=gen: search.weight_step(net, x, y, o, c, gen, bi=True),
-            "arch_relaxed": lambda net=net, o=a_opt, c=c, gen=gen: search.arch_step(
-                net, x, y, o, lut, replace(c, arch_step="relaxed"), 5.0, gen),
-            "arch_hard": lambda net=net, o=a_opt, c=c, gen=gen: search.arch_step(
-                net, x, y, o, lut, replace(c, arch_step="hard"), 5.0, gen),
+        impls[name] = {  # each step's numbers read at once, as the search does on a CPU
+            "weight_bi": lambda net=net, o=w_opt, c=c, gen=gen: search_steps.weight_step(
+                net, x, y, o, gen, **search.weight_step_args(c, True)).numbers(),
+            "arch_relaxed": lambda net=net, o=a_opt, c=c, gen=gen: search_steps.arch_step(
+                net, x, y, o, lut, gen, temperature=5.0, **search.arch_step_args(replace(c, arch_step="relaxed"))).numbers(),
+            "arch_hard": lambda net=net, o=a_opt, c=c, gen=gen: search_steps.arch_step(
+                net, x, y, o, lut, gen, temperature=5.0, **search.arch_step_args(replace(c, arch_step="hard"))).numbers(),
         }
     if device == "cuda":  # the GPU path: relaxed arch step from a CUDA graph, no host reads in either step
         c = replace(cfg, fast=True, cuda_graphs=True)
         net = search.build_supernet(c, classes, chans, dev)
         w_opt, _, a_opt = search.build_optimizers(net, c)
         gen = samplers.make_generator(0)
-        impls["graphed"] = {
-            "weight_bi": lambda net=net, o=w_opt, c=c, gen=gen: search.weight_step(net, x, y, o, c, gen, bi=True,
-                                                                                 sync=False),
-            "arch_relaxed": lambda net=net, o=a_opt, c=c, gen=gen: search.arch_step(
-                net, x, y, o, lut, replace(c, arch_step="relaxed"), 5.0, gen, sync=False),
+        impls["graphed"] = {  # nothing read back: the search reads a GPU's step metrics at the epoch's end
+            "weight_bi": lambda net=net, o=w_opt, c=c, gen=gen: search_steps.weight_step(
+                net, x, y, o, gen, **search.weight_step_args(c, True)),
+            "arch_relaxed": lambda net=net, o=a_opt, c=c, gen=gen: search_steps.arch_step(
+                net, x, y, o, lut, gen, temperature=5.0, **search.arch_step_args(replace(c, arch_step="relaxed"))),
         }
     if original:
         impls["original"] = _original_steps(original, cfg, classes, chans, x, y, dev)

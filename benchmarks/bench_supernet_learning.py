@@ -2,10 +2,10 @@
 validation accuracy within the mini budget if it can be reached faithfully; say what you tried").
 
 Each case trains a fresh mini supernet (seed 2, Fashion-MNIST's 5120-image weights split) with the
-search's warm-up weight step (``search.weight_step``, one Gumbel-sampled path per step; α is uniform,
+search's warm-up weight step (``search.steps.weight_step``, one Gumbel-sampled path per step; α is uniform,
 so a random single path), SGD as the search (momentum 0.9, wd 1e-5, grad-clip 5) with a cosine lr
 over the case's steps, and measures the supernet validation accuracy as the search records it
-(``search.validate``: the 1280-image arch split, Gumbel-sampled paths, training mode) at a quarter,
+(``search.steps.validate``: the 1280-image arch split, Gumbel-sampled paths, training mode) at a quarter,
 half, three quarters and all of its steps.  What varies: the weights' learning rate, the number of
 steps and the width multiplier (the mini search takes 640 weight steps at 0.025 and width 0.25).
 
@@ -47,6 +47,7 @@ def run_case(name: str) -> dict:
     from tfnas_core.search import loop as search
     from tfnas_core.search import config as search_config
     from tfnas_core.search import data as search_data
+    from tfnas_core.search import steps as search_steps
     from tfnas_core.search import samplers
 
     torch.set_num_threads(1)
@@ -66,11 +67,11 @@ def run_case(name: str) -> dict:
 
     t0, curve, train_correct, train_n = time.perf_counter(), [], 0, 0
     for step, (x, y) in zip(range(steps), batches()):
-        r = search.weight_step(net, x, y, w_opt, cfg, gen, bi=False)
+        r = search_steps.weight_step(net, x, y, w_opt, gen, **search.weight_step_args(cfg, False)).numbers()
         train_correct, train_n = train_correct + r["correct"], train_n + r["n"]
         sched.step()
         if (step + 1) % (steps // 4) == 0:
-            va = search.validate(net, data.val, gen, "cpu", None)
+            va = search_steps.validate(net, data.val, gen, "cpu", None)
             curve.append({"steps": step + 1, "val_acc": round(va["val_acc"], 2),
                           "train_acc": round(100 * train_correct / train_n, 2)})
             train_correct = train_n = 0

@@ -34,17 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "benchmarks" / "mutation_equivalents.tsv"
 # survivors only a CUDA run can tell apart: killed by tests that skip without CUDA (name, tab, the test)
 GPU_ONLY = ROOT / "benchmarks" / "mutation_gpu_only.tsv"
-# the search's step and loop functions (the rest of search.py is set-up, I/O and records)
-SEARCH_FUNCS = ("temperature", "_finite", "weight_step", "_weighted_outputs", "arch_step", "relaxed_body", "_arch_result",
-                "arch_loss", "relaxed_loss", "arch_update", "elasticity", "search_epoch", "defer_host_reads")
+# the search's steps (search/steps.py, all of it) and the loop functions that feed and sum them (the rest of
+# search/loop.py is set-up, I/O and records)
+LOOP_FUNCS = ("temperature", "weight_step_args", "arch_step_args", "search_epoch")
 MODULES: dict[str, list[str]] = {
     "scaling": ["tfnas_core.search.scaling.*"],
     "objectives": ["tfnas_core.search.objectives.*"],
     "samplers": ["tfnas_core.search.samplers.*"],
     "latency": ["tfnas_core.latency.lut.*"],
     "stats": ["tfnas_core.stats.*"],
-    "report": ["tfnas_core.report.claims.*"],
-    "search": [f"tfnas_core.search.loop.x_{f}__mutmut_*" for f in SEARCH_FUNCS] + ["tfnas_core.search.loop.xǁEpochSumsǁ*"],
+    "report": ["tfnas_core.report.claims.*", "tfnas_core.report.verdicts.*", "tfnas_core.report.render.*",
+               "tfnas_core.report.forest.*"],
+    "search": ["tfnas_core.search.steps.*"] + [f"tfnas_core.search.loop.x_{f}__mutmut_*" for f in LOOP_FUNCS]
+              + ["tfnas_core.search.loop.xǁEpochSumsǁ*"],
 }
 DETECTED = ("killed", "timeout")
 

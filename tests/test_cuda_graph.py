@@ -1,9 +1,10 @@
 """The GPU-side search code (issue 8), checked where it can be on the CPU.
 
-``search.relaxed_body`` is what a CUDA graph captures: run eagerly it must be the arch step
+``steps.relaxed_body`` is what a CUDA graph captures: run eagerly it must be the arch step
 bit for bit, and it must neither read a value back to the host nor build a tensor from host data
-(either breaks a capture).  The search loop's deferred metrics (on a GPU no step waits for its loss)
-must give the same records (and stop at the same non-finite loss: ``test_search``'s NaN test).  The capture and replay themselves
+(either breaks a capture).  The search loop's deferred metrics (on a GPU no step waits for its loss:
+``loop.EpochSums`` without ``check_each_step``) must give the same sums as reading each step at once
+(and stop at the same non-finite loss: test_search_steps.py).  The capture and replay themselves
 need a GPU: that test skips here.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tfnas_core.latency import lut as latency
 from tfnas_core.latency import relaxed as relaxed_latency
 from tfnas_core.search import samplers
 from tfnas_core.search import loop as search
+from tfnas_core.search import steps
 from tfnas_core.search import config as search_config
 from tfnas_core.search.config import smoke
 from tfnas_core.nn.supernet import DEPTH_SPACES
@@ -38,6 +40,15 @@ def _setup(depth_space="sink", device="cpu", **kw):
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(8, 1, 16, 16, generator=g), torch.randint(0, 10, (8,), generator=g)
     return cfg, net, x.to(device), y.to(device)
+
+
+def _arch(net, x, y, opt, lut, cfg, temp, gen) -> steps.ArchOut:
+    return steps.arch_step(net, x, y, opt, lut, gen, temperature=temp, **search.arch_step_args(cfg))
+
+
+def _body(net, x, y, noise, opt, lut, cfg, temp):
+    return steps.relaxed_body(net, x, y, noise, opt, lut, temperature=temp, cost=search.arch_step_args(cfg)["cost"],
+                              grad_clip=cfg.a_grad_clip)
 
 
 def _shrink_one_op(net):
@@ -57,10 +68,10 @@ def test_graph_body_is_the_eager_arch_step(depth_space, objective):
     for i, temp in enumerate((5.0, 5.0, 1.0)):
         if i == 2:
             _shrink_one_op(net), _shrink_one_op(twin)
-        r = search.arch_step(net, x, y, opt, lut, cfg, temp, gen)
+        r = _arch(net, x, y, opt, lut, cfg, temp, gen).numbers()
         noise = samplers.relaxed_noise(list(twin.alphas), gen2)
-        vec = search.relaxed_body(twin, x, y, noise, opt2, lut, cfg, temp)
-        got = dict(zip(search.ARCH_OUTPUTS, vec.tolist()))
+        vec = _body(twin, x, y, noise, opt2, lut, cfg, temp)
+        got = dict(zip(steps.ARCH_OUTPUTS, vec.tolist()))
         for k in ("loss", "ce", "lat_loss", "lat_ms"):
             assert got[k] == pytest.approx(r[k], rel=1e-6, abs=1e-7), k  # vec is float32; r holds float32 values
             assert torch.tensor(r[k], dtype=torch.float32).item() == got[k], k  # ... and they are the same float32
@@ -98,13 +109,14 @@ def test_graph_body_reads_nothing_back(depth_space):
     lut = latency.load(CPU_LUT)
     _, _, opt = search.build_optimizers(net, cfg)
     gen = samplers.make_generator(0)
-    search.relaxed_body(net, x, y, samplers.relaxed_noise(list(net.alphas), gen), opt, lut, cfg, 5.0)  # warm-up
+    _body(net, x, y, samplers.relaxed_noise(list(net.alphas), gen), opt, lut, cfg, 5.0)  # warm-up
     noise = samplers.relaxed_noise(list(net.alphas), gen)
     with _HostReads() as spy:
-        search.relaxed_body(net, x, y, noise, opt, lut, cfg, 5.0)
+        _body(net, x, y, noise, opt, lut, cfg, 5.0)
     assert not spy.seen, dict(spy.seen)
-    with _HostReads() as spy:  # the spy does see them: the eager step reads its losses back
-        search.arch_step(net, x, y, opt, lut, cfg, 5.0, gen)
+    r = _arch(net, x, y, opt, lut, cfg, 5.0, gen)
+    with _HostReads() as spy:  # the spy does see them: reading the step's numbers
+        r.numbers()
     assert spy.seen
 
 
@@ -114,25 +126,33 @@ def test_latency_tensors_follow_the_widths():
     cfg, net, x, y = _setup()
     lut = latency.load(CPU_LUT)
     w = [torch.full((len(net.op_names),), 1 / len(net.op_names)) for _ in range(net.num_layers)]
-    before = float(net.expected_latency(lut, w, net.depth_weights()))
+    before = float(relaxed_latency.supernet_latency(net, lut, w, net.depth_weights()))
     _shrink_one_op(net)
-    after = float(net.expected_latency(lut, w, net.depth_weights()))
-    lats = [torch.tensor(t) for t in net.layer_latencies(lut)]
+    after = float(relaxed_latency.supernet_latency(net, lut, w, net.depth_weights()))
+    lats = [torch.tensor(t) for t in relaxed_latency.layer_latencies(net, lut)]
     fresh = float(relaxed_latency.expected_latency(lut.base, w, lats, net.depth_weights(), net.stage_sizes))
     assert after == fresh and after < before
 
 
-def test_weight_step_without_sync_is_the_same_step():
+@pytest.mark.parametrize("searching", [False, True], ids=["warmup", "search"])
+def test_reading_the_steps_at_the_end_gives_the_sums_read_at_once(searching):
+    """Twin nets, the same steps: the sums checked and read at every step (the CPU) equal those
+    read once at the end (a GPU), bit for bit, and the steps update the nets the same way."""
     cfg, net, x, y = _setup()
     twin = copy.deepcopy(net)
-    w_opt, _, _ = search.build_optimizers(net, cfg)
-    w_opt2, _, _ = search.build_optimizers(twin, cfg)
-    gen, gen2 = samplers.make_generator(3), samplers.make_generator(3)
-    for bi in (False, True, True):
-        r = search.weight_step(net, x, y, w_opt, cfg, gen, bi=bi)
-        s = search.weight_step(twin, x, y, w_opt2, cfg, gen2, bi=bi, sync=False)
-        assert isinstance(s["loss"], torch.Tensor) and bool(s["finite"])
-        assert s["loss"].item() == r["loss"] and int(s["correct"]) == r["correct"] and s["n"] == r["n"]
+    lut = latency.load(CPU_LUT)
+    sums = []
+    for n, each in ((net, True), (twin, False)):
+        w_opt, _, a_opt = search.build_optimizers(n, cfg)
+        gen = samplers.make_generator(3)
+        s = search.EpochSums(torch.device("cpu"), each, lambda: "kept")
+        for step in range(3):
+            s.add_weight(steps.weight_step(n, x, y, w_opt, gen, **search.weight_step_args(cfg, searching)), 0, step)
+            if searching:
+                s.add_arch(_arch(n, x, y, a_opt, lut, cfg, 5.0, gen), 0, step)
+        assert len(s.checks) == (0 if each else 3 * (1 + searching))
+        sums.append(s.read())
+    assert sums[0] == sums[1] and sums[0]["w_n"] == 3 * len(y)
     for p, q in zip(net.parameters(), twin.parameters()):
         assert torch.equal(p, q)
 
@@ -140,19 +160,6 @@ def test_weight_step_without_sync_is_the_same_step():
 def _tiny(tmp_path, **kw):
     base = dict(steps_per_epoch=2, val_batches=1, split_dir=str(tmp_path / "splits"))
     return search_config.check(replace(smoke(), **{**base, **kw}))
-
-
-@pytest.mark.slow
-def test_deferred_metrics_give_the_same_records(tmp_path, monkeypatch):
-    cfg = _tiny(tmp_path)
-    search.run(cfg, tmp_path / "now", log=QUIET)
-    monkeypatch.setattr(search, "defer_host_reads", lambda device: True)
-    search.run(cfg, tmp_path / "deferred", log=QUIET)
-    drop = lambda rs: [{k: v for k, v in r.items() if k not in search.TIME_FIELDS} for r in rs]  # noqa: E731
-    a = drop(search.read_records(tmp_path / "now" / "records.jsonl"))
-    b = drop(search.read_records(tmp_path / "deferred" / "records.jsonl"))
-    assert a == b and all(r["arch_steps"] is not None for r in a)
-    assert (tmp_path / "now" / "spec.json").read_text() == (tmp_path / "deferred" / "spec.json").read_text()
 
 
 @pytest.mark.slow
@@ -177,8 +184,8 @@ def test_graph_replays_the_eager_step_on_a_gpu():
     for i in range(6):
         if i == 4:
             _shrink_one_op(net), _shrink_one_op(twin)
-        r = search.arch_step(net, x, y, opt, lut, cfg, 5.0, gen)
-        s = search.arch_step(twin, x, y, opt2, lut, replace(cfg, cuda_graphs=False), 5.0, gen2)
+        r = _arch(net, x, y, opt, lut, cfg, 5.0, gen).numbers()
+        s = _arch(twin, x, y, opt2, lut, replace(cfg, cuda_graphs=False), 5.0, gen2).numbers()
         for k in ("loss", "ce", "lat_loss", "lat_ms"):
             assert r[k] == pytest.approx(s[k], rel=1e-4, abs=1e-5), (i, k)
         for a, b in zip(net.arch_parameters(), twin.arch_parameters()):

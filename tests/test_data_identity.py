@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tfnas_core.data import datasets as data
-from tfnas_core.experiments import core as E
+from tfnas_core.experiments import notebook as E
 from tfnas_core.train import config as profiles
 from tfnas_core.runs import archive as run_archive
 from tfnas_core.runs import store as runs

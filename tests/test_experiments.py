@@ -1,18 +1,20 @@
 """The experiments layer: run keys, reuse between tables, the side-by-side summary."""
 import math
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tfnas_core.experiments import core as E
+from tfnas_core.experiments import notebook as E
 from tfnas_core.runs.store import config_hash
+from tfnas_core.search import config as search_config
 from tfnas_core.search.config import RESUME_FREE_KEYS
 
 
 def test_search_key_follows_the_lut_content(tmp_path):
     lut = tmp_path / "lut.json"
-    shutil.copy(E.search_config.resolve_path("tfnas_core/luts/cpu_local.json"), lut)
+    shutil.copy(search_config.resolve_path("tfnas_core/luts/cpu_local.json"), lut)
     ctx = E.Context("smoke", runs_root=str(tmp_path / "runs"), search_overrides={"lut": str(lut)})
     key = lambda: config_hash("search", E.search_key(E.search_cfg(ctx, 2)), RESUME_FREE_KEYS)  # noqa: E731
     before = key()
@@ -69,6 +71,44 @@ def test_longer_context_multiplies_the_epochs_and_shares_the_ledger():
     assert cfg.epochs == 3 * base.epochs and cfg.warmup_epochs == base.warmup_epochs
     assert long.ledger is ctx.ledger and long.compute
     assert E.longer(ctx, 1) is None and E.longer(E.Context("paper"), 3) is None
+
+
+def test_context_settings_are_frozen_apart_from_its_state(tmp_path):
+    """``Context``'s settings never change in place (``replace`` makes a new context); its state
+    (ledger, missing runs, compute, planning, log) is its own and is shared unless replaced."""
+    import dataclasses
+
+    ctx = E.Context("smoke", runs_root=str(tmp_path), executor="local", jobs=2, slurm={"partition": "gpu"})
+    with pytest.raises(AttributeError):
+        ctx.profile = "mini"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.settings.runs_root = "elsewhere"
+    other = ctx.replace(measured="m.json", compute=False)
+    assert other.measured == "m.json" and ctx.measured is None and not other.compute and ctx.compute
+    assert other.ledger is ctx.ledger and other.missing is ctx.missing and other.settings.profile == "smoke"
+    with pytest.raises(TypeError, match="unknown field"):
+        ctx.replace(profil="mini")
+    ex = ctx.executor_settings()  # what the execution wing is told: typed, nothing else of the context
+    assert (ex.executor, ex.jobs, ex.slurm.partition, ex.runs_root, ex.profile) == ("local", 2, "gpu", str(tmp_path.resolve()), "smoke")
+    assert ctx.job_settings()["runs_root"] == str(tmp_path.resolve()) and "executor" not in ctx.job_settings()
+    with pytest.raises(ValueError, match="executor"):
+        E.Context("smoke", executor="cloud")
+
+
+def test_each_table_plans_the_runs_its_notebook_calls():
+    """``plans.steps`` builds each table from the very functions the notebooks call (one source)."""
+    import json
+
+    from tfnas_core.experiments import plans
+
+    calls = {"table3-sampling": "E.table3(ctx, seeds)", "table4-depth-space": "E.table4(ctx, seeds)",
+             "table13-lambda": "E.table13(ctx, seeds)", "table5-latency-objectives": "E.table5(ctx, seeds, tuned)"}
+    for nb, call in calls.items():
+        cells = json.loads((Path(__file__).parents[1] / "notebooks" / f"{nb}.ipynb").read_text())["cells"]
+        assert any(call in "".join(c["source"]) for c in cells if c["cell_type"] == "code"), (nb, call)
+        fn = call.split("(")[0].removeprefix("E.")
+        step = plans.steps(nb, E.Context("smoke"), [2], long_factor=1, tune=False)[-1]
+        assert fn in step.build.__code__.co_names, (nb, step.build.__code__.co_names)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from tfnas_core.nn import fast_ops
 from tfnas_core.latency import lut as latency
 from tfnas_core.search import samplers
 from tfnas_core.search import loop as search
+from tfnas_core.search import steps
 from tfnas_core.search import config as search_config
 from tfnas_core.search.config import smoke
 from tfnas_core.nn.supernet import DEPTH_SPACES
@@ -65,7 +66,8 @@ def test_weight_step_same_as_plain(depth_space, strategy):
         c = replace(cfg, fast=fast_flag)
         w_opt, _, _ = search.build_optimizers(net, c)
         gen = samplers.make_generator(3)
-        res.append([search.weight_step(net, x, y, w_opt, c, gen, bi=bi) for bi in (False, True, True)])
+        res.append([steps.weight_step(net, x, y, w_opt, gen, **search.weight_step_args(c, searching=bi)).numbers()
+                    for bi in (False, True, True)])
     for r, s in zip(*res):
         _records_close(r, s)
     _assert_same_params(plain, fast)
@@ -82,7 +84,8 @@ def test_arch_step_same_as_plain(depth_space, mode, objective):
         c = replace(cfg, fast=fast_flag)
         _, _, a_opt = search.build_optimizers(net, c)
         gen = samplers.make_generator(5)
-        res.append([search.arch_step(net, x, y, a_opt, lut, c, t, gen) for t in (5.0, 1.0)])
+        res.append([steps.arch_step(net, x, y, a_opt, lut, gen, temperature=t, **search.arch_step_args(c)).numbers()
+                    for t in (5.0, 1.0)])
     for r, s in zip(*res):
         _records_close(r, s)
     _assert_same_params(plain, fast)
@@ -104,7 +107,7 @@ def test_relaxed_layer_gradients_every_input(embed, monkeypatch):
         outs, grads = [], []
         for net in (plain, fast):
             hin, uu = h.clone().requires_grad_(), u.clone().requires_grad_()
-            out = net.layers[l](hin, uu)
+            out = net.layers[l](hin, uu, net.fast)  # the supernet's switch, passed to the layer
             params = list(net.layers[l].parameters())
             gs = torch.autograd.grad((out * torch.arange(out.numel()).view_as(out).sin()).sum(), [hin, uu, *params])
             outs.append(out)
@@ -136,11 +139,28 @@ def test_pointwise_and_se_match_convolutions():
     torch.testing.assert_close(fast_ops.se_scale(x, r_w, r_b, e_w, e_b, F.silu), x * torch.sigmoid(s))
 
 
-def test_fast_flag_reaches_every_block_and_falls_back():
+def test_fast_is_one_switch_of_the_supernet_and_falls_back(monkeypatch):
     cfg = replace(smoke(), fast=False)
     net = search.build_supernet(cfg, 10, 1, torch.device("cpu"))
-    assert not net.fast and not any(op.fast for layer in net.layers for op in layer.candidates)
-    net = search.build_supernet(smoke(), 10, 1, torch.device("cpu"))
-    assert smoke().fast and net.fast and all(layer.fast and all(op.fast for op in layer.candidates)
-                                             for layer in net.layers)
+    assert not net.fast
+    assert not any(hasattr(m, "fast") for m in net.modules() if m is not net)  # no state in the layers
+    keys = {k: v.clone() for k, v in net.state_dict().items() if isinstance(v, torch.Tensor)}
+    assert net.set_fast(True) is net and net.fast
+    assert {k: v for k, v in net.state_dict().items() if isinstance(v, torch.Tensor)}.keys() == keys.keys()
+    assert search.build_supernet(smoke(), 10, 1, torch.device("cpu")).fast and smoke().fast
     assert search_config.apply_overrides(smoke(), ["fast=false"]).fast is False
+    # The switch reaches every layer the forward runs: count the fused calls.
+    calls = {"block": 0, "relaxed": 0}
+    block, relaxed = fast_ops.block_forward, fast_ops.relaxed_layer
+    monkeypatch.setattr(fast_ops, "block_forward", lambda *a: calls.__setitem__("block", calls["block"] + 1) or block(*a))
+    monkeypatch.setattr(fast_ops, "relaxed_layer",
+                        lambda *a: calls.__setitem__("relaxed", calls["relaxed"] + 1) or relaxed(*a))
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    net = net.double()
+    depths = [w.detach() for w in net.depth_weights()]
+    net(x, [0] * net.num_layers, depths)
+    assert calls == {"block": net.num_layers, "relaxed": 0}
+    net(x, [torch.softmax(a.detach(), -1) for a in net.alphas], depths)
+    assert calls == {"block": net.num_layers, "relaxed": net.num_layers}
+    net.set_fast(False)(x, [0] * net.num_layers, depths)
+    assert calls == {"block": net.num_layers, "relaxed": net.num_layers}  # the plain path calls neither

@@ -161,7 +161,6 @@ def test_every_module_is_in_a_wing_or_named_loose():
             assert m in LOOSE, f"tfnas_core/{m}.py: a loose module; put it in a wing or name it in LOOSE"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 30 in progress: the supernet still reads the LUT")
 def test_wings_only_import_wings_below_them():
     """Counting imports inside functions: the wings are layers, so the tree reads bottom-up."""
     rank = {w: i for i, w in enumerate(LAYERS)}
@@ -178,8 +177,6 @@ def test_wings_only_import_wings_below_them():
     ("execution", ("experiments", "cli")),
 ])
 def test_low_wings_do_not_know_high_ones(low, forbidden):
-    if low == "nn":
-        pytest.xfail("issue 30 in progress: the supernet still reads the LUT")
     bad = sorted(f"{m} -> {t}" for m, ts in _all_edges().items() if wing(m) == low for t in ts
                  if wing(t) in forbidden)
     assert not bad, bad
@@ -206,7 +203,6 @@ def test_every_init_only_re_exports():
                 f"{p.relative_to(PKG.parent)}:{node.lineno}: an __init__ only documents and re-exports"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 30 in progress: four modules still to split")
 def test_no_module_over_the_limit():
     long = {str(p.relative_to(PKG.parent)): n for p in modules().values()
             if (n := len(p.read_text().splitlines())) > MAX_LINES}

@@ -140,7 +140,7 @@ def test_build_measures_interpolates_and_resumes(tmp_path):
     assert sorted(again.measured[keys[0]]) == [384, 448, 512, 576, 640, 704, 768, 832, 896, 960,
                                                1024, 1088, 1152, 1216, 1280, 1344, 1408, 1472, 1536]
     assert again.provenance["fit"] == "aligned" and again.provenance["statistic"] == "min"
-    assert again.provenance["clock"] == "thread" and "calibration" not in again.provenance and not again.fingerprint
+    assert again.provenance["clock"] == "thread" and "calibration" not in again.provenance and not again.drift_sentinels
     assert "torch" in again.provenance and "date" in again.provenance
     interp = again.refit("interp")
     assert all(interp.entries[keys[0]][w] == pytest.approx(v, abs=1e-6) for w, v in again.measured[keys[0]].items())

@@ -131,7 +131,7 @@ def test_the_official_tables_load_as_official_pickles():
             pytest.skip(f"the official table is not at {p}")
         lut = latency.load(p)
         assert len(lut.entries) == keys and lut.provenance == {"format": "official-pkl"} and lut.source == str(p)
-        assert lut.measured == {} and lut.fingerprint == {} and lut.base > 0
+        assert lut.measured == {} and lut.drift_sentinels == {} and lut.base > 0
 
 
 # ----------------------------------------------------------------------------- our JSON
@@ -154,7 +154,7 @@ def _entry(**e):
     return _table(entries={"k": e})
 
 
-def test_a_json_table_loads_with_its_measured_points_and_fingerprint(tmp_path):
+def test_a_json_table_loads_with_its_measured_points_and_drift_sentinels(tmp_path):
     d = _table(base=0, entries={"k": {"widths": [2, 4], "ms": [-0.1, 0.2, 0.3], "measured": {"2": -0.1, "4": 0.3}},
                                 "one": {"widths": [100000, 100000], "ms": [0.5]}, "low": {"widths": [1, 1], "ms": [2]}},
                fingerprint={"sentinels": {"a": 0.5, "b": 7}})
@@ -164,13 +164,13 @@ def test_a_json_table_loads_with_its_measured_points_and_fingerprint(tmp_path):
                       str(p), {"k": {2: -0.1, 4: 0.3}}, {"sentinels": {"a": 0.5, "b": 7}})
     assert type(lut.base) is float and type(lut.entries["low"][1]) is float
     assert latency.load_json(p) == lut
-    # provenance, fingerprint and measured points are optional; an empty fingerprint is none
+    # provenance, drift sentinels (field "fingerprint") and measured points are optional; an empty one is none
     d = _table()
     del d["provenance"]
     p = _json(tmp_path, d)
     assert latency.load(p) == LUT(1.0, {"k": {2: 0.1, 3: 0.2, 4: 0.3}}, {}, str(p), {}, {})
     p = _json(tmp_path, _table(fingerprint={}))
-    assert latency.load(p).fingerprint == {}
+    assert latency.load(p).drift_sentinels == {}
 
 
 @pytest.mark.parametrize("d, message", [

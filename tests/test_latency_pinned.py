@@ -115,7 +115,7 @@ def test_check_covers_on_a_table_of_exactly_the_spaces_widths():
 # ----------------------------------------------------------------------------- our JSON format
 
 # a LUT with everything the format holds: an entry with measured points (given out of order, one to
-# be rounded), one without, provenance and a fingerprint
+# be rounded), one without, provenance and drift sentinels (the JSON field "fingerprint")
 def _full_lut() -> LUT:
     return LUT(1.23456789, {"kB": {3: 0.5, 2: 0.1234567}, "kA": {7: 1.0}}, {"device": "cpu", "threads": 1},
                "x.json", {"kB": {3: 0.5, 2: 0.2500004}}, {"sentinels": {"s": 2.0}})
@@ -156,7 +156,7 @@ def test_save_writes_the_format_byte_for_byte_and_loads_back(tmp_path):
     assert _full_lut().save(p) == p
     assert p.read_text() == SAVED
     again = latency.load(p)
-    assert (again.base, again.entries, again.measured, again.fingerprint, again.provenance, again.source) == (
+    assert (again.base, again.entries, again.measured, again.drift_sentinels, again.provenance, again.source) == (
         1.234568, {"kB": {2: 0.123457, 3: 0.5}, "kA": {7: 1.0}}, {"kB": {2: 0.25, 3: 0.5}}, {"sentinels": {"s": 2.0}},
         {"device": "cpu", "threads": 1}, str(p))
     assert latency.load_json(p) == again
@@ -182,7 +182,7 @@ def test_refit_recomputes_the_entries_from_the_measured_points_only():
     lin = lut.refit("linear")
     assert lin.entries[STAGE3_KEY] == pytest.approx({2: 1.0, 3: 1.5, 4: 2.0, 5: 2.5}, abs=1e-12)
     assert lin.entries[STAGE4_KEY] == pytest.approx({10: 1.0, 11: 1.0, 12: 1.0}, abs=1e-12)
-    assert (lin.base, lin.provenance, lin.source, lin.measured, lin.fingerprint) == (
+    assert (lin.base, lin.provenance, lin.source, lin.measured, lin.drift_sentinels) == (
         1.5, {"fit": "linear", "device": "cpu"}, "m.json", lut.measured, {"sentinels": {"s": 3.0}})
     interp = lut.refit("interp")
     assert interp.entries[STAGE3_KEY] == {2: 1.0, 3: 1.5, 4: 2.0, 5: 2.0} and interp.provenance["fit"] == "interp"

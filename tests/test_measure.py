@@ -65,9 +65,9 @@ def test_spearman_is_rank_correlation():
     assert measure.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
 
 
-def test_measure_time_base_lut_needs_a_fingerprint():
+def test_measure_time_base_lut_needs_drift_sentinels():
     lut = _constant_lut("tfnas", 1.0, 0.25)
-    with pytest.raises(ValueError, match="no fingerprint"):
+    with pytest.raises(ValueError, match="no drift sentinels"):
         measure.measure(zoo.load("TF-NAS-D"), "cpu", lut=lut, time_base="lut", **FAST)
     with pytest.raises(ValueError, match="time_base"):
         measure.measure(zoo.load("TF-NAS-D"), "cpu", time_base="gpu", **FAST)
@@ -100,15 +100,15 @@ def test_measure_and_fidelity_cli_bad_input_exit_2(tmp_path):
     lut_path = _constant_lut("tfnas", 1.0, 0.25).save(tmp_path / "lut.json")
     for args in (("lut", "check", str(lut_path)), ("measure", "zoo:TF-NAS-D", "--lut", str(lut_path), "--time-base", "lut")):
         p = _cli(*args)
-        assert p.returncode == 2 and "no fingerprint" in p.stderr and p.stderr.count("\n") == 1 and p.stdout == ""
+        assert p.returncode == 2 and "no drift sentinels" in p.stderr and p.stderr.count("\n") == 1 and p.stdout == ""
 
 
 def test_fidelity_in_the_lut_time_base_uses_the_sentinels_speed_factor():
-    from tfnas_core.latency import drift as fingerprint
+    from tfnas_core.latency import drift
 
     lut = _constant_lut("tfnas", 2.0, 0.5)
     lut.provenance.update(space="tfnas", device="cpu", batch_size=1, threads=1)
-    lut.fingerprint = fingerprint.make("tfnas", {n: 5.0 for n in fingerprint.sentinel_specs("tfnas")}, "min", "thread")
+    lut.drift_sentinels = drift.make_sentinels("tfnas", {n: 5.0 for n in drift.sentinel_specs("tfnas")}, "min", "thread")
     df = measure.fidelity(lut, {"TF-NAS-D": zoo.load("TF-NAS-D")}, "cpu", n_random=0, **FAST)
     f = df.attrs["speed_factor"]
     assert f > 0

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tfnas_core.experiments import core as E
+from tfnas_core.experiments import notebook as E
 from tfnas_core.latency import measure
 from tfnas_core.latency import measured
 from tfnas_core.arch import zoo

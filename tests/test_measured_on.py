@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from tfnas_core.experiments import core as E
+from tfnas_core.experiments import notebook as E
 from tfnas_core.latency import measure
 from tfnas_core.latency.timing import Timing
 

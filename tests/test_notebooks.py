@@ -311,7 +311,7 @@ def test_longer_sections_and_per_seed_curves(executed):
 def test_plans_list_the_runs_the_notebooks_ran(executed, clone, name, monkeypatch):
     """``python -m tfnas_core plan`` and the notebook agree: after the notebook ran, its plan lists
     the runs of its runs table, all done (Table 5 / Fig. 5: those but the C1/C2 tuning's probes)."""
-    from tfnas_core.experiments import core as E
+    from tfnas_core.experiments import notebook as E
     from tfnas_core.experiments import plans
 
     res, _ = executed[name]
@@ -333,7 +333,7 @@ def test_notebook_on_an_executor_gives_the_inline_tables(executed, clone, tmp_pa
     import papermill as pm
 
     from conftest import slurm_env
-    from tfnas_core.execution import executors as X
+    from tfnas_core.execution import fingerprint as X
 
     env = slurm_env()
     executor = "slurm" if env is not None else "local"

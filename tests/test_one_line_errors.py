@@ -18,7 +18,7 @@ import torch
 
 from tfnas_core.utils import atomic
 from tfnas_core.cli import main as cli
-from tfnas_core.experiments import core as E
+from tfnas_core.experiments import notebook as E
 
 VARIANTS = E.table3_variants()[:1]  # Gumbel: one search and its retraining at seed 2
 SEED = 2

@@ -13,7 +13,7 @@ import pytest
 
 from tfnas_core import stats
 from tfnas_core.search import objectives
-from tfnas_core.report import claims as report
+from tfnas_core.report import claims, verdicts
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "run_archive"
 
@@ -75,8 +75,8 @@ def test_seeds_needed_uses_the_paired_sd_sqrt2_times_the_per_run_sd():
     n = 17: (2.120 + 0.865) x 1.414 / 4.123 = 1.024 > 1; n = 18: (2.110 + 0.863) x 1.414 / 4.243
     = 0.991 -> 18 seeds."""
     df = _two_variant_table(1.0)
-    e = report.paired_by_seed(df, "a", "b", "top1")
-    needs = report._needs(df, "a", "b", e)
+    e = verdicts.paired_by_seed(df, "a", "b", "top1")
+    needs = verdicts._needs(df, "a", "b", e)
     assert needs["sd_pooled"] == pytest.approx(1.0) and needs["effect"] == pytest.approx(1.0)
     sd_diff = math.sqrt(2)
     assert needs["seeds_needed"] == _first_n(lambda k: T975[k], sd_diff, 1.0) == 11
@@ -87,14 +87,14 @@ def test_seeds_needed_uses_the_paired_sd_sqrt2_times_the_per_run_sd():
 @pytest.mark.parametrize("err, want", [(-0.0199, "inconclusive"), (0.0199, "inconclusive"),
                                        (-0.0201, "not reproduced"), (0.0201, "not reproduced")])
 def test_misses_the_target_beyond_two_percent_on_both_sides(tmp_path, err, want):
-    """report.MISSES: a run off by more than 2 % misses the target (not reproduced); 1.99 % sits in
+    """verdicts.MISSES: a run off by more than 2 % misses the target (not reproduced); 1.99 % sits in
     the grey zone between PRECISE (1 %) and MISSES, deciding nothing."""
     from test_report import _table5, _tuned
 
-    assert report.MISSES == 2.0
+    assert verdicts.MISSES == 2.0
     _table5(tmp_path, es_err=lambda s: err if s == 3 else 0.001 * (s - 2))
     _tuned(tmp_path)
-    checks = report.evaluate_checks(tmp_path, "paper")
+    checks = claims.evaluate_checks(tmp_path, "paper")
     assert set(checks[checks["id"] == "es-precise"]["verdict"]) == {want}
 
 

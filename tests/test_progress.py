@@ -1,7 +1,7 @@
 """Progress of notebook runs on the real terminal: what runs, which epoch, the ETA."""
 import io
 
-from tfnas_core.experiments import core as E
+from tfnas_core.experiments import notebook as E
 from tfnas_core.utils.progress import RunProgress, format_eta
 from tfnas_core.runs.loop import Event
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tfnas_core.experiments import core as E
+from tfnas_core.experiments import notebook as E
 from tfnas_core.train import config as profiles
 from tfnas_core.runs import loop as run_loop
 from tfnas_core.search import loop as search
@@ -73,8 +73,8 @@ def test_without_epoch_lines_only_steps_are_written():
 
 
 def toy(tmp_path, log_every, events, reads):
-    loop = run_loop.RunLoop(tmp_path / "run", "toy", {"epochs": 2}, (), 2, None, "r.jsonl", lambda r, p: None,
-                            "done.json", QUIET, events=events, log_every=log_every)
+    loop = run_loop.RunLoop(tmp_path / "run", "search", {"epochs": 2}, (), 2, None, lambda r, p: None, QUIET,
+                            events=events, log=run_loop.LogSettings(every=log_every))
     loop.begin()
     loop.open_log(5)
 

@@ -12,19 +12,19 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tfnas_core.report import claims as report  # noqa: E402
+from tfnas_core.report import claims, forest, verdicts  # noqa: E402
 
 from test_report_pinned import EXPECTED_CHECKS, OWN, T3, results  # noqa: E402,F401  (the fixture)
 
 COLOUR = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray", "not tested": "tab:orange"}
-UNITS = ["top-op share points", "supernet accuracy points", report.TOP1, "ratio of search wall times", "layers",
-         report.LAT_UNIT, report.LATE_UNIT]
+UNITS = ["top-op share points", "supernet accuracy points", verdicts.TOP1, "ratio of search wall times", "layers",
+         verdicts.LAT_UNIT, verdicts.LATE_UNIT]
 
 
 @pytest.fixture()
 def drawn(results):
-    checks = report.evaluate_checks(results, OWN)
-    fig = report.figure(checks)
+    checks = claims.evaluate_checks(results, OWN)
+    fig = forest.figure(checks)
     yield checks, fig
     plt.close(fig)
 
@@ -47,7 +47,7 @@ def test_one_panel_per_unit_with_its_rows(drawn):
     for ax, unit in zip(fig.axes, UNITS):
         rows = checks[checks["unit"] == unit]
         # rows top to bottom in the checks' order: the first check at the top (largest y)
-        want = [textwrap.fill(f"{w} (n={n})", report.LABEL_CHARS) for w, n in zip(rows["what"], rows["n"])][::-1]
+        want = [textwrap.fill(f"{w} (n={n})", forest.LABEL_CHARS) for w, n in zip(rows["what"], rows["n"])][::-1]
         assert [t.get_text() for t in ax.get_yticklabels()] == want
         assert list(ax.get_yticks()) == list(range(len(rows)))
     assert fig.axes[0].get_title() == (
@@ -56,7 +56,7 @@ def test_one_panel_per_unit_with_its_rows(drawn):
     assert [ax.get_title() for ax in fig.axes[1:]] == [""] * 6
     gs = fig.axes[0].get_subplotspec().get_gridspec()
     assert list(gs.get_height_ratios()) == [1, 1, 15, 2, 2, 7, 2]  # panel heights follow their rows
-    assert fig.get_size_inches()[0] == report.FIGURE_WIDTH_IN
+    assert fig.get_size_inches()[0] == forest.FIGURE_WIDTH_IN
 
 
 def test_intervals_and_means_in_verdict_colours(drawn):
@@ -103,9 +103,9 @@ def test_context_checks_are_hollow_and_not_tested_orange(results):
     from test_report_pinned import _tuned
 
     _tuned(results, "unreachable")
-    checks = report.evaluate_checks(results, OWN)
+    checks = claims.evaluate_checks(results, OWN)
     checks.loc[checks["id"] == "op-collapse", "decides"] = False
-    fig = report.figure(checks)
+    fig = forest.figure(checks)
     share = _marks(fig.axes[0])
     assert share[0][2] == "tab:green" and share[1][4:] == ("tab:green", "white")
     lat = _marks(fig.axes[5])
@@ -117,9 +117,9 @@ def test_context_checks_are_hollow_and_not_tested_orange(results):
 def test_a_one_seed_check_is_a_dot_without_interval():
     import pandas as pd
 
-    checks = pd.DataFrame([{"unit": report.TOP1, "what": "w", "n": 1, "verdict": "inconclusive", "decides": True,
+    checks = pd.DataFrame([{"unit": verdicts.TOP1, "what": "w", "n": 1, "verdict": "inconclusive", "decides": True,
                             "values": "", "mean": 2.0, "ci95_low": None, "ci95_high": None, "margin": 0.0}])
-    fig = report.figure(checks)
+    fig = forest.figure(checks)
     m = _marks(fig.axes[0])
     assert m[0][0] == [2.0, 2.0] and m[1][0] == [2.0]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["w (n=1)"]
@@ -127,14 +127,14 @@ def test_a_one_seed_check_is_a_dot_without_interval():
 
 
 def test_pages_keep_units_whole(results):
-    checks = report.evaluate_checks(results, OWN)
+    checks = claims.evaluate_checks(results, OWN)
     # unit sizes 1, 1, 15, 2, 2, 7, 2: pages of at most 20 -> [1 1 15 2] [2 7 2]
-    figs = report.figures(checks, page_rows=20)
+    figs = forest.figures(checks, page_rows=20)
     assert [[ax.get_xlabel() for ax in f.axes] for f in figs] == [
         [textwrap.fill(u, 60) for u in UNITS[:4]], [textwrap.fill(u, 60) for u in UNITS[4:]]]
-    figs += report.figures(checks, page_rows=3)
+    figs += forest.figures(checks, page_rows=3)
     # a unit larger than a page gets a page of its own: [1 1] [15] [2] [2] [7] [2] (2 + 2 > 3)
     assert [len(f.axes) for f in figs[2:]] == [2, 1, 1, 1, 1, 1]
-    assert report.PAGE_ROWS == 30 and len(report.figures(checks)) == 1  # 30 checks fit one page of 30
+    assert forest.PAGE_ROWS == 30 and len(forest.figures(checks)) == 1  # 30 checks fit one page of 30
     for f in figs:
         plt.close(f)

@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 
 from tfnas_core import stats
-from tfnas_core.report import paper_tables
-from tfnas_core.report import claims as report
+from tfnas_core.report import claims, forest, paper_tables, render, verdicts
 
-OWN = "paper"  # decides latency claims on its own searches (report.LATENCY_BUDGET)
+OWN = "paper"  # decides latency claims on its own searches (verdicts.LATENCY_BUDGET)
 T3 = 4.302652729911275 / math.sqrt(3)  # half-width of a 3-seed interval per unit of SD
 SEEDS = (1, 2, 3)
 
@@ -134,7 +133,7 @@ def results(tmp_path: Path) -> Path:
 
 
 def _checks(root: Path, profile: str = OWN) -> pd.DataFrame:
-    return report.evaluate_checks(root, profile)
+    return claims.evaluate_checks(root, profile)
 
 
 # ----------------------------------------------------------------------------- the claims
@@ -179,7 +178,7 @@ def test_each_claim_states_the_papers_numbers():
          "15.01-15.14 ms for λ from 0.01 to 0.5"),
         ("lambda-0.1-best", "Appendix J, Table 13", "λ = 0.1 gives the best accuracy", "76.3 % vs 75.7-76.2 %"),
     ]
-    assert [(c.id, c.where, c.claim, c.paper) for c in report.CLAIMS] == want
+    assert [(c.id, c.where, c.claim, c.paper) for c in claims.CLAIMS] == want
     import os
     root = Path(os.environ.get("TFNAS_SHARED") or Path(__file__).resolve().parents[1].parent / "shared") / "paper"
     files = [root / "tf-nas-eccv2020-plaintext.txt", root / "tf-nas-eccv2020.md"]  # the .md has the appendix tables
@@ -188,7 +187,7 @@ def test_each_claim_states_the_papers_numbers():
     text = "\n".join(f.read_text() for f in files)
     # the numbers the paper prints (x1.2 and the signed gaps are ours, derived: 1.8 / 1.5, 14.32 / 15 - 1)
     derived = {"1.2", "4.5", "5.1", "0.5", "0.2"}
-    for c in report.CLAIMS:
+    for c in claims.CLAIMS:
         for num in re.findall(r"\d+(?:\.\d+)?", c.paper):
             if num in derived or num in ("2", "4", "5"):  # Fig. 2c/2f, Fig. 4a, 5 repeats: names, not evidence
                 continue
@@ -203,7 +202,7 @@ def test_the_paper_numbers_of_derived_claims_follow_from_the_paper_tables():
     assert round(t4["sink-connecting"] - t4["skip out candidates"], 1) == 0.2
     t5 = {(o, es): ms for o, es, _p, ms in paper_tables.TABLE5}
     assert round(100 * (t5["c1", False] / 15 - 1), 1) == -4.5 and round(100 * (t5["c2", False] / 15 - 1), 1) == 5.1
-    assert report.FIG5_LATE == 50 / 90 and report.PRECISE == 1.0 and report.MISSES == 2.0
+    assert verdicts.FIG5_LATE == 50 / 90 and verdicts.PRECISE == 1.0 and verdicts.MISSES == 2.0
 
 
 # ----------------------------------------------------------------------------- every check, by hand
@@ -311,18 +310,18 @@ def test_check_rows_carry_the_numbers(results):
     assert cost["unit"] == "ratio of search wall times" and cost["margin"] == 1.0
     assert cost["ci95_low"] == pytest.approx(1.3 - 0.1 * T3, abs=1e-9)
     lat = c.loc[EXPECTED_CHECKS[16][1]]  # per-run check: the mean of the signed errors, no interval
-    assert lat["unit"] == report.LAT_UNIT == "signed latency error, % of the target (LUT / target - 1)"
+    assert lat["unit"] == verdicts.LAT_UNIT == "signed latency error, % of the target (LUT / target - 1)"
     assert lat["margin"] == 1.0 and lat["values"] == "1:0.500 2:-0.500 3:0.900"
     assert lat["mean"] == pytest.approx(0.3, abs=1e-9) and pd.isna(lat["ci95_low"]) and pd.isna(lat["ci95_high"])
     miss = c.loc[EXPECTED_CHECKS[20][1]]
     assert miss["margin"] == 2.0 and miss["values"] == "1:-4.500 2:-3.000 3:-2.500"
     late = c.loc[EXPECTED_CHECKS[22][1]]
-    assert late["unit"] == report.LATE_UNIT == "% of late epochs above the target" and late["margin"] == 0.0
+    assert late["unit"] == verdicts.LATE_UNIT == "% of late epochs above the target" and late["margin"] == 0.0
     assert late["values"] == "1:50.000 2:50.000 3:50.000" and late["mean"] == 50.0
     depth = c.loc[EXPECTED_CHECKS[14][1]]
     assert depth["unit"] == "layers"
     none = c.loc[EXPECTED_CHECKS[29][1]]
-    assert none["n"] == 0 and pd.isna(none["mean"]) and pd.isna(none["ci95_low"]) and none["unit"] == report.TOP1
+    assert none["n"] == 0 and pd.isna(none["mean"]) and pd.isna(none["ci95_low"]) and none["unit"] == verdicts.TOP1
     assert c.loc[EXPECTED_CHECKS[28][1]]["margin"] == 1.0
 
 
@@ -359,16 +358,16 @@ def _same(a, b) -> bool:
 
 def test_top1_checks_need_what_the_hand_computation_says(results):
     c = _checks(results)
-    top1 = c[c["unit"] == report.TOP1].set_index("what")
+    top1 = c[c["unit"] == verdicts.TOP1].set_index("what")
     for what, want in EXPECTED_NEEDS.items():
-        got = tuple(top1.loc[what, k] for k in report.NEEDS_COLUMNS)
+        got = tuple(top1.loc[what, k] for k in verdicts.NEEDS_COLUMNS)
         assert all(_same(g, w) for g, w in zip(got, want)), (what, got, want)
-    other = c[c["unit"] != report.TOP1]
-    assert other[list(report.NEEDS_COLUMNS)].isna().all().all()  # only top-1 checks say what they need
-    nt = report.needs_table(c)
-    assert list(nt.columns) == ["id", "what", "verdict", "mean", "ci95_low", "ci95_high", *report.NEEDS_COLUMNS]
+    other = c[c["unit"] != verdicts.TOP1]
+    assert other[list(verdicts.NEEDS_COLUMNS)].isna().all().all()  # only top-1 checks say what they need
+    nt = render.needs_table(c)
+    assert list(nt.columns) == ["id", "what", "verdict", "mean", "ci95_low", "ci95_high", *verdicts.NEEDS_COLUMNS]
     assert nt["what"].tolist() == list(EXPECTED_NEEDS)  # top-1 checks with a run; not the missing λ table
-    assert report.NEEDS_COLUMNS == ("effect", "sd_pooled", "sd_diff_observed", "seeds_needed", "seeds_needed_80",
+    assert verdicts.NEEDS_COLUMNS == ("effect", "sd_pooled", "sd_diff_observed", "seeds_needed", "seeds_needed_80",
                                     "dlut_ms")
 
 
@@ -386,29 +385,29 @@ CLAIM_VERDICTS = {"op-collapse": "reproduced", "bi-supernet-acc": "inconclusive"
 
 def test_claim_rows(results):
     c = _checks(results)
-    t = report.evaluate(results, OWN, c)
+    t = claims.evaluate(results, OWN, c)
     assert list(t.columns) == ["id", "where", "claim", "paper", "ours", "min_n", "verdict"]
     assert dict(zip(t["id"], t["verdict"])) == CLAIM_VERDICTS
     assert t["min_n"].tolist() == [3] * 15 + [0, 0]
     ours = dict(zip(t["id"], t["ours"]))
     assert ours["bi-search-cost"] == EXPECTED_CHECKS[3][1] + "; " + EXPECTED_CHECKS[4][1]
     assert ours["op-collapse"] == EXPECTED_CHECKS[0][1]
-    assert list(t["where"]) == [cl.where for cl in report.CLAIMS] and list(t["paper"]) == [cl.paper for cl in report.CLAIMS]
-    assert list(t["claim"]) == [cl.claim for cl in report.CLAIMS]
+    assert list(t["where"]) == [cl.where for cl in claims.CLAIMS] and list(t["paper"]) == [cl.paper for cl in claims.CLAIMS]
+    assert list(t["claim"]) == [cl.claim for cl in claims.CLAIMS]
     # evaluate() computes the checks itself when not given them
-    pd.testing.assert_frame_equal(report.evaluate(results, OWN), t)
+    pd.testing.assert_frame_equal(claims.evaluate(results, OWN), t)
 
 
 def test_min_n_counts_only_the_deciding_checks(results):
     """A context check (decides=False) with fewer runs neither lowers min_n nor decides the verdict."""
     c = _checks(results)
     extra = c[c["id"] == "op-collapse"].assign(decides=False, n=1, verdict="not reproduced", text="ctx")
-    t = report.evaluate(results, OWN, pd.concat([c, extra], ignore_index=True)).set_index("id")
+    t = claims.evaluate(results, OWN, pd.concat([c, extra], ignore_index=True)).set_index("id")
     assert t.loc["op-collapse", "min_n"] == 3 and t.loc["op-collapse", "verdict"] == "reproduced"
     assert t.loc["op-collapse", "ours"] == EXPECTED_CHECKS[0][1] + "; ctx"
 
 
-HEADER = ("One row per claim of the paper. Verdict rules (tfnas_core/report/claims.py, stats.py): a paired comparison is "
+HEADER = ("One row per claim of the paper. Verdict rules (tfnas_core/report/verdicts.py, stats.py): a paired comparison is "
           "reproduced when the 95 % Student-t interval of the per-seed difference lies wholly on the paper's side, "
           "not reproduced when wholly on the other, inconclusive otherwise or with fewer than 2 seeds. A claim about "
           "every run (meets the target: within 1 %; misses it: off by more than 2 %) is judged run by run, each run's "
@@ -418,8 +417,8 @@ HEADER = ("One row per claim of the paper. Verdict rules (tfnas_core/report/clai
 
 def test_markdown_of_the_hand_made_runs(results):
     c = _checks(results)
-    t = report.evaluate(results, OWN, c)
-    md = report.to_markdown(t, OWN, report.compute_costs(results, OWN), c, scope_text="SCOPE.")
+    t = claims.evaluate(results, OWN, c)
+    md = render.to_markdown(t, OWN, render.compute_costs(results, OWN), c, scope_text="SCOPE.")
     lines = md.split("\n")
     assert md.endswith("|\n") and lines[:6] == [
         "# Evidence report (paper profile)", "",
@@ -427,7 +426,7 @@ def test_markdown_of_the_hand_made_runs(results):
         "", "SCOPE.", ""]
     assert lines[6:8] == ["| claim | where | paper | ours (check: mean difference [95 % CI] (n), or every run) | verdict |",
                           "| --- | --- | --- | --- | --- |"]
-    rows = lines[8:8 + len(report.CLAIMS)]
+    rows = lines[8:8 + len(claims.CLAIMS)]
     assert rows[0] == ("| Gumbel-only sampling collapses onto few ops; bi-sampling explores more | Sec. 3.3, Fig. 2 | "
                        "~80 % of derivations fall on one op in layers 12 and 17 with Gumbel only; fewer with bi-sampling | "
                        + EXPECTED_CHECKS[0][1] + " | **reproduced** |")
@@ -436,7 +435,7 @@ def test_markdown_of_the_hand_made_runs(results):
                         "15.05, 15.08, 15.06 ms at a 15 ms target | "
                         + "; ".join(x[1] for x in EXPECTED_CHECKS[16:20]).replace("|", "\\|") + " | **not reproduced** |")
     assert [r.rsplit("| **", 1)[1] for r in rows] == [f"{v}** |" for v in CLAIM_VERDICTS.values()]
-    i = 8 + len(report.CLAIMS)
+    i = 8 + len(claims.CLAIMS)
     assert lines[i:i + 7] == [
         "", "## What an inconclusive top-1 verdict would need", "",
         "Per top-1 check: the paper's difference (its effect), ours, the observed SD of our per-seed differences, the "
@@ -500,7 +499,7 @@ def test_markdown_without_checks_costs_or_scope(results):
     t = pd.DataFrame([{"claim": "a | b", "where": "w", "paper": "p", "ours": "o", "verdict": "not tested"},
                       {"claim": "c", "where": "w", "paper": "p", "ours": "o", "verdict": "not tested"},
                       {"claim": "d", "where": "w", "paper": "p", "ours": "o", "verdict": "reproduced"}])
-    md = report.to_markdown(t, OWN)
+    md = render.to_markdown(t, OWN)
     assert md == "\n".join([
         "# Evidence report (paper profile)", "",
         HEADER + "A claim needs every deciding check. reproduced: 1, not reproduced: 0, inconclusive: 0, not tested: 2.",
@@ -509,14 +508,14 @@ def test_markdown_without_checks_costs_or_scope(results):
         "| a \\| b | w | p | o | **not tested** |", "| c | w | p | o | **not tested** |", "| d | w | p | o | **reproduced** |",
         ""])
     # checks without a top-1 check with runs, and empty costs: still no sections
-    checks = pd.DataFrame([{"id": "x", "what": "w", "verdict": "inconclusive", "unit": report.TOP1, "n": 0, "mean": None,
-                            "ci95_low": None, "ci95_high": None, **{k: None for k in report.NEEDS_COLUMNS}}])
-    assert report.to_markdown(t, OWN, costs=report.compute_costs(Path("/nonexistent"), OWN), checks=checks) == md
+    checks = pd.DataFrame([{"id": "x", "what": "w", "verdict": "inconclusive", "unit": verdicts.TOP1, "n": 0, "mean": None,
+                            "ci95_low": None, "ci95_high": None, **{k: None for k in verdicts.NEEDS_COLUMNS}}])
+    assert render.to_markdown(t, OWN, costs=render.compute_costs(Path("/nonexistent"), OWN), checks=checks) == md
 
 
 def test_markdown_of_a_mini_report_says_latency_is_decided_on_the_longer_searches():
     t = pd.DataFrame([{"claim": "c", "where": "w", "paper": "p", "ours": "o", "verdict": "inconclusive"}])
-    md = report.to_markdown(t, "mini")
+    md = render.to_markdown(t, "mini")
     assert md.split("\n")[2] == (
         HEADER + "Latency claims are decided on the longer searches (`-long` tables): this profile's own searches are "
         "too short for latency and are shown as context. A claim needs every deciding check. reproduced: 0, "
@@ -525,29 +524,29 @@ def test_markdown_of_a_mini_report_says_latency_is_decided_on_the_longer_searche
 
 
 def test_needs_rows_print_missing_numbers_as_dashes():
-    checks = pd.DataFrame([{"id": "x", "what": "w", "verdict": "inconclusive", "unit": report.TOP1, "n": 1, "mean": 2.0,
+    checks = pd.DataFrame([{"id": "x", "what": "w", "verdict": "inconclusive", "unit": verdicts.TOP1, "n": 1, "mean": 2.0,
                             "ci95_low": None, "ci95_high": None, "effect": math.nan, "sd_pooled": math.nan,
                             "sd_diff_observed": math.nan, "seeds_needed": None, "seeds_needed_80": None,
                             "dlut_ms": math.nan}])
     t = pd.DataFrame([{"claim": "c", "where": "w", "paper": "p", "ours": "o", "verdict": "inconclusive"}])
-    md = report.to_markdown(t, OWN, checks=checks)
+    md = render.to_markdown(t, OWN, checks=checks)
     assert md.endswith("\n| x | w | – | +2.00 | – | – | – | – | – | inconclusive |\n")
-    assert report._fmt(None) == "–" and report._fmt(math.inf) == "–" and report._fmt(1.234) == "+1.23"
-    assert report._fmt(3, ".0f") == "3" and report._fmt(-0.5, ".2f") == "-0.50"
+    assert render._fmt(None) == "–" and render._fmt(math.inf) == "–" and render._fmt(1.234) == "+1.23"
+    assert render._fmt(3, ".0f") == "3" and render._fmt(-0.5, ".2f") == "-0.50"
 
 
 # ----------------------------------------------------------------------------- the verdict rules, both sides
 
 
 def test_combine_on_both_sides_of_each_rule():
-    assert report.combine(["reproduced"]) == "reproduced"
-    assert report.combine(["reproduced", "reproduced", "inconclusive"]) == "inconclusive"
-    assert report.combine(["not reproduced"]) == "not reproduced"
-    assert report.combine(["inconclusive", "not reproduced", "not tested"]) == "not reproduced"
-    assert report.combine(["not tested"]) == "not tested"
-    assert report.combine(["not tested", "inconclusive"]) == "inconclusive"
-    assert report.combine(["inconclusive"]) == "inconclusive"
-    assert report.combine(()) == "inconclusive"
+    assert verdicts.combine(["reproduced"]) == "reproduced"
+    assert verdicts.combine(["reproduced", "reproduced", "inconclusive"]) == "inconclusive"
+    assert verdicts.combine(["not reproduced"]) == "not reproduced"
+    assert verdicts.combine(["inconclusive", "not reproduced", "not tested"]) == "not reproduced"
+    assert verdicts.combine(["not tested"]) == "not tested"
+    assert verdicts.combine(["not tested", "inconclusive"]) == "inconclusive"
+    assert verdicts.combine(["inconclusive"]) == "inconclusive"
+    assert verdicts.combine(()) == "inconclusive"
 
 
 C2_UNREACHABLE = ("C2's λ1 tuning was unreachable (best λ1 = 2.5e-08: mean searched latency -40.0 % of the target over "
@@ -556,33 +555,33 @@ C2_UNREACHABLE = ("C2's λ1 tuning was unreachable (best λ1 = 2.5e-08: mean sea
 
 def test_tuning_premise_says_why(tmp_path):
     _tuned(tmp_path, "unreachable")
-    assert report.tuning_premise(tmp_path, OWN) == {"c1": (True, ""), "c2": (False, C2_UNREACHABLE)}
+    assert verdicts.tuning_premise(tmp_path, OWN) == {"c1": (True, ""), "c2": (False, C2_UNREACHABLE)}
     # no tuning at a budget: unknown, and where it would be
-    assert report.tuning_premise(tmp_path, OWN, "-long") == {
+    assert verdicts.tuning_premise(tmp_path, OWN, "-long") == {
         "c1": (None, "no finished tuning of C1 at this budget (results/table5-latency-objectives/tuned-paper-long.csv)"),
         "c2": (None, "no finished tuning of C2 at this budget (results/table5-latency-objectives/tuned-paper-long.csv)")}
     _tuned(tmp_path, "max_probes")
-    assert report.tuning_premise(tmp_path, OWN)["c2"][1].startswith("C2's λ1 tuning was max_probes (best λ1 = 2.5e-08")
+    assert verdicts.tuning_premise(tmp_path, OWN)["c2"][1].startswith("C2's λ1 tuning was max_probes (best λ1 = 2.5e-08")
 
 
 def test_premise_gate():
     ok, bad, unknown = (True, ""), (False, "B"), (None, "U")
-    assert report._premise_verdict(None, ["c1"]) is None
-    assert report._premise_verdict({}, ["c1"]) is None
-    assert report._premise_verdict({"c1": bad, "c2": bad}, [None, None]) is None  # no C1/C2 variant in the check
-    assert report._premise_verdict({"c1": ok, "c2": ok}, ["c1", "c2"]) is None
-    assert report._premise_verdict({"c1": bad, "c2": unknown}, ["c1", "c2"]) == ("not tested", "B")  # failed wins
-    assert report._premise_verdict({"c1": unknown, "c2": ok}, ["c1", None]) == ("inconclusive", "U")
-    assert report._premise_verdict({"c1": (False, "X"), "c2": (False, "Y")}, ["c2", "c1", "c2"]) == ("not tested", "X; Y")
-    assert report._premise_verdict({"c1": (None, "X"), "c2": (None, "Y")}, ["c2", "c1"]) == ("inconclusive", "X; Y")
-    assert [report._objective_of(_t5(o, es)) for o in ("c1", "c2", "eq9", "abs") for es in (True, False)] == \
+    assert verdicts._premise_verdict(None, ["c1"]) is None
+    assert verdicts._premise_verdict({}, ["c1"]) is None
+    assert verdicts._premise_verdict({"c1": bad, "c2": bad}, [None, None]) is None  # no C1/C2 variant in the check
+    assert verdicts._premise_verdict({"c1": ok, "c2": ok}, ["c1", "c2"]) is None
+    assert verdicts._premise_verdict({"c1": bad, "c2": unknown}, ["c1", "c2"]) == ("not tested", "B")  # failed wins
+    assert verdicts._premise_verdict({"c1": unknown, "c2": ok}, ["c1", None]) == ("inconclusive", "U")
+    assert verdicts._premise_verdict({"c1": (False, "X"), "c2": (False, "Y")}, ["c2", "c1", "c2"]) == ("not tested", "X; Y")
+    assert verdicts._premise_verdict({"c1": (None, "X"), "c2": (None, "Y")}, ["c2", "c1"]) == ("inconclusive", "X; Y")
+    assert [verdicts._objective_of(_t5(o, es)) for o in ("c1", "c2", "eq9", "abs") for es in (True, False)] == \
         ["c1", "c1", "c2", "c2", None, None, None, None]
 
 
 def test_a_failed_tuning_leaves_its_checks_not_tested_with_the_reason(results):
     _tuned(results, "unreachable")
     c = _checks(results)
-    t = report.evaluate(results, OWN, c)
+    t = claims.evaluate(results, OWN, c)
     by = dict(zip(c["text"].str.split(":").str[0], zip(c["text"], c["verdict"])))
     assert by["latency error of C2 [ProxylessNAS] w/ ES, 90 epochs, every run within 1 %"] == (
         "latency error of C2 [ProxylessNAS] w/ ES, 90 epochs, every run within 1 %: +0.50, +1.50, +0.20 (seeds 1, 2, 3)"
@@ -595,7 +594,7 @@ def test_a_failed_tuning_leaves_its_checks_not_tested_with_the_reason(results):
         "(seeds 1, 2, 3) - not tested: " + C2_UNREACHABLE, "not tested")
     gated = c[c["verdict"] == "not tested"]
     assert gated["id"].tolist() == ["es-precise", "c1-c2-miss", "c1-around-c2-above", "ours-beats-c2", "ours-beats-c2"]
-    assert gated["unit"].tolist() == [report.LAT_UNIT, report.LAT_UNIT, report.LATE_UNIT, report.TOP1, report.TOP1]
+    assert gated["unit"].tolist() == [verdicts.LAT_UNIT, verdicts.LAT_UNIT, verdicts.LATE_UNIT, verdicts.TOP1, verdicts.TOP1]
     assert gated["margin"].tolist() == [1.0, 2.0, 0.0, 0.0, 0.0] and gated["decides"].all()
     assert gated["n"].tolist() == [3] * 5 and set(gated["note"]) == {C2_UNREACHABLE}
     assert gated["values"].tolist()[:3] == ["1:0.500 2:1.500 3:0.200", "1:5.100 2:1.500 3:3.000",
@@ -605,7 +604,7 @@ def test_a_failed_tuning_leaves_its_checks_not_tested_with_the_reason(results):
     v = dict(zip(t["id"], t["verdict"]))
     assert v["ours-beats-c2"] == "not tested" and v["c1-c2-miss"] == "inconclusive"
     assert v["c1-around-c2-above"] == "inconclusive" and v["es-precise"] == "not reproduced"
-    md = report.to_markdown(t, OWN)
+    md = render.to_markdown(t, OWN)
     assert "reproduced: 5, not reproduced: 2, inconclusive: 9, not tested: 1." in md
 
 
@@ -657,7 +656,7 @@ def test_one_run_decides_no_latency_claim(tmp_path):
         "latency error of Ours (released code, |.|) w/ ES, 90 epochs, every run within 1 %: +0.50 (seeds 4) - "
         "inconclusive: one run"]
     assert es["verdict"].tolist() == ["inconclusive"] * 4 and es["n"].tolist() == [0, 0, 0, 1]
-    assert es["unit"].tolist() == [report.LAT_UNIT] * 4
+    assert es["unit"].tolist() == [verdicts.LAT_UNIT] * 4
     assert es["margin"].tolist() == [0.0, 0.0, 0.0, 1.0]
     assert es["note"].tolist()[:3] == ["no finished run yet"] * 3
 
@@ -670,40 +669,40 @@ def test_a_missing_table_is_named_for_every_claim(tmp_path):
         ("bi-supernet-acc", "supernet val accuracy bi-sampling − Gumbel (> 0): no results/fig2-operation-collapse/"
                             "per_seed-paper.csv yet (run the notebook)", "supernet accuracy points", 0.0),
         ("bi-beats-gumbel", "top1 Gumbel+Random − Gumbel (> 0): no results/table3-sampling/per_seed-paper.csv yet "
-                            "(run the notebook)", report.TOP1, 0.0),
+                            "(run the notebook)", verdicts.TOP1, 0.0),
         ("bi-search-cost", "search time Gumbel+Random / Gumbel (table3, 90 epochs) (> 1): no results/table3-sampling/"
                            "per_seed-paper.csv yet (run the notebook)", "ratio of search wall times", 1.0),
         ("random-best", "top1 Gumbel+Random − Gumbel+Gumbel (> 0) …: no results/table3-sampling/per_seed-paper.csv yet "
-                        "(run the notebook)", report.TOP1, 0.0),
+                        "(run the notebook)", verdicts.TOP1, 0.0),
         ("collapse-variants-worse", "top1 Gumbel+Gumbel − Gumbel (< 0) …: no results/table3-sampling/per_seed-paper.csv "
-                                    "yet (run the notebook)", report.TOP1, 0.0),
+                                    "yet (run the notebook)", verdicts.TOP1, 0.0),
         ("sink-best", "top1 sink-connecting − skip out candidates (> 0) …: no results/table4-depth-space/"
-                      "per_seed-paper.csv yet (run the notebook)", report.TOP1, 0.0),
+                      "per_seed-paper.csv yet (run the notebook)", verdicts.TOP1, 0.0),
         ("mutual-exclusion", "top1 skip out candidates − skip in candidates (> 0): no results/table4-depth-space/"
-                             "per_seed-paper.csv yet (run the notebook)", report.TOP1, 0.0),
+                             "per_seed-paper.csv yet (run the notebook)", verdicts.TOP1, 0.0),
         ("exclusion-over-redundancy", "top1 (skip out − skip in) − (sink-connecting − skip out) (> 0): no results/"
-                                      "table4-depth-space/per_seed-paper.csv yet (run the notebook)", report.TOP1, 0.0),
+                                      "table4-depth-space/per_seed-paper.csv yet (run the notebook)", verdicts.TOP1, 0.0),
         ("skip-in-shallow", "depth sink-connecting − skip in candidates (> 0): no results/table4-depth-space/"
                             "per_seed-paper.csv yet (run the notebook)", "layers", 0.0),
         ("skip-in-shallow", "depth jitter (layers per epoch, 90 epochs) skip in candidates − sink-connecting (> 0): no "
                             "results/fig4-depth-and-latency/per_seed_curves-paper.csv yet (run the notebook)", "layers", 0.0),
         ("es-precise", "latency error, every run within 1 %: no results/table5-latency-objectives/per_seed-paper.csv "
-                       "yet (run the notebook)", report.LAT_UNIT, 1.0),
+                       "yet (run the notebook)", verdicts.LAT_UNIT, 1.0),
         ("c1-c2-miss", "latency error, every run off by more than 2 %: no results/table5-latency-objectives/"
-                       "per_seed-paper.csv yet (run the notebook)", report.LAT_UNIT, 2.0),
+                       "per_seed-paper.csv yet (run the notebook)", verdicts.LAT_UNIT, 2.0),
         ("c1-around-c2-above", "share of late epochs above the target, w/o ES: no results/fig5-latency-objectives/"
-                               "per_seed_curves-paper.csv yet (run the notebook)", report.LATE_UNIT, 0.0),
+                               "per_seed_curves-paper.csv yet (run the notebook)", verdicts.LATE_UNIT, 0.0),
         ("ours-beats-c1", "top1 Ours (Eq. 9, max) w/ ES − C1 [FBNet] w/ ES (> 0) …: no results/table5-latency-objectives/"
-                          "per_seed-paper.csv yet (run the notebook)", report.TOP1, 0.0),
+                          "per_seed-paper.csv yet (run the notebook)", verdicts.TOP1, 0.0),
         ("ours-beats-c2", "top1 Ours (Eq. 9, max) w/ ES − C2 [ProxylessNAS] w/ ES (> 0) …: no results/"
-                          "table5-latency-objectives/per_seed-paper.csv yet (run the notebook)", report.TOP1, 0.0),
+                          "table5-latency-objectives/per_seed-paper.csv yet (run the notebook)", verdicts.TOP1, 0.0),
         ("lambda-es-precise", "latency error, every run within 1 %: no results/table13-lambda/per_seed-paper.csv yet "
-                              "(run the notebook)", report.LAT_UNIT, 1.0),
+                              "(run the notebook)", verdicts.LAT_UNIT, 1.0),
         ("lambda-0.1-best", "top1 λ = 0.1 − λ = 0.5 (> 0) …: no results/table13-lambda/per_seed-paper.csv yet "
-                            "(run the notebook)", report.TOP1, 0.0)]
+                            "(run the notebook)", verdicts.TOP1, 0.0)]
     assert set(c["verdict"]) == {"inconclusive"} and c["decides"].all() and (c["n"] == 0).all()
     assert c["mean"].isna().all() and c["values"].eq("").all()
-    t = report.evaluate(tmp_path, OWN)
+    t = claims.evaluate(tmp_path, OWN)
     assert set(t["verdict"]) == {"inconclusive"} and set(t["min_n"]) == {0}
 
 
@@ -745,7 +744,7 @@ def test_c1_around_c2_above_one_run_and_no_run(results):
         "inconclusive: one run",
         "C2 w/o ES, 90 epochs: % of late epochs above the target (100: always above): no run"]
     assert mine["verdict"].tolist() == ["inconclusive", "inconclusive"] and mine["n"].tolist() == [1, 0]
-    assert mine["unit"].tolist() == [report.LATE_UNIT] * 2
+    assert mine["unit"].tolist() == [verdicts.LATE_UNIT] * 2
 
 
 def test_search_cost_ratio_must_lie_wholly_above_one(results):
@@ -827,25 +826,25 @@ def test_exclusion_over_redundancy_one_seed_and_no_seed(results):
 def test_check_text_forms():
     e = stats.mean_ci([1.0, 2.0, 3.0])
     base = dict(what="w", estimate=e, verdict="reproduced")
-    assert report.Check(**base).text() == "w: +2.00 [-0.48, +4.48] (n=3)"
-    assert report.Check(**base, note="n").text() == "w: +2.00 [-0.48, +4.48] (n=3)"  # a note only with these verdicts:
-    assert report.Check(**{**base, "verdict": "not tested"}, note="n").text() == "w: +2.00 [-0.48, +4.48] (n=3) - not tested: n"
-    assert report.Check(**{**base, "verdict": "inconclusive"}, note="n").text() == "w: +2.00 [-0.48, +4.48] (n=3) - inconclusive: n"
-    assert report.Check(**{**base, "verdict": "not reproduced"}, note="n").text() == "w: +2.00 [-0.48, +4.48] (n=3)"
-    assert report.Check(**base, remark="r", decides=False).text() == "w: +2.00 [-0.48, +4.48] (n=3) (r) (context, decides nothing)"
-    assert report.Check(**base, needs={"dlut_ms": math.nan}).text() == "w: +2.00 [-0.48, +4.48] (n=3)"
-    assert report.Check(**base, needs={"dlut_ms": -0.125}).text() == "w: +2.00 [-0.48, +4.48] (n=3), LUT latency -0.12 ms apart"
-    assert report.Check("w", None, "inconclusive", "why").text() == "w: why"
-    assert report.Check("w", None, "inconclusive", "why", decides=False).text() == "w: why (context, decides nothing)"
-    runs = report.Check("w", None, "inconclusive", "why", values=((3, 0.5), (1, -1.25)))
+    assert verdicts.Check(**base).text() == "w: +2.00 [-0.48, +4.48] (n=3)"
+    assert verdicts.Check(**base, note="n").text() == "w: +2.00 [-0.48, +4.48] (n=3)"  # a note only with these verdicts:
+    assert verdicts.Check(**{**base, "verdict": "not tested"}, note="n").text() == "w: +2.00 [-0.48, +4.48] (n=3) - not tested: n"
+    assert verdicts.Check(**{**base, "verdict": "inconclusive"}, note="n").text() == "w: +2.00 [-0.48, +4.48] (n=3) - inconclusive: n"
+    assert verdicts.Check(**{**base, "verdict": "not reproduced"}, note="n").text() == "w: +2.00 [-0.48, +4.48] (n=3)"
+    assert verdicts.Check(**base, remark="r", decides=False).text() == "w: +2.00 [-0.48, +4.48] (n=3) (r) (context, decides nothing)"
+    assert verdicts.Check(**base, needs={"dlut_ms": math.nan}).text() == "w: +2.00 [-0.48, +4.48] (n=3)"
+    assert verdicts.Check(**base, needs={"dlut_ms": -0.125}).text() == "w: +2.00 [-0.48, +4.48] (n=3), LUT latency -0.12 ms apart"
+    assert verdicts.Check("w", None, "inconclusive", "why").text() == "w: why"
+    assert verdicts.Check("w", None, "inconclusive", "why", decides=False).text() == "w: why (context, decides nothing)"
+    runs = verdicts.Check("w", None, "inconclusive", "why", values=((3, 0.5), (1, -1.25)))
     assert runs.text() == "w: +0.50, -1.25 (seeds 3, 1) - inconclusive: why"
     # two values: the interval is shown (t(0.975, 1) = 12.706, SD sqrt(2), n 2 -> ± 12.71)
-    assert report.Check("w", stats.mean_ci([1.0, 3.0]), "inconclusive").text() == "w: +2.00 [-10.71, +14.71] (n=2)"
-    one = report.Check("w", stats.mean_ci([2.0]), "inconclusive", "one seed")
+    assert verdicts.Check("w", stats.mean_ci([1.0, 3.0]), "inconclusive").text() == "w: +2.00 [-10.71, +14.71] (n=2)"
+    one = verdicts.Check("w", stats.mean_ci([2.0]), "inconclusive", "one seed")
     assert one.text() == "w: +2.00 (n=1) - inconclusive: one seed"
-    c = report.Check("w", None, "inconclusive")
-    assert (c.unit, c.margin, c.values, c.decides, c.needs, c.remark, c.note) == (report.TOP1, 0.0, (), True, {}, "", "")
-    assert report.TOP1 == "top-1 points"
+    c = verdicts.Check("w", None, "inconclusive")
+    assert (c.unit, c.margin, c.values, c.decides, c.needs, c.remark, c.note) == (verdicts.TOP1, 0.0, (), True, {}, "", "")
+    assert verdicts.TOP1 == "top-1 points"
 
 
 def test_mini_decides_latency_on_the_longer_searches_and_shows_its_own_as_context(tmp_path):
@@ -876,7 +875,7 @@ def test_mini_decides_latency_on_the_longer_searches_and_shows_its_own_as_contex
         "share of late epochs above the target, w/o ES: no results/fig5-latency-objectives/per_seed_curves-mini-long.csv "
         "yet (run the notebook)"]
     assert late["decides"].tolist() == [False, False, True]
-    t = report.evaluate(tmp_path, "mini", c).set_index("id")
+    t = claims.evaluate(tmp_path, "mini", c).set_index("id")
     assert t.loc["es-precise", "verdict"] == "inconclusive" and t.loc["es-precise", "min_n"] == 0
     assert t.loc["c1-around-c2-above", "verdict"] == "inconclusive"
     # the longer searches decide; the -long tuning gates them
@@ -884,7 +883,7 @@ def test_mini_decides_latency_on_the_longer_searches_and_shows_its_own_as_contex
     _tuned(tmp_path, profile="mini-long")
     _fig5(tmp_path, "mini-long")
     c = _checks(tmp_path, "mini")
-    t = report.evaluate(tmp_path, "mini", c).set_index("id")
+    t = claims.evaluate(tmp_path, "mini", c).set_index("id")
     assert t.loc["c1-around-c2-above", "verdict"] == "reproduced" and t.loc["c1-around-c2-above", "min_n"] == 3
     deciding = c[(c["id"] == "es-precise") & c["decides"]]
     assert deciding["text"].iloc[0] == ("latency error of C1 [FBNet] w/ ES, longer search, every run within 1 %: "
@@ -900,8 +899,8 @@ def test_mini_decides_latency_on_the_longer_searches_and_shows_its_own_as_contex
     assert ctx["verdict"] == "not tested" and ctx["margin"] == 2.0
     assert ctx["text"].endswith("+5.10, +1.50, +3.00 (seeds 1, 2, 3) - not tested: " + C2_UNREACHABLE.replace(
         "seeds 1 2", "seeds 1 2") + " (context, decides nothing)")
-    assert report._budgets("mini") == [("", False), ("-long", True)] and report._budgets(OWN) == [("", True)]
-    assert report.LATENCY_BUDGET == {"mini": "-long"}
+    assert verdicts._budgets("mini") == [("", False), ("-long", True)] and verdicts._budgets(OWN) == [("", True)]
+    assert verdicts.LATENCY_BUDGET == {"mini": "-long"}
 
 
 # ----------------------------------------------------------------------------- the depth checks
@@ -949,9 +948,9 @@ def test_depth_jitter_counts_only_searching_epochs_of_panel_a(results):
 
 
 def test_total_depth_and_values_cells():
-    assert report._total_depth(pd.DataFrame({"depths": ["2-3-1-2-4-1", "1-1-1-1-1-1"]})).tolist() == [13, 6]
-    assert report._values("1:0.500 12:-2.250") == [(1, 0.5), (12, -2.25)]
-    assert report._values("") == [] and report._values(math.nan) == [] and report._values(None) == []
+    assert verdicts.total_depth(pd.DataFrame({"depths": ["2-3-1-2-4-1", "1-1-1-1-1-1"]})).tolist() == [13, 6]
+    assert forest._values("1:0.500 12:-2.250") == [(1, 0.5), (12, -2.25)]
+    assert forest._values("") == [] and forest._values(math.nan) == [] and forest._values(None) == []
 
 
 # ----------------------------------------------------------------------------- tables, budgets, costs, scope
@@ -961,33 +960,33 @@ def test_read_table_errors_name_the_file(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("")
     with pytest.raises(ValueError) as e:
-        report.read_table(p)
+        verdicts.read_table(p)
     assert str(e.value) == (f"{p}: not a readable CSV table (No columns to parse from file); "
                             "rerun the notebook that writes it (or delete it)")
     p.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError) as e:
-        report.read_table(p, ["a", "x", "y", "z", "w"])
+        verdicts.read_table(p, ["a", "x", "y", "z", "w"])
     assert str(e.value) == f"{p}: no column x, y, z; rerun the notebook that writes it (or delete it)"
-    assert report.read_table(p, ["b", "a"]).to_dict("list") == {"a": [1], "b": [2]}
+    assert verdicts.read_table(p, ["b", "a"]).to_dict("list") == {"a": [1], "b": [2]}
     p.write_bytes(b"a,b\n\xff\xfe,1\n")
     with pytest.raises(ValueError, match=r"t\.csv: not a readable CSV table \(.*\); rerun the notebook"):
-        report.read_table(p)
+        verdicts.read_table(p)
 
 
 def test_budget_labels():
     with_epochs = pd.DataFrame({"epochs": [24, 24]})
-    assert report._budget_label(with_epochs, "mini", "") == ", 24 epochs"
-    assert report._budget_label(with_epochs, "mini", "-long") == ", 24 epochs"
+    assert verdicts._budget_label(with_epochs, "mini", "") == ", 24 epochs"
+    assert verdicts._budget_label(with_epochs, "mini", "-long") == ", 24 epochs"
     no_value = pd.DataFrame({"epochs": [math.nan]})
-    assert report._budget_label(no_value, "mini", "-long") == ", longer search"
-    assert report._budget_label(None, "mini", "") == ", 8 epochs"  # the profile's search budget
-    assert report._budget_label(pd.DataFrame({"x": [1]}), OWN, "") == ", 90 epochs"
-    assert report._budget_label(None, "no-such-profile", "") == ""
-    assert report._deciding_suffix("mini") == "-long" and report._deciding_suffix(OWN) == ""
+    assert verdicts._budget_label(no_value, "mini", "-long") == ", longer search"
+    assert verdicts._budget_label(None, "mini", "") == ", 8 epochs"  # the profile's search budget
+    assert verdicts._budget_label(pd.DataFrame({"x": [1]}), OWN, "") == ", 90 epochs"
+    assert verdicts._budget_label(None, "no-such-profile", "") == ""
+    assert verdicts._deciding_suffix("mini") == "-long" and verdicts._deciding_suffix(OWN) == ""
 
 
 def test_compute_costs_per_notebook_and_over_distinct_runs(results):
-    costs = report.compute_costs(results, OWN)
+    costs = render.compute_costs(results, OWN)
     assert costs.columns.tolist() == ["notebook", "searches", "retrainings", "search_min", "retrain_min", "compute_min",
                                       "runs_computed_now"]
     rows = costs.to_dict("records")
@@ -997,16 +996,16 @@ def test_compute_costs_per_notebook_and_over_distinct_runs(results):
     for r, (s, t, sm, tm, cm, now) in zip(rows, want):
         assert (r["searches"], r["retrainings"], r["runs_computed_now"]) == (s, t, now)
         assert (r["search_min"], r["retrain_min"], r["compute_min"]) == pytest.approx((sm, tm, cm), abs=1e-9)
-    assert report.cost_row("x", pd.DataFrame({"kind": ["search", "other"], "key": ["a", "b"], "source": ["computed now"] * 2,
+    assert render.cost_row("x", pd.DataFrame({"kind": ["search", "other"], "key": ["a", "b"], "source": ["computed now"] * 2,
                                                "wall_min": [1.0, 2.0]})) == {
         "notebook": "x", "searches": 1, "retrainings": 0, "search_min": 1.0, "retrain_min": 0.0, "compute_min": 3.0,
         "runs_computed_now": 2}
-    assert report.compute_costs(results, "mini").empty
-    assert report.compute_costs(results, "mini").columns.tolist() == costs.columns.tolist()
-    assert report.RUNS_COLUMNS == ("kind", "key", "source", "wall_min")
+    assert render.compute_costs(results, "mini").empty
+    assert render.compute_costs(results, "mini").columns.tolist() == costs.columns.tolist()
+    assert render.RUNS_COLUMNS == ("kind", "key", "source", "wall_min")
     (results / "table3-sampling" / f"runs-{OWN}.csv").write_text("kind,key\nsearch,s1\n")
     with pytest.raises(ValueError, match="no column source, wall_min"):
-        report.compute_costs(results, OWN)
+        render.compute_costs(results, OWN)
 
 
 def _scope_tables(root: Path) -> None:
@@ -1036,33 +1035,33 @@ SCOPE_SHARED = ("Checks are not independent where they share runs: 2 searches se
 
 def test_scope_in_words(tmp_path):
     _scope_tables(tmp_path)
-    assert report.scope(tmp_path, OWN) == " ".join([
+    assert render.scope(tmp_path, OWN) == " ".join([
         SCOPE_PAPER,
         "The nets a comparison sets side by side are not latency-matched: over the 4 distinct retrained nets top-1 "
         "correlates with the derived net's LUT latency at r = +0.98, and its per-run SD over seeds is the 'pooled SD' "
         "below, so each top-1 check also prints how far apart its two variants are in latency.",
         SCOPE_SHARED])
-    assert report.scope(tmp_path, "no-such-profile") == ""
+    assert render.scope(tmp_path, "no-such-profile") == ""
 
 
 def test_scope_says_nothing_it_cannot_measure(tmp_path):
-    assert report.scope(tmp_path, OWN) == SCOPE_PAPER
+    assert render.scope(tmp_path, OWN) == SCOPE_PAPER
     # three nets but one latency: no correlation; two nets: none either; one notebook per search: no sharing
     _write(tmp_path, "table3-sampling", f"per_seed-{OWN}",
            [{"variant": "a", "seed": s, "lut_ms": 10.0, "top1": 70.0 + s} for s in SEEDS])
     _write(tmp_path, "table3-sampling", f"runs-{OWN}", [{"kind": "search", "key": "s1", "source": "x", "wall_min": 1.0}])
     _write(tmp_path, "table4-depth-space", f"runs-{OWN}", [{"kind": "search", "key": "s2", "source": "x", "wall_min": 1.0}])
-    assert report.scope(tmp_path, OWN) == SCOPE_PAPER
+    assert render.scope(tmp_path, OWN) == SCOPE_PAPER
     _write(tmp_path, "table3-sampling", f"per_seed-{OWN}",
            [{"variant": "a", "seed": s, "lut_ms": 10.0 + s, "top1": 70.0} for s in SEEDS])
-    assert report.scope(tmp_path, OWN) == SCOPE_PAPER
+    assert render.scope(tmp_path, OWN) == SCOPE_PAPER
     _write(tmp_path, "table3-sampling", f"per_seed-{OWN}",
            [{"variant": "a", "seed": s, "lut_ms": 10.0 + s, "top1": 70.0 + s} for s in (1, 2)])
-    assert report.scope(tmp_path, OWN) == SCOPE_PAPER
+    assert render.scope(tmp_path, OWN) == SCOPE_PAPER
     _write(tmp_path, "table3-sampling", f"per_seed-{OWN}",
            [{"variant": "a", "seed": s, "lut_ms": 10.0 + s, "top1": 70.0 + s} for s in SEEDS])
     assert "over the 3 distinct retrained nets top-1 correlates with the derived net's LUT latency at r = +1.00" in \
-        report.scope(tmp_path, OWN)
+        render.scope(tmp_path, OWN)
 
 
 def test_scope_of_mini_names_its_longer_searches(tmp_path):
@@ -1070,12 +1069,12 @@ def test_scope_of_mini_names_its_longer_searches(tmp_path):
             "from scratch for 2 epochs at 28 px and width x0.25 (profile `mini`); each search ran 8 epochs (5 with α/β "
             "steps) on fashion-mnist, the longer ones (`-long` tables, searches only)")
     tail = ". It is not ImageNet top-1: compare signs and rankings with the paper's, not levels."
-    assert report.scope(tmp_path, "mini") == head + tail
+    assert render.scope(tmp_path, "mini") == head + tail
     _write(tmp_path, "table3-sampling", "per_seed-mini-long", [{"variant": "a", "seed": 1, "lut_ms": 1.0}])
-    assert report.scope(tmp_path, "mini") == head + tail  # no epochs column: no number
+    assert render.scope(tmp_path, "mini") == head + tail  # no epochs column: no number
     _write(tmp_path, "table4-depth-space", "per_seed-mini-long", [{"variant": "a", "seed": 1, "epochs": 24}])
-    assert report.scope(tmp_path, "mini") == head + " 24 epochs" + tail
-    assert report._long_epochs(tmp_path, "mini") == " 24 epochs"
+    assert render.scope(tmp_path, "mini") == head + " 24 epochs" + tail
+    assert render._long_epochs(tmp_path, "mini") == " 24 epochs"
 
 
 def test_two_runs_decide_a_latency_claim(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tfnas_core.experiments import core as E
+from tfnas_core.experiments import notebook as E
 from tfnas_core.train import config as profiles
 from tfnas_core.runs import archive as run_archive
 from tfnas_core.search import config as search_config

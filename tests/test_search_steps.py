@@ -14,6 +14,9 @@ a step or two.  What is pinned, each from the same sampled paths / Gumbel draws 
 * the temperature per epoch, elasticity scaling toward the configured target at the searching
   epochs, the epoch record's sums and means (``EpochSums``), deferred reads equal to reading at
   once, and the one-line message of a non-finite loss.
+
+The steps (``search.steps``) take flat arguments; ``_w`` / ``_a`` call them with a config's
+(``loop.weight_step_args`` / ``arch_step_args``, the loop's own mapping) and read the numbers.
 """
 from __future__ import annotations
 
@@ -26,13 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from tfnas_core.latency import lut as latency
+from tfnas_core.latency import relaxed as relaxed_latency
 from tfnas_core.runs import loop as run_loop
 from tfnas_core.search import samplers
 from tfnas_core.search import scaling
 from tfnas_core.search import loop as search
+from tfnas_core.search import steps
 from tfnas_core.search import config as search_config
 from tfnas_core.nn.elastic import rank_channels
-from tfnas_core.search.objectives import DEFAULTS
+from tfnas_core.search.objectives import DEFAULTS, LatencyCost
 from tfnas_core.search.config import smoke
 
 CPU = torch.device("cpu")
@@ -42,6 +47,16 @@ N = 6  # images per batch
 
 def _cfg(**kw) -> search_config.SearchConfig:
     return replace(smoke(), **{"target_ms": 20.0, **kw})
+
+
+def _w(net, x, y, opt, cfg, gen, bi):
+    """The weight step under ``cfg`` (a searching epoch's when ``bi``), its numbers read at once."""
+    return steps.weight_step(net, x, y, opt, gen, **search.weight_step_args(cfg, bi)).numbers()
+
+
+def _a(net, x, y, opt, lut, cfg, temp, gen):
+    """The arch step under ``cfg`` at temperature ``temp``, its numbers read at once."""
+    return steps.arch_step(net, x, y, opt, lut, gen, temperature=temp, **search.arch_step_args(cfg)).numbers()
 
 
 @pytest.fixture(scope="module")
@@ -106,18 +121,6 @@ def test_temperature_per_epoch_reads_the_configured_schedule():
     assert search.temperature(replace(lin, epochs=4), 3) == pytest.approx(1.0)  # the run's length counts
 
 
-# ----------------------------------------------------------------------------- non-finite losses
-
-
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
-def test_a_non_finite_loss_is_refused_with_where_it_happened(value):
-    with pytest.raises(search.SearchDiverged) as e:
-        search._finite(torch.tensor(value), lambda: "at epoch 3 step 7; search stopped, kept")
-    assert str(e.value) == f"loss is {value} at epoch 3 step 7; search stopped, kept"
-    assert isinstance(e.value, ValueError)
-    search._finite(torch.tensor(2.5), lambda: pytest.fail("where() is read only for a message"))
-
-
 # ----------------------------------------------------------------------------- weight step
 
 
@@ -147,7 +150,7 @@ def test_weight_step_sums_both_paths_and_updates_only_the_weights(net, fast):
     w_opt, _, a_opt = search.build_optimizers(net, cfg)
     arch = [p.detach().clone() for p in net.arch_parameters()]
     seen = _spy_paths(net)
-    r = search.weight_step(net, x, y, w_opt, cfg, samplers.make_generator(3), bi=True)
+    r = _w(net, x, y, w_opt, cfg, samplers.make_generator(3), bi=True)
     assert seen == [first, second]
     assert r == {"loss": pytest.approx(loss, rel=1e-5), "correct": CORRECT, "n": N}
     assert type(r["loss"]) is float and type(r["correct"]) is int
@@ -165,7 +168,7 @@ def test_weight_step_with_one_path_runs_the_gumbel_path_alone(net, strategy, bi)
     y, loss, new, _ = _hand_weight_step(net, x, [first], cfg)
     w_opt, _, _ = search.build_optimizers(net, cfg)
     seen = _spy_paths(net)
-    r = search.weight_step(net, x, y, w_opt, cfg, samplers.make_generator(4), bi=bi)
+    r = _w(net, x, y, w_opt, cfg, samplers.make_generator(4), bi=bi)
     assert seen == [first]
     assert r == {"loss": pytest.approx(loss, rel=1e-5), "correct": CORRECT, "n": N}
     assert _close(net.weight_parameters(), new)
@@ -181,46 +184,32 @@ def test_weight_step_leaves_ops_off_its_paths_alone(net):
     p2 = samplers.gumbel_path(list(net.alphas), samplers.make_generator(1))
     off = [(l, a) for l, (a, b) in enumerate(zip(p1, p2)) if a != b]  # run by the first step only
     assert off
-    search.weight_step(net, x, y, w_opt, cfg, samplers.make_generator(0), bi=False)
+    _w(net, x, y, w_opt, cfg, samplers.make_generator(0), bi=False)
     snap = {(l, i): [p.detach().clone() for p in net.layers[l].candidates[i].parameters()] for l, i in off}
-    search.weight_step(net, x, y, w_opt, cfg, samplers.make_generator(1), bi=False)
+    _w(net, x, y, w_opt, cfg, samplers.make_generator(1), bi=False)
     for (l, i), before in snap.items():
         params = list(net.layers[l].candidates[i].parameters())
         assert all(p.grad is None for p in params)
         assert all(torch.equal(p, q) for p, q in zip(params, before))
 
 
-def test_weight_step_refuses_a_non_finite_loss_before_updating(net):
-    cfg = _cfg()
-    w_opt, _, _ = search.build_optimizers(net, cfg)
-    x, y = _batch()
-    x[0, 0, 0, 0] = float("nan")
-    before = [p.detach().clone() for p in net.weight_parameters()]
-    with pytest.raises(search.SearchDiverged, match=r"^loss is nan at epoch 1 step 2$"):
-        search.weight_step(net, x, y, w_opt, cfg, samplers.make_generator(0), bi=True, where=lambda: "at epoch 1 step 2")
-    with pytest.raises(search.SearchDiverged) as e:
-        search.weight_step(net, x, y, w_opt, cfg, samplers.make_generator(0), bi=True)
-    assert str(e.value) == "loss is nan "  # no place given
-    assert all(torch.equal(p, q) for p, q in zip(net.weight_parameters(), before))
-
-
-def test_weight_step_unsynced_keeps_tensors_and_flags_finiteness(template):
+def test_weight_step_returns_device_tensors_read_by_the_caller(template):
+    """One return type: 0-d tensors off the graph (``numbers`` reads them); a non-finite loss comes
+    back as it is (the caller, ``EpochSums``, refuses it), after the update."""
     cfg = _cfg()
     x, _ = _batch()
     y = torch.arange(N) % 10
-    nets = [copy.deepcopy(template) for _ in range(2)]
-    r = [search.weight_step(n, x, y, search.build_optimizers(n, cfg)[0], cfg, samplers.make_generator(5), bi=True,
-                            sync=s) for n, s in zip(nets, (True, False))]
-    at_once, deferred = r
-    assert set(deferred) == {"loss", "correct", "n", "finite"} and deferred["n"] == N
-    assert all(isinstance(deferred[k], torch.Tensor) and deferred[k].dim() == 0 for k in ("loss", "correct", "finite"))
-    assert not deferred["loss"].requires_grad and bool(deferred["finite"]) is True
-    assert float(deferred["loss"]) == at_once["loss"] and int(deferred["correct"]) == at_once["correct"]
-    assert all(torch.equal(p, q) for p, q in zip(nets[0].weight_parameters(), nets[1].weight_parameters()))
+    net = copy.deepcopy(template)
+    r = steps.weight_step(net, x, y, search.build_optimizers(net, cfg)[0], samplers.make_generator(5),
+                          second_path="random", grad_clip=cfg.w_grad_clip)
+    assert isinstance(r, steps.WeightOut) and r.n == N
+    assert all(isinstance(t, torch.Tensor) and t.dim() == 0 and not t.requires_grad for t in (r.loss, r.correct))
+    assert r.correct.dtype == torch.int64
+    assert r.numbers() == {"loss": float(r.loss), "correct": int(r.correct), "n": N}
     x[0, 0, 0, 0] = float("nan")
-    bad = search.weight_step(nets[1], x, y, search.build_optimizers(nets[1], cfg)[0], cfg, samplers.make_generator(5),
-                             bi=True, sync=False)  # not refused here: the loop reads the flag at the epoch's end
-    assert bool(bad["finite"]) is False and math.isnan(float(bad["loss"]))
+    bad = steps.weight_step(net, x, y, search.build_optimizers(net, cfg)[0], samplers.make_generator(5),
+                            second_path="random", grad_clip=cfg.w_grad_clip)
+    assert math.isnan(float(bad.loss))
 
 
 # ----------------------------------------------------------------------------- arch step
@@ -253,7 +242,7 @@ def _hand_arch_step(net, x, cfg, temp, seed, hard=False, noise=None):
         logits = ref(x, ops, ref.depth_weights())
     y = _labels(logits)
     ce = F.cross_entropy(logits, y)
-    lat = ref.expected_latency(LUT, ops, ref.depth_weights())
+    lat = relaxed_latency.supernet_latency(ref, LUT, ops, ref.depth_weights())
     lat_loss = cfg.lam * (lat / cfg.target_ms - 1).abs()  # the 'abs' objective (released code)
     params = ref.arch_parameters()
     grads, norm = _clip(torch.autograd.grad(ce + lat_loss, params), cfg.a_grad_clip)
@@ -280,7 +269,7 @@ def test_arch_step_is_ce_plus_latency_loss_and_updates_only_alpha_beta(net, mode
     _, _, a_opt = search.build_optimizers(net, cfg)
     weights = [p.detach().clone() for p in net.weight_parameters()]
     seen = _spy_paths(net)
-    r = search.arch_step(net, x, y, a_opt, LUT, cfg, 2.5, samplers.make_generator(9))
+    r = _a(net, x, y, a_opt, LUT, cfg, 2.5, samplers.make_generator(9))
     assert r == {k: v if k in ("correct", "n") else pytest.approx(v, rel=1e-5) for k, v in want.items()}
     assert r["loss"] == pytest.approx(r["ce"] + r["lat_loss"], rel=1e-6)
     assert type(r["correct"]) is int and all(type(r[k]) is float for k in ("loss", "ce", "lat_loss", "lat_ms"))
@@ -303,14 +292,15 @@ def test_relaxed_body_from_given_noise_is_the_eager_step(net, template):
     noise = samplers.relaxed_noise(list(net.alphas), samplers.make_generator(9))
     y, want, grads, new, _ = _hand_arch_step(net, x, cfg, 2.5, 9, noise=noise)
     _, _, a_opt = search.build_optimizers(net, cfg)
-    vec = search.relaxed_body(net, x, y, noise, a_opt, LUT, cfg, 2.5)
-    assert search.ARCH_OUTPUTS == ("loss", "ce", "lat_loss", "lat_ms", "correct")
-    assert vec.tolist() == pytest.approx([want[k] for k in search.ARCH_OUTPUTS], rel=1e-5)
+    vec = steps.relaxed_body(net, x, y, noise, a_opt, LUT, temperature=2.5, cost=search.arch_step_args(cfg)["cost"],
+                             grad_clip=cfg.a_grad_clip)
+    assert steps.ARCH_OUTPUTS == ("loss", "ce", "lat_loss", "lat_ms", "correct") == steps.ArchOut._fields[:5]
+    assert vec.tolist() == pytest.approx([want[k] for k in steps.ARCH_OUTPUTS], rel=1e-5)
     assert _close(net.arch_parameters(), new)
     assert all(p.grad is None for p in net.weight_parameters())
     eager = copy.deepcopy(template)
-    r = search.arch_step(eager, x, y, search.build_optimizers(eager, cfg)[2], LUT, cfg, 2.5, samplers.make_generator(9))
-    assert [r[k] for k in search.ARCH_OUTPUTS] == pytest.approx(vec.tolist(), rel=1e-6)
+    r = _a(eager, x, y, search.build_optimizers(eager, cfg)[2], LUT, cfg, 2.5, samplers.make_generator(9))
+    assert [r[k] for k in steps.ARCH_OUTPUTS] == pytest.approx(vec.tolist(), rel=1e-6)
 
 
 def test_arch_step_with_cuda_graphs_on_the_cpu_is_the_eager_step(template):
@@ -320,52 +310,31 @@ def test_arch_step_with_cuda_graphs_on_the_cpu_is_the_eager_step(template):
     for graphs in (False, True):
         net = copy.deepcopy(template)
         cfg = _cfg(cuda_graphs=graphs, **ARCH_CFG)
-        out.append(search.arch_step(net, x, y, search.build_optimizers(net, cfg)[2], LUT, cfg, 2.5,
-                                    samplers.make_generator(9)))
+        out.append(_a(net, x, y, search.build_optimizers(net, cfg)[2], LUT, cfg, 2.5, samplers.make_generator(9)))
     assert out[0] == out[1]
 
 
-def test_arch_step_refuses_a_non_finite_loss_before_updating(net):
-    cfg = _cfg(**ARCH_CFG)
-    x, y = _batch()
-    x[0, 0, 0, 0] = float("inf")
-    arch = [p.detach().clone() for p in net.arch_parameters()]
-    _, _, a_opt = search.build_optimizers(net, cfg)
-    with pytest.raises(search.SearchDiverged, match=r"^loss is nan at epoch 4 step 2$"):
-        search.arch_step(net, x, y, a_opt, LUT, cfg, 2.5, samplers.make_generator(0), where=lambda: "at epoch 4 step 2")
-    with pytest.raises(search.SearchDiverged) as e:
-        search.arch_step(net, x, y, a_opt, LUT, cfg, 2.5, samplers.make_generator(0))
-    assert str(e.value) == "loss is nan "
-    assert all(torch.equal(p, q) for p, q in zip(net.arch_parameters(), arch))
-    bad = search.arch_step(net, x, y, a_opt, LUT, cfg, 2.5, samplers.make_generator(0), sync=False)
-    assert bool(bad["finite"]) is False  # unsynced: flagged, read at the epoch's end
-
-
-def test_arch_step_unsynced_keeps_tensors(template):
+@pytest.mark.parametrize("mode", ["relaxed", "hard"])
+def test_arch_step_returns_device_tensors_read_by_the_caller(template, mode):
+    """One return type: 0-d tensors off the graph in ``ARCH_OUTPUTS`` order, then ``n``; a
+    non-finite loss comes back as it is (``EpochSums`` refuses it)."""
     x, _ = _batch(7)
     y = torch.arange(N) % 10
-    out = []
-    for sync in (True, False):
-        net = copy.deepcopy(template)
-        cfg = _cfg(**ARCH_CFG)
-        out.append(search.arch_step(net, x, y, search.build_optimizers(net, cfg)[2], LUT, cfg, 2.5,
-                                    samplers.make_generator(9), sync=sync))
-    at_once, deferred = out
-    assert set(deferred) == {*search.ARCH_OUTPUTS, "n", "finite"} and deferred["n"] == N
-    assert all(isinstance(deferred[k], torch.Tensor) and not deferred[k].requires_grad for k in search.ARCH_OUTPUTS)
-    assert bool(deferred["finite"]) is True
-    assert {k: float(deferred[k]) for k in search.ARCH_OUTPUTS} == {k: float(at_once[k]) for k in search.ARCH_OUTPUTS}
-
-
-def test_arch_result_reads_numbers_or_keeps_tensors():
-    out = {"loss": torch.tensor(2.5), "ce": torch.tensor(2.0), "lat_loss": torch.tensor(0.5),
-           "lat_ms": torch.tensor(13.25), "correct": torch.tensor(3), "n": 6}
-    r = search._arch_result(out, True)
-    assert r == {"loss": 2.5, "ce": 2.0, "lat_loss": 0.5, "lat_ms": 13.25, "correct": 3, "n": 6}
-    assert type(r["correct"]) is int and type(r["loss"]) is float
-    d = search._arch_result(out, False)
-    assert set(d) == {*out, "finite"} and all(d[k] is out[k] for k in out) and bool(d["finite"]) is True
-    assert bool(search._arch_result({**out, "loss": torch.tensor(float("nan"))}, False)["finite"]) is False
+    net = copy.deepcopy(template)
+    cfg = _cfg(arch_step=mode, **ARCH_CFG)
+    a_opt = search.build_optimizers(net, cfg)[2]
+    r = steps.arch_step(net, x, y, a_opt, LUT, samplers.make_generator(9), temperature=2.5,
+                        **search.arch_step_args(cfg))
+    assert isinstance(r, steps.ArchOut) and r.n == N
+    assert all(isinstance(getattr(r, k), torch.Tensor) and getattr(r, k).dim() == 0 and not getattr(r, k).requires_grad
+               for k in steps.ARCH_OUTPUTS)
+    n = r.numbers()
+    assert n == {**{k: float(getattr(r, k)) for k in steps.ARCH_OUTPUTS[:4]}, "correct": int(r.correct), "n": N}
+    assert type(n["correct"]) is int and all(type(n[k]) is float for k in steps.ARCH_OUTPUTS[:4])
+    x[0, 0, 0, 0] = float("inf")
+    bad = steps.arch_step(net, x, y, a_opt, LUT, samplers.make_generator(0), temperature=2.5,
+                          **search.arch_step_args(cfg))
+    assert not bool(torch.isfinite(bad.loss))
 
 
 def test_weighted_outputs_scale_each_layer_by_its_chosen_weight_and_go_away(net):
@@ -376,7 +345,7 @@ def test_weighted_outputs_scale_each_layer_by_its_chosen_weight_and_go_away(net)
         h = [net.features_in(_batch()[0])]
         for l in range(3):
             h.append(net.layers[l](h[-1], choices[l]))
-        with search._weighted_outputs(net, weights, choices):
+        with steps._weighted_outputs(net, weights, choices):
             scaled = [net.layers[l](h[l], choices[l]) for l in range(3)]
         after = [net.layers[l](h[l], choices[l]) for l in range(3)]
     for l in range(3):
@@ -387,7 +356,7 @@ def test_weighted_outputs_scale_each_layer_by_its_chosen_weight_and_go_away(net)
 
 def test_weighted_outputs_removes_its_hooks_when_the_forward_fails(net):
     with pytest.raises(RuntimeError, match="boom"):
-        with search._weighted_outputs(net, [torch.ones(l.num_choices) for l in net.layers], [0] * net.num_layers):
+        with steps._weighted_outputs(net, [torch.ones(l.num_choices) for l in net.layers], [0] * net.num_layers):
             raise RuntimeError("boom")
     assert all(not layer._forward_hooks for layer in net.layers)
 
@@ -409,9 +378,9 @@ def test_arch_loss_is_ce_plus_the_configured_objective(net, objective, lam, lam2
     logits, y = torch.randn(N, 10, generator=g), torch.arange(N) % 10
     ops = samplers.relaxed_weights(list(net.alphas), 1.5, samplers.make_generator(0))
     depths = net.depth_weights()
-    loss, ce, lat, lat_loss = search.arch_loss(net, logits, y, LUT, cfg, ops, depths)
+    loss, ce, lat, lat_loss = steps.arch_loss(net, logits, y, LUT, search.arch_step_args(cfg)["cost"], ops, depths)
     want_ce = float(-torch.log_softmax(logits, 1)[torch.arange(N), y].mean())
-    want_lat = float(net.expected_latency(LUT, ops, depths).detach())
+    want_lat = float(relaxed_latency.supernet_latency(net, LUT, ops, depths).detach())
     got = [float(t.detach()) for t in (loss, ce, lat, lat_loss)]
     assert 10.0 < want_lat < 20.0 and got[2] == pytest.approx(want_lat, rel=1e-6)
     assert got[1] == pytest.approx(want_ce, rel=1e-6)
@@ -431,12 +400,12 @@ def test_relaxed_loss_runs_every_op_mixed_in_training_mode(net):
     with torch.no_grad():
         want = ref(x, [o.detach() for o in ops], ref.depth_weights())
     net.eval()
-    logits, loss, ce, lat, lat_loss = search.relaxed_loss(net, x, y, LUT, cfg, ops)
+    logits, loss, ce, lat, lat_loss = steps.relaxed_loss(net, x, y, LUT, search.arch_step_args(cfg)["cost"], ops)
     assert net.training
     assert torch.allclose(logits, want, atol=1e-6)
     got = {k: float(t.detach()) for k, t in (("loss", loss), ("ce", ce), ("lat", lat), ("lat_loss", lat_loss))}
     assert got["ce"] == pytest.approx(float(F.cross_entropy(want, y)), rel=1e-6)
-    assert got["lat"] == pytest.approx(float(net.expected_latency(LUT, ops, net.depth_weights()).detach()), rel=1e-6)
+    assert got["lat"] == pytest.approx(float(relaxed_latency.supernet_latency(net, LUT, ops, net.depth_weights()).detach()), rel=1e-6)
     assert got["lat_loss"] == pytest.approx(0.3 * abs(got["lat"] / 12.0 - 1), rel=1e-5)
     assert got["loss"] == pytest.approx(got["ce"] + got["lat_loss"], rel=1e-6)
     loss.backward()
@@ -452,9 +421,9 @@ def test_arch_update_steps_alpha_beta_alone_from_fresh_gradients(net):
     def loss_of(k):  # touches the weights too: only α/β may get gradients
         return sum(k * (p * ci).sum() for p, ci in zip(params, c)) + sum(p.sum() for p in net.weight_parameters())
 
-    search.arch_update(net, a_opt, cfg, loss_of(1.0))
+    steps.arch_update(net, a_opt, loss_of(1.0), cfg.a_grad_clip)
     start = [p.detach().clone() for p in params]
-    search.arch_update(net, a_opt, cfg, loss_of(3.0))
+    steps.arch_update(net, a_opt, loss_of(3.0), cfg.a_grad_clip)
     grads, norm = _clip([3.0 * ci for ci in c], cfg.a_grad_clip)
     assert norm > cfg.a_grad_clip
     assert _close([p.grad for p in params], grads)  # this step's gradient alone, clipped
@@ -486,7 +455,7 @@ def test_elasticity_scales_toward_the_given_target_and_permutes_momentum(net):
     mids = [list(m) for m in net.mids]
     target = 0.8 * LUT.predict(spec)
     want = scaling.scale(spec, LUT, target)
-    es = search.elasticity(net, LUT, target, w_opt, enabled=True)
+    es = steps.elasticity(net, LUT, target, w_opt, enabled=True)
     assert es == {"lut_ms_before": LUT.predict(spec), "lut_ms_after": want.lut_ms_after,
                   "es_changed": sum(net.mids[l][i] != mids[l][i] for l, i in kept)}
     assert es["es_changed"] > 0 and LUT.predict(net.derive()) == pytest.approx(want.lut_ms_after)
@@ -506,14 +475,14 @@ def test_elasticity_without_an_optimiser_or_disabled(net, template):
     spec = net.derive()
     target = 1.2 * LUT.predict(spec)
     mids = [list(m) for m in net.mids]
-    off = search.elasticity(net, LUT, target, None, enabled=False)
+    off = steps.elasticity(net, LUT, target, None, enabled=False)
     assert off == {"lut_ms_before": LUT.predict(spec), "lut_ms_after": LUT.predict(spec), "es_changed": 0}
     assert [list(m) for m in net.mids] == mids
-    on = search.elasticity(net, LUT, target, None, enabled=True)
+    on = steps.elasticity(net, LUT, target, None, enabled=True)
     assert on["lut_ms_after"] == scaling.scale(spec, LUT, target).lut_ms_after > on["lut_ms_before"]
     other = copy.deepcopy(template)
     w_opt, _, _ = search.build_optimizers(other, _cfg())
-    assert search.elasticity(other, LUT, target, w_opt, enabled=True) == on  # no momentum yet: nothing to permute
+    assert steps.elasticity(other, LUT, target, w_opt, enabled=True) == on  # no momentum yet: nothing to permute
     assert [list(m) for m in net.mids] == [list(m) for m in other.mids]
 
 
@@ -555,28 +524,47 @@ def _spy(monkeypatch, module, name, calls):
 
     def spy(*a, **k):
         out = real(*a, **k)
-        calls.append((a, {**k, "where": k["where"]()} if "where" in k else k, out))  # where(): read at the call
+        calls.append((a, k, out.numbers() if hasattr(out, "numbers") else out))
         return out
 
     monkeypatch.setattr(module, name, spy)
 
 
-def _epoch(template, monkeypatch, epoch, cfg, data=None, defer=False):
+def _state(template, cfg, epoch):
+    """A search's state at ``epoch``'s start (the cosine schedule stepped ``epoch`` times)."""
     net = copy.deepcopy(template)
-    w_opt, w_sched, a_opt = search.build_optimizers(net, cfg)
-    for _ in range(epoch):  # the schedule at this epoch
-        w_opt.step()
-        w_sched.step()
-    calls = {k: [] for k in ("weight_step", "arch_step", "validate", "elasticity", "progress_bar", "defer_host_reads")}
+    state = search.SearchState(net, *search.build_optimizers(net, cfg), samplers.make_generator(0))
+    for _ in range(epoch):
+        state.w_opt.step()
+        state.w_sched.step()
+    return state
+
+
+class _Loop:
+    """What ``search_epoch`` uses of a ``RunLoop``: ``kept`` and ``step``."""
+
+    def __init__(self):
+        self.steps = []
+
+    def kept(self):
+        return "last good checkpoint (epoch 1)"
+
+    def step(self, epoch, step, phase, values):
+        self.steps.append((epoch, step, phase))
+
+
+def _epoch(template, monkeypatch, epoch, cfg, data=None):
+    state = _state(template, cfg, epoch)
+    calls = {k: [] for k in ("weight_step", "arch_step", "validate", "elasticity", "progress_bar")}
     for name in ("weight_step", "arch_step", "validate", "elasticity"):
-        _spy(monkeypatch, search, name, calls[name])
+        _spy(monkeypatch, steps, name, calls[name])
     _spy(monkeypatch, run_loop, "progress_bar", calls["progress_bar"])
-    monkeypatch.setattr(search, "defer_host_reads", lambda device: calls["defer_host_reads"].append(device) or defer)
     data = data or _Data()
-    lr = w_sched.get_last_lr()[0]
-    rec = search.search_epoch(net, data, LUT, cfg, epoch, 3, w_opt, w_sched, a_opt, samplers.make_generator(0), CPU,
-                              lambda: "last good checkpoint (epoch 1)")
-    assert w_sched.get_last_lr()[0] < lr  # the cosine schedule stepped once
+    lr = state.w_sched.get_last_lr()[0]
+    loop = _Loop()
+    rec = search.search_epoch(state, LUT, cfg, data, epoch, 3, loop)
+    assert state.w_sched.get_last_lr()[0] < lr  # the cosine schedule stepped once
+    assert loop.steps == [(epoch, s, rec["phase"]) for s in range(3)]
     monkeypatch.undo()
     return rec, calls, data, lr
 
@@ -588,7 +576,7 @@ def test_a_warmup_epoch_trains_weights_on_one_path_and_records_means(template, m
     cfg = _cfg(**LOOP_CFG)
     rec, calls, data, lr = _epoch(template, monkeypatch, 0, cfg)
     ws = calls["weight_step"]
-    assert len(ws) == 3 and all(k["bi"] is False and k["sync"] is True for _, k, _ in ws)
+    assert len(ws) == 3 and all(k == {"second_path": "none", "grad_clip": cfg.w_grad_clip} for _, k, _ in ws)
     assert len(data.weights.batches) == 4  # the steps cap the batches
     assert all(torch.equal(a[1], b[0]) and torch.equal(a[2], b[1]) for (a, _, _), b in zip(ws, data.weights.batches))
     assert data.weights.epochs == [0] and data.streams == [] and calls["arch_step"] == []
@@ -598,7 +586,6 @@ def test_a_warmup_epoch_trains_weights_on_one_path_and_records_means(template, m
     assert target == 14.0 and es_kw == {"enabled": False}
     (_, enabled), bar, _ = calls["progress_bar"][0]
     assert bar == {"dynamic_ncols": True, "desc": "epoch 1/3", "total": 3, "leave": False} and enabled is False
-    assert calls["defer_host_reads"] == [CPU]
     n = sum(r["n"] for _, _, r in ws)
     assert rec["train_loss"] == pytest.approx(sum(r["loss"] * r["n"] for _, _, r in ws) / n, rel=1e-12)
     assert rec["train_acc"] == pytest.approx(100 * sum(r["correct"] for _, _, r in ws) / n, rel=1e-12)
@@ -614,14 +601,15 @@ def test_a_warmup_epoch_trains_weights_on_one_path_and_records_means(template, m
 def test_a_searching_epoch_adds_arch_steps_bi_sampling_and_elasticity(template, monkeypatch):
     cfg = _cfg(t0=4.0, t_decay=0.5, **LOOP_CFG)
     rec, calls, data, lr = _epoch(template, monkeypatch, 2, cfg)
-    assert [k["bi"] for _, k, _ in calls["weight_step"]] == [True] * 3
+    assert [k["second_path"] for _, k, _ in calls["weight_step"]] == [cfg.second_path] * 3 == ["random"] * 3
     assert data.streams == [2] and data.weights.epochs == [2]
     arch = calls["arch_step"]
     assert len(arch) == 1  # after the 2nd of 3 weight steps (arch_every = 2)
-    (_, xa, ya, _, lut, _, temp, _), kw, a = arch[0]
+    (_, xa, ya, _, lut, _), kw, a = arch[0]
     assert torch.equal(xa, data.arch[0][0]) and torch.equal(ya, data.arch[0][1]) and lut is LUT
-    assert temp == 2.0 == rec["temperature"] and kw["sync"] is True
-    assert kw["where"] == "at epoch 3 step 2; search stopped, last good checkpoint (epoch 1)"
+    assert kw == {"temperature": 2.0, "cost": LatencyCost("abs", 14.0, 0.1, None), "grad_clip": cfg.a_grad_clip,
+                  "hard": False, "graphed": False}
+    assert rec["temperature"] == 2.0
     (_, _, target, _), es_kw, es = calls["elasticity"][0]
     assert target == 14.0 and es_kw == {"enabled": True}
     assert rec["es_applied"] is True and rec["phase"] == "search" and rec["epoch"] == 3 and rec["lr"] == lr
@@ -643,34 +631,31 @@ def test_a_searching_epoch_without_elasticity_leaves_the_widths(template, monkey
     assert rec["lut_ms_after"] == rec["lut_ms_before"]
 
 
-def test_deferred_reads_give_the_records_read_at_once(template, monkeypatch):
-    cfg = _cfg(**LOOP_CFG)
-    at_once, _, _, _ = _epoch(template, monkeypatch, 1, cfg)
-    deferred, calls, _, _ = _epoch(template, monkeypatch, 1, cfg, defer=True)
-    assert all(k["sync"] is False for _, k, _ in calls["weight_step"] + calls["arch_step"])
-    assert deferred == at_once
-
-
-@pytest.mark.parametrize("defer", [False, True], ids=["at-once", "deferred"])
 @pytest.mark.parametrize("which", ["weight", "arch"])
-def test_a_non_finite_loss_stops_the_epoch_with_the_message_users_see(template, monkeypatch, defer, which):
+def test_a_non_finite_loss_stops_the_epoch_with_the_message_users_see(template, monkeypatch, which):
     cfg = _cfg(**LOOP_CFG)
     data = _Data(nan_at=1) if which == "weight" else _Data(arch_nan=True)
     step = 2  # the 2nd weight step, or the arch step after it
     with pytest.raises(search.SearchDiverged) as e:
-        _epoch(template, monkeypatch, 1, cfg, data=data, defer=defer)
-    tag = f" ({which} step)" if defer else ""
-    assert str(e.value) == f"loss is nan{tag} at epoch 2 step {step}; search stopped, last good checkpoint (epoch 1)"
+        _epoch(template, monkeypatch, 1, cfg, data=data)
+    assert str(e.value) == (f"loss is nan ({which} step) at epoch 2 step {step}; search stopped, "
+                            "last good checkpoint (epoch 1)")
+
+
+def test_on_the_cpu_a_non_finite_loss_stops_at_its_step(template, monkeypatch):
+    """On the CPU each loss is checked at once: the epoch stops at the NaN weight step, before the
+    next step runs."""
+    cfg = _cfg(**{**LOOP_CFG, "arch_every": 1})
+    state = _state(template, cfg, 1)
+    calls = {"weight_step": [], "arch_step": []}
+    for name in calls:
+        _spy(monkeypatch, steps, name, calls[name])
+    with pytest.raises(search.SearchDiverged, match=r"\(weight step\) at epoch 2 step 2;"):
+        search.search_epoch(state, LUT, cfg, _Data(nan_at=1), 1, 3, None)
+    assert len(calls["weight_step"]) == 2 and len(calls["arch_step"]) == 1
 
 
 # ----------------------------------------------------------------------------- EpochSums, deferring
-
-
-def test_defer_host_reads_on_a_gpu_only():
-    assert search.defer_host_reads(torch.device("cuda")) is True
-    assert search.defer_host_reads(torch.device("cuda", 1)) is True
-    assert search.defer_host_reads(CPU) is False
-    assert search.defer_host_reads(torch.device("meta")) is False
 
 
 STEPS = [  # (weight loss, n, correct) per step and, at some steps, an arch step's outputs
@@ -680,56 +665,69 @@ STEPS = [  # (weight loss, n, correct) per step and, at some steps, an arch step
 ]
 
 
-def _sums(device):
-    s = search.EpochSums(device)
+def _kept():
+    return "kept"
+
+
+def _sums(check_each_step, kept=_kept):
+    s = search.EpochSums(CPU, check_each_step, kept)
     for step, (loss, n, correct, arch) in enumerate(STEPS):
-        t = torch.tensor(loss)  # a float32 loss, as the steps return
-        if s.defer:
-            s.add_weight({"loss": t, "correct": torch.tensor(correct), "n": n, "finite": torch.isfinite(t)}, 0, step)
-        else:
-            s.add_weight({"loss": t.item(), "correct": correct, "n": n}, 0, step)
+        s.add_weight(steps.WeightOut(torch.tensor(loss), torch.tensor(correct), n), 0, step)  # float32, as a step's
         if arch is not None:
-            ts = {k: torch.tensor(v) for k, v in arch.items()}
-            s.add_arch({**ts, "finite": torch.tensor(True)} if s.defer else {k: v.item() for k, v in ts.items()}, 0, step)
+            s.add_arch(steps.ArchOut(*(torch.tensor(arch[k]) for k in steps.ARCH_OUTPUTS[:4]), torch.tensor(1), n), 0,
+                       step)
     return s
 
 
 def test_epoch_sums_add_losses_times_batch_sizes_and_arch_outputs():
-    s = _sums(None)
-    assert s.defer is False and s.checks == []
-    out = s.read(lambda: "kept")
+    s = _sums(True)
+    assert s.checks == []  # checked at every step
+    out = s.read()
     f32 = [float(torch.tensor(v)) for v, *_ in STEPS]
     assert out["w_loss"] == sum(v * n for v, (_, n, _, _) in zip(f32, STEPS))  # float32 widened, times n, summed
     assert (out["w_correct"], out["w_n"], out["a_steps"]) == (7, 11, 2) and type(out["w_correct"]) is int
     for k in ("loss", "ce", "lat_loss", "lat_ms"):
         assert out[f"a_{k}"] == sum(float(torch.tensor(a[k])) for *_, a in STEPS if a is not None)
-    empty = search.EpochSums().read(lambda: "kept")
+    empty = search.EpochSums(CPU, True, _kept).read()
     assert empty == {"w_loss": 0.0, "a_loss": 0.0, "a_ce": 0.0, "a_lat_loss": 0.0, "a_lat_ms": 0.0, "w_correct": 0,
                      "w_n": 0, "a_steps": 0}
     assert all(type(empty[k]) is float for k in search.EpochSums.FLOATS)
 
 
 def test_deferred_epoch_sums_read_the_same_numbers():
-    d = _sums(CPU)
-    assert d.defer is True and len(d.checks) == 5
+    d = _sums(False)
+    assert len(d.checks) == 5
     assert d.v["w_loss"].dtype == torch.float64 and d.v["w_correct"].dtype == torch.int64
     assert d.v["a_lat_ms"].dtype == torch.float64
-    out = d.read(lambda: "kept")
-    assert out == _sums(None).read(lambda: "kept")
+    out = d.read()
+    assert d.checks == []
+    assert out == _sums(True).read()
     assert all(type(out[k]) is float for k in search.EpochSums.FLOATS) and type(out["w_correct"]) is int
 
 
-def test_deferred_epoch_sums_refuse_the_first_non_finite_loss_in_step_order():
-    s = search.EpochSums(CPU)
+def _bad_steps(s):
     good, nan, inf = torch.tensor(1.0), torch.tensor(float("nan")), torch.tensor(float("inf"))
-    s.add_weight({"loss": good, "correct": torch.tensor(1), "n": 2, "finite": torch.isfinite(good)}, 4, 0)
-    s.add_arch({"loss": inf, "ce": good, "lat_loss": good, "lat_ms": good, "finite": torch.isfinite(inf)}, 4, 0)
-    s.add_weight({"loss": nan, "correct": torch.tensor(1), "n": 2, "finite": torch.isfinite(nan)}, 4, 1)
+    s.add_weight(steps.WeightOut(good, torch.tensor(1), 2), 4, 0)
+    s.add_arch(steps.ArchOut(inf, good, good, good, torch.tensor(1), 2), 4, 0)
+    s.add_weight(steps.WeightOut(nan, torch.tensor(1), 2), 4, 1)
+
+
+def test_deferred_epoch_sums_refuse_the_first_non_finite_loss_in_step_order():
+    s = search.EpochSums(CPU, False, lambda: "last good checkpoint (epoch 4)")
+    _bad_steps(s)  # nothing checked yet
     with pytest.raises(search.SearchDiverged) as e:
-        s.read(lambda: "last good checkpoint (epoch 4)")
+        s.read()
     assert str(e.value) == "loss is inf (arch step) at epoch 5 step 1; search stopped, last good checkpoint (epoch 4)"
-    t = search.EpochSums(CPU)
-    t.add_weight({"loss": good, "correct": torch.tensor(1), "n": 2, "finite": torch.isfinite(good)}, 0, 0)
-    t.add_weight({"loss": nan, "correct": torch.tensor(0), "n": 2, "finite": torch.isfinite(nan)}, 0, 1)
+    assert isinstance(e.value, ValueError)
+    t = search.EpochSums(CPU, False, lambda: "k")
+    t.add_weight(steps.WeightOut(torch.tensor(1.0), torch.tensor(1), 2), 0, 0)
+    t.add_weight(steps.WeightOut(torch.tensor(float("nan")), torch.tensor(0), 2), 0, 1)
     with pytest.raises(search.SearchDiverged, match=r"^loss is nan \(weight step\) at epoch 1 step 2; search stopped, k$"):
-        t.read(lambda: "k")
+        t.read()
+
+
+def test_epoch_sums_checking_each_step_refuse_at_the_step():
+    s = search.EpochSums(CPU, True, lambda: "kept")
+    with pytest.raises(search.SearchDiverged, match=r"^loss is inf \(arch step\) at epoch 5 step 1; search stopped, kept$"):
+        _bad_steps(s)
+    assert s.v["a_steps"] == 1 and s.v["w_n"] == 2  # the weight step after it never came

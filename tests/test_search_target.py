@@ -41,3 +41,21 @@ def test_a_finished_search_meets_its_configured_target_or_says_it_is_out_of_reac
     # the targets are chosen so that two are reachable (the test is not vacuous)
     if target < 20:
         assert narrow <= target <= wide
+
+
+def test_the_target_resolves_from_the_loaded_lut_without_reading_a_file():
+    """``target_ms=None`` is TF-NAS-B under the table the run loaded: resolving reads no file (the
+    table named here does not exist), and without a table the target stays unresolved."""
+    from dataclasses import replace
+
+    from tfnas_core.arch import zoo
+    from tfnas_core.search import config as search_config
+
+    lut = latency.load(CPU_LUT)
+    cfg = replace(search_config.smoke(), lut="/nonexistent/table.json", target_ms=None)
+    got = search_config.resolve(cfg, False, lut)
+    assert got.target_ms == round(lut.predict(zoo.load("TF-NAS-B")), 6) == search_config.default_target(lut)
+    assert search_config.resolve(cfg, False).target_ms is None
+    assert search_config.resolve(replace(cfg, target_ms=11.5), False, lut).target_ms == 11.5  # a given one is kept
+    with pytest.raises(latency.LUTError, match="no such latency table"):
+        search_config.load_lut(cfg)  # the one read, where a run makes it

@@ -8,6 +8,7 @@ import torch
 
 from tfnas_core.arch import spec as arch_spec
 from tfnas_core.latency import lut as latency
+from tfnas_core.latency import relaxed as relaxed_latency
 from tfnas_core.nn.elastic import ElasticMBInvRes
 from tfnas_core.arch.space import BlockArgs, Proxy, get_space
 from tfnas_core.nn.supernet import DEPTH_SPACES, Supernet
@@ -207,7 +208,7 @@ def test_active_subnet_matches_sampled_path(depth_space, seed):
         assert sum(spec.depths) < net.num_layers, "the randomised arch should skip some layers"
     ops, depths = net.hard_choices(spec)
     static = net.active_subnet(spec).train()
-    assert [b.mid_chs for b in static.plan.blocks[1:]] == [PROXY.width(m) for m in spec.mids]
+    assert [b.mid_chs for b in static.layout.blocks[1:]] == [PROXY.width(m) for m in spec.mids]
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(static(x), net(x, ops, depths), atol=1e-5, rtol=1e-4)
@@ -387,7 +388,7 @@ def test_one_hot_expected_latency_equals_lut_prediction(depth_space):
         dw = [torch.nn.functional.one_hot(torch.tensor(d), 2).float() for d in depths]
     else:
         dw = []
-    lat = net.expected_latency(lut, one_hot, dw)
+    lat = relaxed_latency.supernet_latency(net, lut, one_hot, dw)
     assert lat.item() == pytest.approx(lut.predict(spec), rel=1e-6)
 
 
@@ -398,8 +399,8 @@ def test_sink_expected_latency_formula_and_gradients():
     randomize(net, 17)
     u = [torch.softmax(a, -1) for a in net.alphas]
     v = net.depth_weights()
-    lat = net.expected_latency(lut, u, v)
-    table = net.layer_latencies(lut)
+    lat = relaxed_latency.supernet_latency(net, lut, u, v)
+    table = relaxed_latency.layer_latencies(net, lut)
     u, v = [t.detach() for t in u], [t.detach() for t in v]
     want = lut.base
     for s in range(6):
@@ -416,7 +417,20 @@ def test_expected_latency_follows_current_widths():
     lut = synthetic_lut()
     net = fresh("skip-in", seed=18)
     u = [torch.softmax(a, -1) for a in net.alphas]
-    before = net.expected_latency(lut, u).item()
+    before = relaxed_latency.supernet_latency(net, lut, u).item()
     name = net.op_names[1]
     net.set_mid(0, 1, net.space.op(name).max_width(net.geoms[0].cin))
-    assert net.expected_latency(lut, u).item() > before
+    assert relaxed_latency.supernet_latency(net, lut, u).item() > before
+
+
+@pytest.mark.parametrize("depth_space", DEPTH_SPACES)
+def test_checkpoint_keys_of_the_arch_parameters(nets, depth_space):
+    """The depth space decides the parameters, the supernet keeps them: ``betas.s`` per stage
+    ('sink'), ``gates.g`` per gated layer ('skip-out'), after ``alphas.l`` (checkpoints load)."""
+    net = nets[depth_space]
+    n_betas = {"sink": len(net.stage_sizes)}.get(depth_space, 0)
+    n_gates = {"skip-out": len(net.gated_layers)}.get(depth_space, 0)
+    keys = [k for k in net.state_dict() if k.split(".")[0] in ("alphas", "betas", "gates")]
+    assert keys == ([f"alphas.{l}" for l in range(net.num_layers)] + [f"betas.{s}" for s in range(n_betas)]
+                    + [f"gates.{g}" for g in range(n_gates)])
+    assert (n_gates > 0) == (depth_space == "skip-out") and net.gated_layers == net.depth_search.gated_layers

@@ -15,6 +15,9 @@ C = TypeVar("C")
 # Every profile exists for the search (``search_config``) and the retraining (``profiles``) alike;
 # the notebooks, ``preflight`` and the command line take their names from here.
 PROFILE_NAMES = ("paper", "mini", "smoke")
+# Where ImageNet is read from (``train/`` and ``val/`` image folders) when a config leaves ``data_root`` empty,
+# and the paper profile's ``data_root``.
+IMAGENET_ROOT = "data/imagenet"
 
 
 def setting(default: Any, meaning: str):
@@ -32,11 +35,29 @@ def profile_registry(**makers: Callable[[], C]) -> dict[str, Callable[[], C]]:
 
 def get_profile(profiles: Mapping[str, Callable[[], C]], name: str, error: type[Exception] = ValueError,
                 what: str = "profile") -> C:
-    """A fresh config of profile ``name``; an unknown name raises ``error`` listing the known ones."""
+    """A fresh config of profile ``name``; an unknown name raises ``error`` listing the known ones.
+
+    The one profile lookup: ``search_config.get_profile`` and ``profiles.get_profile`` are this
+    function bound to their registry (``functools.partial``)."""
     try:
         return profiles[name]()
     except KeyError:
         raise error(f"unknown {what} {name!r}; known: {', '.join(profiles)}") from None
+
+
+def resolve_device(device: str | None, profile: str, cuda_available: bool, run: str, cpu_time: str,
+                   error: type[Exception] = ValueError) -> str:
+    """The device a ``run`` (``"search"`` / ``"retraining"``) of ``profile`` uses: ``device``, or
+    ``cuda`` when available and ``cpu`` otherwise.  ``cuda`` without a GPU is refused, and so is a
+    ``paper`` run left to fall back to the CPU (it would take ``cpu_time``): no silent CPU
+    (``experiments.launch``).  The one device resolver of the search and retraining configs."""
+    resolved = device or ("cuda" if cuda_available else "cpu")
+    if resolved == "cuda" and not cuda_available:
+        raise error("device=cuda: torch sees no CUDA device here; use --set device=cpu")
+    if profile == "paper" and device is None and not cuda_available:
+        raise error(f"profile paper: torch sees no CUDA device here; a paper {run} on the CPU takes {cpu_time}: "
+                    "set device=cpu explicitly to run it anyway, or use BUDGET=rehearsal")
+    return resolved
 
 _TRUE, _FALSE, _NONE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}, {"none", "null"}
 
@@ -96,13 +117,15 @@ def differences(a: dict[str, Any], b: dict[str, Any], ignore: typing.Iterable[st
     return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
-def check_resumable(out, cfg_dict: dict[str, Any], ignore: typing.Iterable[str], what: str = "run") -> None:
-    """Refuse to resume into ``out`` when its ``config.json`` was written with another config."""
+def check_resumable(path, cfg_dict: dict[str, Any], ignore: typing.Iterable[str], what: str = "run") -> None:
+    """Refuse to resume into a run folder when its config file ``path`` (``runs.files.CONFIG``: the
+    run loop names it, as this layer is below ``runs``) was written with another config."""
     from pathlib import Path
 
     from tfnas_core.utils.checks import read_json
 
-    path = Path(out) / "config.json"
+    path = Path(path)
+    out = path.parent
     if path.is_file():
         stored = read_json(path, ValueError, "config")
         if not isinstance(stored, dict):

@@ -293,7 +293,7 @@ class BlockArgs:
 
 
 @dataclass(frozen=True)
-class NetPlan:
+class NetLayout:
     """Every layer of a stand-alone network as plain data (built into modules by ``model``)."""
 
     in_chans: int

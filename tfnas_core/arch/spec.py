@@ -10,7 +10,7 @@ length).  Loading validates op names (against the space's candidates), widths (i
 range at that layer's ``cin``) and depths (inside the stage's range), and names the offending
 field in the error.  ``meta`` (optional, free-form) carries provenance such as the paper table.
 
-``plan(spec, proxy)`` turns a spec into flat block arguments (``space.NetPlan``) for any
+``layout(spec, proxy)`` turns a spec into flat block arguments (``space.NetLayout``) for any
 training proxy: a pure function, before any ``nn.Module`` exists.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tfnas_core.arch.space import (
     SPACES,
     BlockArgs,
     LayerGeom,
-    NetPlan,
+    NetLayout,
     Proxy,
     SearchSpace,
     conv_out,
@@ -217,10 +217,10 @@ def infer_op(space: SearchSpace, kernel: int, cin: int, mid: int, se: int) -> st
     return name
 
 
-# ----------------------------------------------------------------------------- plan (proxy)
+# ----------------------------------------------------------------------------- layout (proxy)
 
 
-def plan(spec: Spec, proxy: Proxy = PAPER_SCALE) -> NetPlan:
+def layout(spec: Spec, proxy: Proxy = PAPER_SCALE) -> NetLayout:
     """Flat block arguments of the stand-alone network for ``spec`` under ``proxy``."""
     space = spec.search_space
     ch = proxy.channels
@@ -241,7 +241,7 @@ def plan(spec: Spec, proxy: Proxy = PAPER_SCALE) -> NetPlan:
         stages.append(geom.stage)
         hw = conv_out(hw, geom.stride)
         hws.append(hw)
-    return NetPlan(
+    return NetLayout(
         in_chans=proxy.in_chans, resolution=proxy.resolution, stem_chs=stem, stem_stride=proxy.stem_stride,
         stem_act=s1.act, blocks=tuple(blocks), stage_of_block=tuple(stages),
         head_chs=ch(space.head_chs), head_act=space.stage(9).act, num_classes=proxy.num_classes,

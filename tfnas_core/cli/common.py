@@ -11,6 +11,8 @@ import argparse
 import json
 from typing import Any, Callable, Mapping
 
+from tfnas_core.runs import files as run_files
+
 EXIT_BAD_INPUT = 2
 NO_LUT_HINT = ("no --lut given: pass tfnas_core/luts/cpu_local.json (this machine's CPU) or the official "
                "../shared/reference/official/latency_gpu.pkl for latency")
@@ -133,7 +135,7 @@ def load_config(path: str, from_dict: Callable[[dict], Any], what: str) -> Any:
 
     p = Path(path)
     if p.is_dir():
-        p = p / "config.json"
+        p = p / run_files.CONFIG
     try:
         d = read_json(p, ValueError, f"{what} config")
         if not isinstance(d, dict):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tfnas_core.utils.checks import non_negative_int, positive_int
 from tfnas_core.cli.common import print_result
+from tfnas_core.runs.files import ARCHIVE_ROOT
 
 
 def cmd_fake_imagenet(a: argparse.Namespace) -> None:
@@ -106,7 +107,7 @@ def add_data_parser(sub) -> None:
                                     "every file has the SHA-256 its store.json recorded, none missing, unlisted or "
                                     "torn. One line per bad run (naming it and the file) on stderr, then a summary; "
                                     "exit 2 when any is bad.")
-    sp.add_argument("--archive", default="run_archive", help="the archive (default: run_archive)")
+    sp.add_argument("--archive", default=ARCHIVE_ROOT, help=f"the archive (default: {ARCHIVE_ROOT})")
     sp.add_argument("--record-hashes", action="store_true",
                     help="first record the file hashes of the runs whose store.json has none (archived before "
                          "they were recorded), from the files as they are; check them (git diff) first")

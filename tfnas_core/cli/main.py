@@ -18,6 +18,7 @@ from tfnas_core.cli.models import add_models_parser
 from tfnas_core.cli.search import add_search_parser
 from tfnas_core.cli.train import add_train_measure_parsers
 from tfnas_core.arch.space import SPACES
+from tfnas_core.runs.files import ARCHIVE_ROOT, RUNS_ROOT
 
 
 # a raw OSError with one of these becomes write_error's line (no space on MOUNT, read-only, permission denied)
@@ -64,7 +65,7 @@ def cmd_scale(a: argparse.Namespace) -> None:
 
 
 def cmd_zoo(a: argparse.Namespace) -> None:
-    from tfnas_core.experiments.core import zoo_table
+    from tfnas_core.experiments.zoo_table import zoo_table
 
     df = zoo_table(a.lut, measure_on=False, flops_convention=a.flops, details=True)
 
@@ -126,10 +127,10 @@ def cmd_lut_build(a: argparse.Namespace) -> None:
 
 
 def cmd_lut_check(a: argparse.Namespace) -> None:
-    from tfnas_core.latency import drift as fingerprint
+    from tfnas_core.latency import drift
     from tfnas_core.latency import lut as latency
 
-    r = fingerprint.check(latency.load(a.lut), rounds=a.rounds)
+    r = drift.check(latency.load(a.lut), rounds=a.rounds)
     print_result(r, a.json, f"{r['message']}\n(LUT {r['lut']} built {r['built']}; sentinel networks "
                       + ", ".join(f"{k} x{v:.3f}" for k, v in r["ratios"].items()) + ")")
     if r["warn"] and not a.json:
@@ -170,7 +171,9 @@ def cmd_plan(a: argparse.Namespace) -> None:
     import pandas as pd
     import yaml
 
-    from tfnas_core.execution import executors
+    from tfnas_core.execution import stale as stale_runs
+    from tfnas_core.execution.local import default_workers
+    from tfnas_core.execution.jobs import PlanFailed
     from tfnas_core.experiments import launch
     from tfnas_core.experiments import plans
 
@@ -200,12 +203,12 @@ def cmd_plan(a: argparse.Namespace) -> None:
     if a.run:
         try:
             plans.run(name, ctx, seeds, **kw)
-        except executors.PlanFailed as e:  # each failed run's traceback is in its log
+        except PlanFailed as e:  # each failed run's traceback is in its log
             raise CLIError(e.summary()) from None
     df = plans.plan(name, ctx, seeds, **kw)
-    workers = (a.jobs or executors.default_workers()) if a.executor == "local" else None  # GPUs where CUDA is, else cores
+    workers = (a.jobs or default_workers()) if a.executor == "local" else None  # GPUs where CUDA is, else cores
     line = plans.summary_line(df, workers)
-    stale = executors.stale_files(ctx.runs_root)  # what a crash left: old job files, run folders with only store.json
+    stale = stale_runs.stale_files(ctx.runs_root)  # what a crash left: old job files, run folders with only store.json
     if a.json:
         print(json.dumps({"notebook": name, "profile": a.profile, "budget": a.budget, "summary": line,
                           "runs": json.loads(df.to_json(orient="records")), "stale": [str(p) for p in stale]},
@@ -215,7 +218,7 @@ def cmd_plan(a: argparse.Namespace) -> None:
         print(df.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.1f}"))
     print(f"{name} at {a.profile}{'' if a.budget == 'full' else f' ({a.budget} budget)'}: {line}")
     if stale:
-        print(executors.stale_note(ctx.runs_root, stale))
+        print(stale_runs.stale_note(ctx.runs_root, stale))
 
 
 def latency_fits() -> tuple[str, ...]:
@@ -283,8 +286,8 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("archive", help="copy finished runs, without checkpoints, into the committed run archive",
                         description="Copy every finished run of the run store (config, records, spec, summary or "
                                     "result; no checkpoints) into the compact run archive that notebooks reuse.")
-    sp.add_argument("--runs", default="runs", help="the run store to export from (default: runs)")
-    sp.add_argument("--out", default="run_archive", help="the archive (default: run_archive)")
+    sp.add_argument("--runs", default=RUNS_ROOT, help=f"the run store to export from (default: {RUNS_ROOT})")
+    sp.add_argument("--out", default=ARCHIVE_ROOT, help=f"the archive (default: {ARCHIVE_ROOT})")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp.set_defaults(func=cmd_archive)
     sp = sub.add_parser("plan", help="the runs a notebook needs, their status and estimated cost; --run computes the missing ones",
@@ -295,7 +298,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("notebook", help="e.g. table3 or table3-sampling (or notebooks/table3-sampling.ipynb)")
     sp.add_argument("--profile", default="mini", help="paper | mini | smoke (default: mini)")
     sp.add_argument("--seeds", default="2 3 4", help="search seeds (default: 2 3 4, the notebooks')")
-    sp.add_argument("--runs", default="runs", help="the run store (default: runs)")
+    sp.add_argument("--runs", default=RUNS_ROOT, help=f"the run store (default: {RUNS_ROOT})")
     sp.add_argument("--long-factor", type=int, default=3, help="the longer-search sections' epoch factor (1: none; default 3)")
     sp.add_argument("--imagenet", default="", help="ImageNet root (paper profile), as the notebook's imagenet_root")
     sp.add_argument("--lut", default="", help="latency table (default: the profile's), as the notebook's lut")

@@ -32,6 +32,9 @@ from typing import Any
 
 from tfnas_core.experiments import preflight
 from tfnas_core.experiments.preflight import PreflightError, parse_count, parse_flag, parse_slurm
+from tfnas_core.latency.measured import ENV_REMEASURE
+from tfnas_core.runs.archive import ENV_FRESH
+from tfnas_core.runs.files import RUNS_ROOT
 
 ENV_PREFIX = "TFNAS_MAKE_"  # TFNAS_MAKE_PROFILE holds make's PROFILE, and so on (Makefile: USER_VARS)
 NOTEBOOKS = Path("notebooks")
@@ -97,9 +100,9 @@ def papermill(name: str, parameters: dict[str, Any], out_name: str, environ=None
     nb_out = Path(value("NB_OUT", env) or "outputs/notebooks")
     target = nb_out / f"{out_name}-{value('PROFILE', env)}.ipynb"
     if parse_flag("FRESH", value("FRESH", env)):
-        env["TFNAS_FRESH"] = "1"
+        env[ENV_FRESH] = "1"
     if parse_flag("REMEASURE", value("REMEASURE", env)):
-        env["TFNAS_REMEASURE"] = "1"  # measured.py: time every net again, replacing what this machine kept
+        env[ENV_REMEASURE] = "1"  # measured.py: time every net again, replacing what this machine kept
     nb_out.mkdir(parents=True, exist_ok=True)
     argv = [value("PAPERMILL", env) or ".venv/bin/papermill", *PAPERMILL_FLAGS,
             "-y", yaml.safe_dump(parameters, sort_keys=False), "--", str(source), str(target)]
@@ -163,7 +166,7 @@ def free_port(ports=TB_PORTS, host: str = "localhost") -> int | None:
 def tensorboard_argv(environ=None, port: int | None = TB_PORTS[0]) -> list[str]:
     """``tensorboard --logdir=$(RUNS) --port=PORT``: the venv's tensorboard beside this Python, else the
     one on PATH; $(RUNS) must be a folder."""
-    runs = value("RUNS", environ) or "runs"
+    runs = value("RUNS", environ) or RUNS_ROOT
     if not Path(runs).is_dir():
         raise PreflightError(f"RUNS={preflight.shown(runs)}: no such folder (a search or a retraining writes "
                              "its event files into its run folder there)")

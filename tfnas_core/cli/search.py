@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from tfnas_core.cli.common import add_config_arguments, base_config, config_help, print_result
+from tfnas_core.runs import files as run_files
 
 
 def cmd_search(a: argparse.Namespace) -> None:
@@ -25,7 +26,7 @@ def cmd_search(a: argparse.Namespace) -> None:
     text = (f"{summary['name']}: LUT {summary['lut_ms']:.3f} ms (target {summary['target_ms']:.3f}, "
             f"{summary['target_status']}), depths {summary['depths']}, "
             f"{summary['flops_m']:.1f} MFLOPs, supernet val acc {summary['final_val_acc']:.2f} %, "
-            f"{summary['search_wall_s']:.0f} s -> {a.out}/spec.json")
+            f"{summary['search_wall_s']:.0f} s -> {a.out}/{run_files.SPEC}")
     print_result(summary, a.json, text)
 
 
@@ -36,5 +37,7 @@ def add_search_parser(sub) -> None:
         "Search with the settings of --profile (paper: Appendix B, ImageNet-100; mini: Fashion-MNIST, CPU, <= 10 "
         "min; smoke: seconds) or of a saved search (--config), then --set on top. Rerunning the same command "
         "resumes.", SearchConfig, PROFILES))
-    add_config_arguments(sp, "search", PROFILES, "config.json, records.jsonl, checkpoint.pt, spec.json, summary.json")
+    out_files = (run_files.CONFIG, run_files.SEARCH_RECORDS, run_files.CHECKPOINT, run_files.SPEC,
+                 run_files.SEARCH_SUMMARY)
+    add_config_arguments(sp, "search", PROFILES, ", ".join(out_files))
     sp.set_defaults(func=cmd_search)

@@ -11,6 +11,7 @@ import json
 
 from tfnas_core.utils.checks import Range, batch_int, bounded_int, rounds_int, seconds_float, threads_int, warmup_int
 from tfnas_core.cli.common import add_config_arguments, base_config, config_help, load_lut, load_spec, print_result
+from tfnas_core.runs import files as run_files
 
 
 # fidelity --random: each is a paper-scale network (~20 MB of weights) held in memory while all are
@@ -104,7 +105,8 @@ def add_train_measure_parsers(sub) -> None:
         "min; smoke: seconds) or of a saved retraining (--config), then --set on top. Rerunning the same command "
         "resumes.", TrainConfig, PROFILES))
     sp.add_argument("spec", help="spec JSON path, or zoo:NAME")
-    add_config_arguments(sp, "retraining", PROFILES, "config.json, checkpoint.pt, records.csv, result.json")
+    out_files = (run_files.CONFIG, run_files.CHECKPOINT, run_files.TRAIN_RECORDS, run_files.TRAIN_RESULT)
+    add_config_arguments(sp, "retraining", PROFILES, ", ".join(out_files))
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("measure", help="whole-network latency at paper scale")

@@ -1,2 +1,2 @@
-"""Datasets for retraining and search: ImageNet(-100), Fashion-MNIST, CIFAR and synthetic data
-(``datasets``)."""
+"""Datasets for retraining and search: ImageNet(-100) on disk, its checks and the entry point
+(``datasets``), and Fashion-MNIST and synthetic data held in memory (``in_memory``)."""

@@ -36,6 +36,7 @@ from dataclasses import fields
 from typing import Any
 
 from tfnas_core import config as _config
+from tfnas_core.runs.files import RUNS_ROOT
 
 BUDGETS = ("full", "rehearsal")
 REHEARSAL_PROFILE = "paper+rehearsal"  # the ``profile`` field of a rehearsal's runs
@@ -147,21 +148,21 @@ def check_device(profile: str, search: dict[str, Any], train: dict[str, Any], cu
     return search.get("device") or default or ("cuda" if cuda_available else "cpu")
 
 
-def notebook_context(name: str, profile: str = "mini", *, runs_root: str = "runs", budget: str = "full",
+def notebook_context(name: str, profile: str = "mini", *, runs_root: str = RUNS_ROOT, budget: str = "full",
                      target_ms: float | None = None, lam: float | None = None, lut: str | None = None,
                      imagenet_root: str | None = None, search_set=None, train_set=None, executor: str = "inline",
                      jobs: int | None = None, slurm: dict | None = None, cuda_available: bool | None = None,
                      computes: bool = True, **context: Any):
-    """The ``experiments.Context`` of notebook ``name`` launched with these inputs (see the module
+    """The ``context.Context`` of notebook ``name`` launched with these inputs (see the module
     docstring); ``computes=False``: nothing will be computed (a plan); ``context``: more
-    ``Context`` fields (``progress``, ``log``, ...)."""
-    from tfnas_core.experiments import core as E
+    ``Context`` fields (``progress``, ``log``, ``measured``, ...)."""
+    from tfnas_core.experiments.context import Context
 
     search, train = overrides(profile, budget=budget, target_ms=target_ms, lam=lam, lut=lut,
                               imagenet_root=imagenet_root, search_set=search_set, train_set=train_set)
     device = check_device(profile, search, train, cuda_available, here=computes and executor != "slurm")
-    ctx = E.Context(profile, runs_root=runs_root, search_overrides=search, train_overrides=train, name=name,
-                    executor=executor, jobs=jobs, slurm=slurm or {}, **context)
+    ctx = Context(profile, runs_root=runs_root, search_overrides=search, train_overrides=train, name=name,
+                  executor=executor, jobs=jobs, slurm=slurm or {}, **context)
     if profile == "paper":
         where = {"cuda": "on CUDA", "cpu": "on the CPU (no CUDA device here)"}.get(device, "on the SLURM nodes")
         ctx.say(f"{name}: PROFILE=paper, BUDGET={budget}: runs compute {where}; {describe(search, train)}")

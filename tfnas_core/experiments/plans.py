@@ -1,9 +1,11 @@
 """The runs each notebook needs, before it runs: ``python -m tfnas_core plan NOTEBOOK`` (``make plan-table3``).
 
-``steps(notebook, ctx, ...)`` lists a notebook's experiments in its own order (the same library
-calls its cells make: Table 5's C1/C2 tuning, then its ablation, then the longer searches);
-``plan(...)`` makes one planning pass over each (``executors.planning_pass``: finished runs are
-read, nothing is computed) and returns one row per run with its run-store key and status:
+``steps(notebook, ctx, ...)`` lists a notebook's experiments in its own order: the very functions
+its cells call (``tables.table3`` ... ``table13_long``, ``figures.fig2/4/5``, ``tuning.tuned_values``:
+one source for each table's runs, so planned keys and run keys cannot drift), Table 5's C1/C2
+tuning, then its ablation, then the longer searches; ``plan(...)`` makes one planning pass over
+each (``run_plan.planning_pass``: finished runs are read, nothing is computed) and returns one row
+per run with its run-store key and status:
 
 * ``done`` (in the run store), ``archived`` (reused from ``run_archive/``), ``partial`` (started,
   resumes), ``missing``;
@@ -50,51 +52,51 @@ def steps(notebook: str, ctx, seeds: Sequence[int], long_factor: int = 3, tune: 
           tune_seeds: Sequence[int] | None = None, tuned_dir: str = TUNED_DIR) -> list[Step]:
     """The experiments of ``notebook`` at ``ctx``, in the notebook's order (its default parameters);
     ``tuned_dir``: where the notebooks read the tuned C1/C2 values (``launch.output_dirs``)."""
-    from tfnas_core.experiments import core as E
-    from tfnas_core.experiments import tuning
+    from tfnas_core.experiments import figures, tables, tuning
+    from tfnas_core.experiments.runs import longer
 
     nb, seeds = resolve(notebook), list(seeds)
     tseeds = list(tune_seeds or seeds)
-    ctx_long = E.longer(ctx, long_factor)
+    ctx_long = longer(ctx, long_factor)
 
     def tuned(c, suffix: str = "", start=None):
         return tuning.tuned_values(c, tseeds, tune_on=tune, results_dir=tuned_dir, write=False, suffix=suffix, start=start)
 
     def long_tuned(c):
-        return tuned(E.longer(c, long_factor), "-long", tuned(c).values)
+        return tuned(longer(c, long_factor), "-long", tuned(c).values)
 
     out: list[Step] = []
     if nb == "table3-sampling":
-        out.append(Step("Table 3", lambda c: E.ablation(c, E.table3_variants(), seeds)))
+        out.append(Step("Table 3", lambda c: tables.table3(c, seeds)))
     elif nb == "table4-depth-space":
-        out.append(Step("Table 4", lambda c: E.ablation(c, E.table4_variants(), seeds)))
+        out.append(Step("Table 4", lambda c: tables.table4(c, seeds)))
     elif nb == "table13-lambda":
-        out.append(Step("Table 13", lambda c: E.ablation(c, E.table13_variants(), seeds)))
+        out.append(Step("Table 13", lambda c: tables.table13(c, seeds)))
         if ctx_long is not None:
             out.append(Step(f"Table 13, {long_factor}x epochs",
-                            lambda c: E.searches(E.longer(c, long_factor), E.table13_variants(), seeds)))
+                            lambda c: tables.table13_long(longer(c, long_factor), seeds)))
     elif nb == "table5-latency-objectives":
         out.append(Step("C1/C2 tuning", lambda c: tuned(c)))
-        out.append(Step("Table 5", lambda c: (lambda t: E.ablation(c, E.table5_variants(t.values, skip=t.incomplete), seeds))(tuned(c))))
+        out.append(Step("Table 5", lambda c: tables.table5(c, seeds, tuned(c))))
         if ctx_long is not None:
             out.append(Step(f"C1/C2 tuning, {long_factor}x epochs", long_tuned))
-            out.append(Step(f"Table 5, {long_factor}x epochs", lambda c: (lambda t: E.searches(
-                E.longer(c, long_factor), E.table5_variants(t.values, skip=t.incomplete), seeds))(long_tuned(c))))
+            out.append(Step(f"Table 5, {long_factor}x epochs",
+                            lambda c: tables.table5_long(longer(c, long_factor), seeds, long_tuned(c))))
     elif nb == "fig2-operation-collapse":
-        out.append(Step("Fig. 2", lambda c: E.fig2(c, seeds)))
+        out.append(Step("Fig. 2", lambda c: figures.fig2(c, seeds)))
         if ctx_long is not None:
-            out.append(Step(f"Fig. 2, {long_factor}x epochs", lambda c: E.fig2(E.longer(c, long_factor), seeds)))
+            out.append(Step(f"Fig. 2, {long_factor}x epochs", lambda c: figures.fig2(longer(c, long_factor), seeds)))
     elif nb == "fig4-depth-and-latency":
-        out.append(Step("Fig. 4", lambda c: E.fig4(c, seeds)))
+        out.append(Step("Fig. 4", lambda c: figures.fig4(c, seeds)))
         if ctx_long is not None:
-            out.append(Step(f"Fig. 4, {long_factor}x epochs", lambda c: E.fig4(E.longer(c, long_factor), seeds)))
+            out.append(Step(f"Fig. 4, {long_factor}x epochs", lambda c: figures.fig4(longer(c, long_factor), seeds)))
     elif nb == "fig5-latency-objectives":
         out.append(Step("C1/C2 tuning", lambda c: tuned(c)))
-        out.append(Step("Fig. 5", lambda c: E.fig5(c, seeds, tuned(c).values)))
+        out.append(Step("Fig. 5", lambda c: figures.fig5(c, seeds, tuned(c).values)))
         if ctx_long is not None:
             out.append(Step(f"C1/C2 tuning, {long_factor}x epochs", long_tuned))
             out.append(Step(f"Fig. 5, {long_factor}x epochs",
-                            lambda c: E.fig5(E.longer(c, long_factor), seeds, long_tuned(c).values, tuned_only=True)))
+                            lambda c: figures.fig5(longer(c, long_factor), seeds, long_tuned(c).values, tuned_only=True)))
     return out
 
 
@@ -107,23 +109,22 @@ def plan(notebook: str, ctx, seeds: Sequence[int], **kw) -> pd.DataFrame:
     """One row per run ``notebook`` needs (first ask first): step, kind, what, seed, key, status, epochs,
     est_min and what the estimate rests on (``est_from``: finished runs of the same kind, profile and
     epochs; at the paper profile without one, a search from the GPU step rates)."""
-    from tfnas_core.execution import executors
-    from tfnas_core.experiments import core as E
+    from tfnas_core.experiments.run_plan import planning_pass
+    from tfnas_core.experiments.runs import search_cfg, train_cfg
 
     rows: list[dict] = []
     for st in steps(notebook, ctx, seeds, **kw):
-        _, _, probe = executors.planning_pass(ctx, st.build)
+        _, _, probe = planning_pass(ctx, st.build)
         for r in probe.ledger:
             rows.append({"step": st.label, "kind": r["kind"], "what": r["what"], "seed": r["seed"], "key": r["key"],
                          "status": _status(r), "epochs": None, "wall_min": r["wall_min"]})
         for m in probe.missing:
-            job = m.get("job")
-            rows.append({"step": st.label, "kind": m["kind"], "what": m["what"], "seed": m["seed"], "key": m["key"],
-                         "status": _status(m), "epochs": job.epochs if job is not None else None, "wall_min": None})
+            rows.append({"step": st.label, **m.row(), "status": _status(m.row()),
+                         "epochs": m.job.epochs if m.job is not None else None, "wall_min": None})
     df = pd.DataFrame(rows, columns=["step", "kind", "what", "seed", "key", "status", "epochs", "wall_min"])
     keyed = df[df["key"].notna()].drop_duplicates("key")
     df = pd.concat([keyed, df[df["key"].isna()]]).sort_index()
-    walls, scfg, tcfg = _finished_walls(ctx), E.search_cfg(ctx, 0), E.train_cfg(ctx, 0)
+    walls, scfg, tcfg = _finished_walls(ctx), search_cfg(ctx, 0), train_cfg(ctx, 0)
     est, basis, rated = [], [], None
     for r in df.itertuples():
         e, b = None, None
@@ -204,25 +205,25 @@ def _search_minutes_from_rate(cfg, epochs, rated) -> tuple[float | None, str | N
 def _finished_walls(ctx) -> list[tuple[str, str, int | None, float]]:
     """(kind, profile, epochs, wall minutes) of every finished run in the run store and the archive;
     a torn ``store.json`` or done file is refused naming it (``run_loop.read_done``)."""
-    from tfnas_core.experiments import core as E
-    from tfnas_core.runs import archive as run_archive
+    from tfnas_core.experiments.runs import damaged_hint
+    from tfnas_core.runs import files as run_files
     from tfnas_core.runs import loop as run_loop
     from tfnas_core.utils.checks import read_json
 
     out = []
     for root in (r for r in (ctx.runs_root, ctx.archive_root) if r):
         archived = root == ctx.archive_root
-        for store in Path(root).glob("*/store.json"):
+        for store in Path(root).glob(f"*/{run_files.STORE}"):
             meta = read_json(store, what="run-store record")
-            if not isinstance(meta, dict) or meta.get("kind") not in run_archive.DONE_FILES \
+            if not isinstance(meta, dict) or meta.get("kind") not in run_files.DONE \
                     or not isinstance(meta.get("config"), dict):
                 raise ValueError(f"{store}: expected {{kind: search|train, key, config: {{...}}}}; "
-                                 + E.damaged_hint(store.parent, archived))
-            if not (store.parent / run_archive.DONE_FILES[meta["kind"]]).is_file():
+                                 + damaged_hint(store.parent, archived))
+            if not (store.parent / run_files.DONE[meta["kind"]]).is_file():
                 continue  # not finished
             wall_key = "search_wall_s" if meta["kind"] == "search" else "wall_s"
-            done = run_loop.read_done(store.parent / run_archive.DONE_FILES[meta["kind"]], (wall_key,),
-                                      hint=E.damaged_hint(store.parent, archived))
+            done = run_loop.read_done(store.parent / run_files.DONE[meta["kind"]], (wall_key,),
+                                      hint=damaged_hint(store.parent, archived))
             wall = done[wall_key]
             cfg = meta["config"]
             out.append((meta["kind"], cfg.get("profile"), cfg.get("epochs"), wall / 60))
@@ -257,8 +258,8 @@ def summary_line(df: pd.DataFrame, jobs: int | None = None) -> str:
 
 def run(notebook: str, ctx, seeds: Sequence[int], **kw) -> None:
     """Compute every run ``notebook`` needs with ``ctx.executor`` (each step through ``run_plan``), rendering nothing."""
-    from tfnas_core.execution import executors
+    from tfnas_core.experiments.run_plan import run_plan
 
     for st in steps(notebook, ctx, seeds, **kw):
         ctx.say(f"{st.label}: planning, then computing the missing runs ({ctx.executor})")
-        executors.run_plan(ctx, st.build, final=False)
+        run_plan(ctx, st.build, final=False)

@@ -22,6 +22,8 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
+from tfnas_core.runs.files import RUNS_ROOT
+
 EXIT_BAD_INPUT = 2
 # make's variables the preflight reads, in the order a user would fix them (the Makefile writes each)
 VARIABLES = ("PROFILE", "RUNS", "LUT", "IMAGENET", "SEEDS", "FRESH", "REMEASURE", "LONG_FACTOR", "LONG_FINISHED_ONLY",
@@ -69,10 +71,10 @@ def parse_count(name: str, value: str, what: str) -> int:
 
 
 def parse_slurm(slurm: str) -> dict:
-    """``SLURM`` (YAML) as the mapping the notebooks take, checked by ``executors.SlurmOptions``."""
+    """``SLURM`` (YAML) as the mapping the notebooks take, checked by ``execution.settings.SlurmOptions``."""
     import yaml
 
-    from tfnas_core.execution.executors import SlurmOptions
+    from tfnas_core.execution.settings import SlurmOptions
 
     try:
         value = yaml.safe_load(slurm)
@@ -183,10 +185,10 @@ def check_imagenet(imagenet: str, profile: str) -> None:
 
 def check_executor(executor: str, jobs: str, slurm: str) -> None:
     """``EXECUTOR`` (inline|local|slurm), ``JOBS`` (a positive integer) and ``SLURM`` (a YAML mapping of
-    ``executors.SlurmOptions`` fields; ``submitit`` installed and ``sbatch`` on the PATH for ``slurm``)."""
+    ``execution.settings.SlurmOptions`` fields; ``submitit`` installed and ``sbatch`` on the PATH for ``slurm``)."""
     import shutil
 
-    from tfnas_core.execution.executors import EXECUTORS
+    from tfnas_core.execution.settings import EXECUTORS
 
     if executor and executor not in EXECUTORS:
         raise PreflightError(f"EXECUTOR={shown(executor)}: expected one of {', '.join(EXECUTORS)}")
@@ -244,7 +246,7 @@ def check_data(imagenet: str, profile: str, search_set: str = "") -> None:
 
 def check(profile: str, lut: str = "", imagenet: str = "", seeds: str = "", executor: str = "", jobs: str = "",
           slurm: str = "", budget: str = "", search_set: str = "", train_set: str = "", computes: bool = True,
-          runs: str = "runs", fresh: str = "", long_factor: str = "", long_finished_only: str = "",
+          runs: str = RUNS_ROOT, fresh: str = "", long_factor: str = "", long_finished_only: str = "",
           run: str = "", remeasure: str = "") -> None:
     """Every check, in the order a user would fix them; raises ``PreflightError``."""
     given = {"PROFILE": profile, "RUNS": runs, "LUT": lut, "IMAGENET": imagenet, "SEEDS": seeds, "FRESH": fresh,

@@ -44,7 +44,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from tfnas_core.search import objectives
-from tfnas_core.execution.executors import planned
+from tfnas_core.experiments.run_plan import planned
 
 TUNED = ("c1", "c2")  # the objectives without a target (Table 5)
 TOL = 0.05  # |mean − target| <= 5 % of the target
@@ -198,7 +198,7 @@ def tune_objective(ctx, objective: str, seeds: Sequence[int], *, lam0: float | N
                    tol: float = TOL, max_probes: int | None = None) -> Result:
     """Tune λ1 of ``objective`` (c1/c2) for ``ctx``'s profile: searches w/o elasticity scaling at
     every seed, through the run store.  λ2 of C1 stays at its default."""
-    from tfnas_core.experiments import core as E
+    from tfnas_core.experiments import runs as R
 
     if objective not in TUNED:
         raise ValueError(f"objective: only {', '.join(TUNED)} are tuned (no target in the loss), got {objective!r}")
@@ -209,9 +209,9 @@ def tune_objective(ctx, objective: str, seeds: Sequence[int], *, lam0: float | N
     target = target_of(ctx)
 
     def measure(lam: float) -> list[float]:
-        runs = E._runs(ctx, seeds, objective=objective, elasticity=False, lam=lam, **fixed)
+        runs = R.search_runs(ctx, seeds, objective=objective, elasticity=False, lam=lam, **fixed)
         if len(runs) < len(seeds):  # compute off: every missing seed is listed (ctx.missing), then the probe stops
-            raise E.MissingRun(f"tuning {objective}: λ1 = {lam:g} has {len(runs)} of {len(seeds)} searches finished")
+            raise R.MissingRun(f"tuning {objective}: λ1 = {lam:g} has {len(runs)} of {len(seeds)} searches finished")
         return [r.summary["lut_ms"] for r in runs]
 
     ctx.say(f"tuning {objective} λ1 to the target {target:.3f} ms over seeds {seeds} (w/o elasticity scaling)")
@@ -225,16 +225,17 @@ def tune_objective(ctx, objective: str, seeds: Sequence[int], *, lam0: float | N
 
 def target_of(ctx) -> float:
     """The target latency of ``ctx``'s searches (resolved as a search resolves it)."""
-    from tfnas_core.experiments import core as E
+    from tfnas_core.experiments import runs as R
     from tfnas_core.search import config as search_config
 
-    return search_config.resolve(dataclasses.replace(E.search_cfg(ctx, 0), device="cpu"), cuda_available=False).target_ms
+    cfg = R.search_cfg(ctx, 0)
+    return search_config.resolve(dataclasses.replace(cfg, device="cpu"), False, search_config.load_lut(cfg)).target_ms
 
 
 def lut_digest(ctx) -> str:
-    from tfnas_core.experiments import core as E
+    from tfnas_core.experiments import runs as R
 
-    return (E.search_key(E.search_cfg(ctx, 0))["lut_sha256"] or "")[:16]
+    return (R.search_key(R.search_cfg(ctx, 0))["lut_sha256"] or "")[:16]
 
 
 def rows(objective: str, res: Result, lut_sha: str) -> tuple[dict, list[dict]]:
@@ -273,14 +274,14 @@ def tuned_values(ctx, seeds: Sequence[int], tune_on: bool = True, results_dir: s
     ``start``: objective -> values to start the bracketing from (e.g. the profile's own tuning),
     instead of ``START``.  With ``ctx.compute`` off, an objective whose probes are not all finished
     is left out and named in ``Tuned.incomplete``."""
-    from tfnas_core.experiments import core as E
+    from tfnas_core.experiments import runs as R
     from tfnas_core.runs.store import write_table
 
     if not tune_on:
         return Tuned({o: {} for o in TUNED}, "untuned: objectives.DEFAULTS (" + ", ".join(
             f"{o}: " + ", ".join(f"{k} {v:g}" for k, v in objectives.DEFAULTS[o].items()) for o in TUNED) + ")")
     path = Path(results_dir) / f"tuned-{ctx.profile}{suffix}.csv"
-    target, sha, epochs = target_of(ctx), lut_digest(ctx), E.search_cfg(ctx, 0).epochs
+    target, sha, epochs = target_of(ctx), lut_digest(ctx), R.search_cfg(ctx, 0).epochs
     if path.is_file():
         table = pd.read_csv(path)
         ok = (set(TUNED) <= set(table["objective"]) and (table["target_ms"] - target).abs().max() < 1e-6
@@ -295,7 +296,7 @@ def tuned_values(ctx, seeds: Sequence[int], tune_on: bool = True, results_dir: s
         lam0 = (start or {}).get(obj, {}).get("lam")
         try:
             row, pr = rows(obj, tune_objective(ctx, obj, seeds, lam0=lam0), sha)
-        except E.MissingRun as e:
+        except R.MissingRun as e:
             ctx.say(f"tuning {obj}: not finished ({e})")
             incomplete.append(obj)
             continue

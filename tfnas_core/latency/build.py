@@ -2,7 +2,7 @@
 
 ``build`` (``python -m tfnas_core lut build``) follows ``timing``'s protocol and writes a
 ``latency.LUT``; ``lut_fit`` fills unmeasured widths; ``calibration`` fits per-stage factors
-against whole networks; ``fingerprint`` keeps sentinel timings for later drift checks.
+against whole networks; ``drift.make_sentinels`` keeps sentinel timings for later drift checks.
 ``key_block`` and ``base_items`` are the timed modules, shared with ``benchmarks/bench_lut.py``.
 """
 from __future__ import annotations
@@ -105,13 +105,13 @@ def build(
 
     With the protocol of ``timing`` (interleaved rounds, minimum by default): per key, every
     ``step``-th width (plus the maximum) is timed, all widths of the key interleaved, ``repeats``
-    rounds, beside a fixed block (``fingerprint.reference_block``) that is timed in every window: each key's
+    rounds, beside a fixed block (``drift.reference_block``) that is timed in every window: each key's
     points are scaled by (median reference) / (reference in its window), so a machine that
     speeds up or slows down during the build does not tilt one key against another.  The rest
     of the widths are filled by ``fit`` (see ``fit_points``); the (scaled) timed points are kept
     in the file beside the entries, the reference timings in ``provenance["drift_reference"]``.  Then ``calib`` random valid architectures are timed whole,
     interleaved, and the entries are calibrated against them; the first of them are the
-    fingerprint's sentinels
+    drift sentinels (``LUT.drift_sentinels``)
     (``calibration``; ``calib=0`` skips it, and needs ``keys`` to cover the space otherwise).
     Partial results go to ``out + '.partial'`` after every key; running the same call again
     resumes from there (it refuses a partial file made with other settings).
@@ -119,7 +119,7 @@ def build(
     import torch
     from tqdm.auto import tqdm
 
-    from tfnas_core.latency import drift as fp_mod
+    from tfnas_core.latency import drift
     from tfnas_core.nn.ops import MBInvRes
     from tfnas_core.latency.timing import DEFAULT_BATCH, check_estimator, cpu_threads, resolve_device, time_interleaved
 
@@ -165,7 +165,7 @@ def build(
     total_points = sum(len(measured_widths(i.lo, i.hi, step)) for k, i in infos.items() if k in todo)
     bar = tqdm(total=total_points + (state["base"] is None) + calib, desc=f"LUT {space.name} on {device}",
                unit="step", disable=not progress)
-    ref_name, ref_args = fp_mod.reference_block(space.name)
+    ref_name, ref_args = drift.reference_block(space.name)
     ref_item = {REF: (MBInvRes(ref_args).to(dev), torch.randn(batch, ref_args.in_chs, ref_args.in_hw, ref_args.in_hw,
                                                               device=dev))}
     with cpu_threads(threads):
@@ -193,23 +193,23 @@ def build(
             scale = level / state["ref"][key]
             measured[key] = {int(w): v * scale for w, v in state["points"][key].items()}
             entries[key] = fit_points(measured[key], info.lo, info.hi, fit)
-        base, fingerprint, cal = state["base"] * level / state["ref"]["base"], {}, None
+        base, drift_sentinels, cal = state["base"] * level / state["ref"]["base"], {}, None
         if calib:
-            base, entries, cal, fingerprint = _calibrate(space, dev, batch, base, entries, calib, calib_rounds,
-                                                         timed, lambda: bar.update(1) if bar.n < bar.total else None)
+            base, entries, cal, drift_sentinels = _calibrate(space, dev, batch, base, entries, calib, calib_rounds,
+                                                             timed, lambda: bar.update(1) if bar.n < bar.total else None)
     bar.close()
     prov = environment(device, batch, threads)
     prov.update({"space": space.name, "step": step, "warmup": warmup, "repeats": repeats, "statistic": estimator,
                  "fit": fit, "protocol": "tfnas_core.latency.timing: interleaved rounds, time-based warm-up, "
                                          f"estimator {estimator}" + (f", CUDA {cuda_mode}" if device == "cuda" else ""),
                  "base_covers": "stem conv + stage-2 block + 1x1 head conv + global pool + fc (1000 classes)"})
-    prov["clock"] = fingerprint.get("clock") if fingerprint else ("thread" if device == "cpu" and threads == 1 else None)
+    prov["clock"] = drift_sentinels.get("clock") if drift_sentinels else ("thread" if device == "cpu" and threads == 1 else None)
     prov["drift_reference"] = {"block": ref_name, "level_ms": round(level, 6),
                                 "ms": {k: round(v, 6) for k, v in state["ref"].items()},
                                 "note": "timed in every key's window; each key's points scaled by level / ms[key]"}
     if cal:
         prov["calibration"] = cal
-    lut = LUT(base, entries, prov, str(out), measured, fingerprint)
+    lut = LUT(base, entries, prov, str(out), measured, drift_sentinels)
     lut.save(out)
     partial.unlink(missing_ok=True)
     return lut
@@ -220,7 +220,7 @@ def _calibrate(space: SearchSpace, dev, batch: int, raw_base: float, entries, n:
     import torch
 
     from tfnas_core.latency import calibration
-    from tfnas_core.latency import drift as fingerprint
+    from tfnas_core.latency import drift
     from tfnas_core.nn import model
     from tfnas_core.arch import random_arch
 
@@ -236,9 +236,9 @@ def _calibrate(space: SearchSpace, dev, batch: int, raw_base: float, entries, n:
     predicted = {name: cal_lut.predict(s) for name, s in specs.items()}
     summary = calibration.summary(raw_base, base, factors, specs, measured, predicted, rounds)
     some = next(iter(res.values()))  # the sentinels are the first calibration networks, timed in this window
-    fp = fingerprint.make(space.name, {k: measured[k] for k in fingerprint.sentinel_specs(space.name)},
-                          some.estimator, some.clock)
-    return base, cal_entries, summary, fp
+    sentinels = drift.make_sentinels(space.name, {k: measured[k] for k in drift.sentinel_specs(space.name)},
+                                     some.estimator, some.clock)
+    return base, cal_entries, summary, sentinels
 
 
 def base_items(space: SearchSpace, dev, batch: int) -> dict:

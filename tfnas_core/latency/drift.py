@@ -1,4 +1,5 @@
-"""A LUT's fingerprint: a few sentinel networks timed with the LUT, re-timed to detect drift.
+"""LUT drift: a few sentinel networks timed with the LUT, re-timed later to see how far this machine's
+speed has drifted from the one the table was measured at.
 
 A latency table is only valid on the machine, and at the speed, it was measured at.  The
 sentinels are the first ``N_SENTINELS`` of the LUT's calibration networks (``random_arch``,
@@ -8,7 +9,8 @@ machine's **speed factor** now / then: the median of the sentinels' ratios (one 
 sentinel does not move it).  1.00 means the LUT's numbers hold; 1.20 means everything runs 20 %
 slower than when the table was built, so whole-network measurements should be divided by 1.20
 before they are compared with the table (``measure --time-base lut``).  Past ``WARN_PCT`` the
-check warns.
+check warns.  A LUT stores its sentinels' timings as ``LUT.drift_sentinels`` (``make_sentinels``;
+the JSON field ``lut.DRIFT_FIELD``, named "fingerprint" in every LUT written).
 
 Measured here (load average 1.2, three processes): the six sentinel networks gave 0.851, 0.851
 and 0.864, while six sentinel *blocks* (one per stage, timed alone) gave 0.930, 0.958 and 0.935
@@ -68,18 +70,18 @@ def time_sentinels(space_name: str, device: torch.device, batch: int, estimator:
                             estimator=estimator)
 
 
-def make(space_name: str, sentinel_ms: dict[str, float], estimator: str, clock: str) -> dict[str, Any]:
-    """The fingerprint stored in a LUT: sentinel -> ms, and how they were timed."""
+def make_sentinels(space_name: str, sentinel_ms: dict[str, float], estimator: str, clock: str) -> dict[str, Any]:
+    """The drift sentinels a LUT stores (``LUT.drift_sentinels``): sentinel -> ms, and how they were timed."""
     expected = set(sentinel_specs(space_name))
     if set(sentinel_ms) != expected:
-        raise ValueError(f"fingerprint needs exactly the sentinels of {space_name}: {sorted(expected)}")
+        raise ValueError(f"drift sentinels need exactly the sentinels of {space_name}: {sorted(expected)}")
     return {"space": space_name, "estimator": estimator, "clock": clock,
             "sentinels": {k: round(v, 6) for k, v in sentinel_ms.items()}}
 
 
-def speed_factor(fp: dict[str, Any], now_ms: dict[str, float]) -> tuple[float, dict[str, float]]:
-    """Median over the sentinels of now / then, and each sentinel's ratio."""
-    then = fp["sentinels"]
+def speed_factor(drift_sentinels: dict[str, Any], now_ms: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """Median over the sentinels of now / then (``drift_sentinels``: then), and each sentinel's ratio."""
+    then = drift_sentinels["sentinels"]
     missing = sorted(set(then) - set(now_ms))
     if missing:
         raise ValueError(f"sentinel {missing[0]} was not re-timed")
@@ -99,17 +101,17 @@ def describe(factor: float, warn_pct: float = WARN_PCT) -> tuple[bool, str]:
 
 
 def settings_of(lut) -> tuple[str, torch.device, int, int | None]:
-    """(space, device, batch, threads) the LUT was built with; refuses a LUT without fingerprint."""
+    """(space, device, batch, threads) the LUT was built with; refuses a LUT without drift sentinels."""
     from tfnas_core.latency.lut import LUTError
     from tfnas_core.latency.timing import resolve_device
 
-    fp = lut.fingerprint
-    if not fp:
-        raise LUTError(f"LUT {lut.source or '(in memory)'} has no fingerprint (built before drift detection); "
+    sentinels = lut.drift_sentinels
+    if not sentinels:
+        raise LUTError(f"LUT {lut.source or '(in memory)'} has no drift sentinels (built before drift detection); "
                        "rebuild it with 'lut build'")
     prov = lut.provenance
     device = prov.get("device", "cpu")
-    return fp["space"], resolve_device(device), int(prov.get("batch_size") or 1), prov.get("threads")
+    return sentinels["space"], resolve_device(device), int(prov.get("batch_size") or 1), prov.get("threads")
 
 
 def check(lut, rounds: int = ROUNDS, warmup_s: float = 1.0) -> dict[str, Any]:
@@ -117,20 +119,20 @@ def check(lut, rounds: int = ROUNDS, warmup_s: float = 1.0) -> dict[str, Any]:
     from tfnas_core.latency.timing import cpu_threads
 
     space, device, batch, threads = settings_of(lut)
-    fp = lut.fingerprint
+    sentinels = lut.drift_sentinels
     with cpu_threads(threads if device.type == "cpu" else None):
-        t = time_sentinels(space, device, batch, fp["estimator"], rounds, warmup_s)
-    factor, ratios = speed_factor(fp, {k: v.ms for k, v in t.items()})
+        t = time_sentinels(space, device, batch, sentinels["estimator"], rounds, warmup_s)
+    factor, ratios = speed_factor(sentinels, {k: v.ms for k, v in t.items()})
     warn, msg = describe(factor)
     return {"lut": lut.source, "built": lut.provenance.get("date"), "speed_factor": round(factor, 4),
             "warn": warn, "message": msg, "ratios": {k: round(v, 4) for k, v in ratios.items()}}
 
 
 def record(lut, rounds: int = 8, warmup_s: float = 0.3) -> dict[str, Any] | None:
-    """A quick ``check`` for run records (searches): ``None`` when ``lut`` has no fingerprint
+    """A quick ``check`` for run records (searches): ``None`` when ``lut`` has no drift sentinels
     or was built for a device this machine lacks; never raises for those.  Leaves torch's global
     random state as it found it (the sentinels' weights and inputs are random)."""
-    if not lut.fingerprint or (lut.provenance.get("device") == "cuda" and not torch.cuda.is_available()):
+    if not lut.drift_sentinels or (lut.provenance.get("device") == "cuda" and not torch.cuda.is_available()):
         return None
     with torch.random.fork_rng(devices=[]):
         return check(lut, rounds=rounds, warmup_s=warmup_s)

@@ -33,6 +33,10 @@ from tfnas_core.latency.keys import layer_key, space_keys
 from tfnas_core.arch.space import SearchSpace, get_space
 
 FORMAT = "tfnas-lut/1"
+# The JSON field holding the drift sentinels' timings (``LUT.drift_sentinels``, ``latency.drift``).  The
+# name is what every LUT with sentinels holds (``luts/cpu_local.json`` ...), so it stays; it is not a
+# run's fingerprint (``execution.fingerprint``).
+DRIFT_FIELD = "fingerprint"
 MAX_WIDTH = 100_000  # far above any layer of the spaces (Table 1: at most 6 x 320 channels)
 
 
@@ -50,7 +54,7 @@ class LUT:
     provenance: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     measured: dict[str, dict[int, float]] = field(default_factory=dict)  # timed points, where known
-    fingerprint: dict[str, Any] = field(default_factory=dict)  # sentinel timings (``fingerprint``), where known
+    drift_sentinels: dict[str, Any] = field(default_factory=dict)  # ``drift.make_sentinels``, where known
 
     def ms(self, key: str, mid: int, where: str = "") -> float:
         table = self.entries.get(key)
@@ -104,8 +108,8 @@ class LUT:
             if key in self.measured:
                 entries[key]["measured"] = {str(w): round(v, 6) for w, v in sorted(self.measured[key].items())}
         d = {"format": FORMAT, "provenance": self.provenance, "base": round(self.base, 6), "entries": entries}
-        if self.fingerprint:
-            d["fingerprint"] = self.fingerprint
+        if self.drift_sentinels:
+            d[DRIFT_FIELD] = self.drift_sentinels
         return d
 
     def refit(self, fit: str) -> "LUT":
@@ -120,14 +124,14 @@ class LUT:
             from tfnas_core.latency.calibration import apply
 
             entries = apply(entries, {int(s): c for s, c in cal["factors"].items()}, get_space(self.provenance["space"]))
-        return LUT(self.base, entries, {**self.provenance, "fit": fit}, self.source, self.measured, self.fingerprint)
+        return LUT(self.base, entries, {**self.provenance, "fit": fit}, self.source, self.measured, self.drift_sentinels)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write our JSON atomically, one key per line (readable diffs, ~0.5 MB for a space)."""
         d = self.to_json_dict()
-        head = {k: v for k, v in d.items() if k not in ("entries", "fingerprint")}
-        if "fingerprint" in d:
-            head["fingerprint"] = d["fingerprint"]
+        head = {k: v for k, v in d.items() if k not in ("entries", DRIFT_FIELD)}
+        if DRIFT_FIELD in d:
+            head[DRIFT_FIELD] = d[DRIFT_FIELD]
         body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in d["entries"].items())
         text = json.dumps(head, indent=1)[:-2] + ',\n "entries": {\n' + body + "\n }\n}\n"
         return atomic_write_text(Path(path), text)
@@ -256,12 +260,13 @@ def load_json(path: str | os.PathLike) -> LUT:
         entries[key], m = _json_entry(key, e, str(p))
         if m is not None:
             measured[key] = m
-    fp = d.get("fingerprint", {})
-    sentinels = fp.get("sentinels") if isinstance(fp, dict) else None
-    if not isinstance(fp, dict) or (fp and not (isinstance(sentinels, dict) and all(
+    drift_sentinels = d.get(DRIFT_FIELD, {})
+    sentinels = drift_sentinels.get("sentinels") if isinstance(drift_sentinels, dict) else None
+    if not isinstance(drift_sentinels, dict) or (drift_sentinels and not (isinstance(sentinels, dict) and all(
             _is_number(v) and math.isfinite(v) and v > 0 for v in sentinels.values()))):
-        raise LUTError(f"{p}: malformed fingerprint (expected 'sentinels' mapping names to positive milliseconds)")
-    return LUT(_ms(d["base"], str(p), "base", 0.0), entries, dict(d.get("provenance", {})), str(p), measured, fp)
+        raise LUTError(f"{p}: malformed {DRIFT_FIELD} (expected 'sentinels' mapping names to positive milliseconds)")
+    return LUT(_ms(d["base"], str(p), "base", 0.0), entries, dict(d.get("provenance", {})), str(p), measured,
+               drift_sentinels)
 
 
 def load(path: str | os.PathLike) -> LUT:
@@ -275,3 +280,12 @@ def load(path: str | os.PathLike) -> LUT:
     except OSError as e:
         raise LUTError(f"{p}: cannot read ({e.strerror})") from None
     return load_json(p) if head == b"{" else load_pickle(p)
+
+
+def file_sha256(path: str | os.PathLike) -> str | None:
+    """SHA-256 (hex) of the table file's bytes, ``None`` where there is no such file: the LUT's
+    identity in a search's run key (``experiments.search_key``), one read of the file."""
+    import hashlib
+
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None

@@ -17,7 +17,7 @@ else on the CPU at batch 1, labelled as not comparable with the LUT (``label``: 
 the measured latency of the published tfnas/tfnas-wose models (the paper's Table 9) **and** of
 held-out random valid architectures (``random_arch``, a seed the LUT was not calibrated on),
 all timed interleaved in one window, with the machine's speed factor against the LUT's
-fingerprint recorded beside them.
+drift sentinels recorded beside them.
 """
 from __future__ import annotations
 
@@ -126,35 +126,35 @@ def measure_many(specs: dict[str, Spec], device: str = "cpu", batch: int | None 
                  warmup: int = 1, repeats: int = 20, min_time_s: float = 1.0, warmup_s: float = 1.0,
                  estimator: str = ESTIMATOR, cuda_mode: str = "graph", lut=None, store=None) -> dict[str, Any]:
     """Time every network of ``specs`` interleaved (round ``r`` runs each once); returns
-    ``{"timings": {name: Timing}, "speed_factor": ..., "kept": ..., ...}``.  With a ``lut`` that carries a
-    fingerprint built on this device, its sentinel networks join the rounds (as they were timed
+    ``{"timings": {name: Timing}, "speed_factor": ..., "kept": ..., ...}``.  With a ``lut`` that carries
+    drift sentinels built on this device, its sentinel networks join the rounds (as they were timed
     among the calibration networks when the LUT was built) and ``speed_factor`` (now / when the
     LUT was built) is filled in; otherwise it is ``None``.
 
     With a ``store`` (``measured.MeasuredStore``) the same request on the same machine is timed once:
     later calls return what was kept (``kept`` True, ``measured_at`` its time) unless
     ``TFNAS_REMEASURE=1``."""
-    from tfnas_core.latency import drift as fingerprint
+    from tfnas_core.latency import drift
 
     dev, batch, threads = _settings(device, batch, threads)
-    with_sentinels = bool(lut is not None and lut.fingerprint and lut.provenance.get("device") == device
+    with_sentinels = bool(lut is not None and lut.drift_sentinels and lut.provenance.get("device") == device
                           and lut.provenance.get("batch_size") == batch and lut.provenance.get("threads") == threads)
     if with_sentinels:
-        estimator = lut.fingerprint["estimator"]
+        estimator = lut.drift_sentinels["estimator"]
 
     def timed() -> dict[str, Any]:
         x = torch.randn(batch, 3, PAPER_SCALE.resolution, PAPER_SCALE.resolution, device=dev)
         items = {name: (model.build(spec, PAPER_SCALE).to(dev), x) for name, spec in specs.items()}
-        sentinels = fingerprint.sentinel_items(lut.fingerprint["space"], dev, batch) if with_sentinels else {}
+        sentinels = drift.sentinel_items(lut.drift_sentinels["space"], dev, batch) if with_sentinels else {}
         clash = sorted(set(items) & set(sentinels))
         if clash:
-            raise ValueError(f"architecture name {clash[0]} is also a sentinel name of the LUT's fingerprint; rename it")
+            raise ValueError(f"architecture name {clash[0]} is also a sentinel name of the LUT's drift sentinels; rename it")
         with cpu_threads(threads):
             t = time_interleaved({**items, **sentinels}, repeats, warmup, warmup_s, min_time_s, estimator,
                                  cuda_mode=cuda_mode)
         factor = None
         if sentinels:
-            factor, _ = fingerprint.speed_factor(lut.fingerprint, {k: t[k].ms for k in sentinels})
+            factor, _ = drift.speed_factor(lut.drift_sentinels, {k: t[k].ms for k in sentinels})
         return {"timings": {n: t[n].to_dict() for n in items}, "speed_factor": factor}
 
     if store is None:
@@ -165,7 +165,8 @@ def measure_many(specs: dict[str, Spec], device: str = "cpu", batch: int | None 
         request = {"specs": {n: s.to_dict() for n, s in specs.items()}, "device": device, "batch": batch,
                    "threads": threads, "warmup": warmup, "repeats": repeats, "min_time_s": min_time_s,
                    "warmup_s": warmup_s, "estimator": estimator, "cuda_mode": cuda_mode,
-                   "fingerprint": lut.fingerprint if with_sentinels else None}
+                   # the field name keeps the request keys of the measurements stored before the rename
+                   "fingerprint": lut.drift_sentinels if with_sentinels else None}
         res, kept = store.remember(measured.machine(device, threads), request, timed)
     return {"timings": {n: Timing(**d) for n, d in res["timings"].items()}, "speed_factor": res["speed_factor"],
             "device": device, "batch": batch, "threads": threads, "kept": kept, "measured_at": res.get("measured_at")}
@@ -181,8 +182,8 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
     quiet moments the minimum needs (measured here at load average 5 on 2 cores, TF-NAS-B in three
     processes: 20.3 / 25.7 / 22.9 ms with 1 s, 19.01 / 19.42 / 19.05 ms with 4 s).
     ``ms`` is the protocol's estimate (what every other tool uses); ``median_ms``, ``iqr_ms``,
-    ``mean_ms`` and ``min_ms`` describe the runs.  ``time_base="lut"`` (needs a ``lut`` with a
-    fingerprint) also times the LUT's sentinel networks (interleaved with it) and reports ``ms_lut_base`` = ``ms``
+    ``mean_ms`` and ``min_ms`` describe the runs.  ``time_base="lut"`` (needs a ``lut`` with
+    drift sentinels) also times the LUT's sentinel networks (interleaved with it) and reports ``ms_lut_base`` = ``ms``
     divided by the speed factor: the latency this net would have had when the LUT was built.
     ``store``: as ``measure_many``'s (a request timed once per machine).
     """
@@ -193,7 +194,7 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
 
         if lut is None:
             raise ValueError("time base 'lut' needs a LUT (--lut)")
-        settings_of(lut)  # refuses a LUT without fingerprint
+        settings_of(lut)  # refuses a LUT without drift sentinels
     m = measure_many({spec.name: spec}, device, batch, threads, warmup, repeats, min_time_s, warmup_s, estimator,
                      cuda_mode, lut if time_base == "lut" else None, store=store)
     if time_base == "lut" and m["speed_factor"] is None:
@@ -263,9 +264,9 @@ def fidelity(lut, specs: dict[str, Spec] | None = None, device: str = "cpu", bat
     in one window.  A spec the LUT cannot predict (a missing key or width) gets a row with
     ``note`` saying why and no numbers; a LUT whose provenance names another space is used, with
     a note.  ``abs_err_ms = lut_ms - ms`` and ``rel_err_pct`` relative to the measurement.
-    With a fingerprint, ``rel_err_lut_base_pct`` compares with the measurement divided by the
+    With drift sentinels, ``rel_err_lut_base_pct`` compares with the measurement divided by the
     speed factor (what the net would have measured when the LUT was built).
-    ``df.attrs``: ``speed_factor`` (``None`` without a fingerprint), ``seed``, ``held_out``.
+    ``df.attrs``: ``speed_factor`` (``None`` without drift sentinels), ``seed``, ``held_out``.
     ``store``: as ``measure_many``'s (a request timed once per machine).
     """
     import pandas as pd

@@ -12,8 +12,9 @@ timing request's result under the machine it ran on:
   CPU, the cores this process may use: another machine measures anew and is kept beside;
 - the request key is the SHA-256 of everything that decides what is timed and how: the networks
   (their specs, by name), device, batch, threads, warm-up, repeats, minimum time, estimator, CUDA
-  mode and the LUT fingerprint whose sentinels join the rounds.  A new run (another architecture),
-  another seed list or other settings is another request and is timed;
+  mode and the LUT's drift sentinels that join the rounds (``latency.drift``; the request field
+  is still named "fingerprint", so the requests kept before keep their keys).  A new run (another
+  architecture), another seed list or other settings is another request and is timed;
 - ``TFNAS_REMEASURE=1`` (``make ... REMEASURE=1``) times every request again and replaces what was kept.
 
 A rehearsal or a run with changed settings writes its tables under ``outputs/`` (``launch.output_dirs``),
@@ -29,14 +30,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tfnas_core.utils.atomic import atomic_write_text
+from tfnas_core.utils.workspace import env_flag
 
 FORMAT = 1
 ENV_REMEASURE = "TFNAS_REMEASURE"
 
 
 def remeasure() -> bool:
-    """``$TFNAS_REMEASURE`` set to anything but ``""``/``0``/``false``/``no``: time again."""
-    return os.environ.get(ENV_REMEASURE, "").strip().lower() not in ("", "0", "false", "no")
+    """``$TFNAS_REMEASURE`` switched on (``workspace.env_flag``): time again."""
+    return env_flag(ENV_REMEASURE)
 
 
 def machine(device: str, threads: int | None) -> dict[str, Any]:

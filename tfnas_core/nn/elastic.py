@@ -15,9 +15,9 @@ tensor: expand conv (output dim), depthwise conv, SE reduce conv (input dim), SE
 (output dim and bias) and project conv (input dim).  Then the first ``active_mid`` channels are
 exactly the top-``active_mid`` channels the released code keeps.
 
-Speed: ``fast = True`` (set by ``supernet.Supernet.set_fast``) runs the same function through
-``fast_ops.block_forward`` (channels_last, 1x1 convolutions as GEMMs); ``forward`` below is the
-plain reference.
+Speed: ``forward(x, fast=True)`` (the supernet passes its ``Supernet.set_fast`` switch) runs the
+same function through ``fast_ops.block_forward`` (channels_last, 1x1 convolutions as GEMMs); the
+rest of ``forward`` is the plain reference.
 
 BatchNorm: the supernet's BNs are ``affine=False`` without running statistics, as the released
 code (docs/official_behaviour.md, "Supernet BatchNorms").  Such a BN has no state at all, so
@@ -82,14 +82,13 @@ class ElasticMBInvRes(nn.Module):
         self.project_conv = nn.Conv2d(a.mid_chs, a.out_chs, 1, bias=False)
         self.act = make_act(a.act)
         self.active_mid = int(init_mid)  # plain attribute: set from outside before forward
-        self.fast = False  # plain attribute: True runs fast_ops.block_forward (same function, channels_last)
 
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, fast: bool = False) -> torch.Tensor:
         m = self.active_mid
         if not 1 <= m <= self.max_mid:
             raise ValueError(f"active_mid {m} outside [1, {self.max_mid}]")
-        if self.fast:
+        if fast:
             return fast_ops.block_forward(self, x)
         h = x
         if m != self.in_chs:

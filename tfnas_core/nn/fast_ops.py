@@ -1,6 +1,6 @@
 """Fast kernels for the supernet's search steps: same functions as the plain path, fewer, cheaper calls.
 
-The plain path (``elastic.ElasticMBInvRes.forward``, ``supernet.MixedOp.forward``) is the
+The plain path (``elastic.ElasticMBInvRes.forward``, ``mixed_op.MixedOp.forward``) is the
 readable reference: one ``F.conv2d`` per convolution in NCHW, one candidate after another.  This
 module computes the *same* mathematical functions (equal up to float rounding; tests compare
 losses and gradients at tolerance) in a layout and grouping that suit the hardware:

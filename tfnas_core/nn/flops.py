@@ -10,7 +10,7 @@ Two conventions, both at 224x224 input and 1000 classes, with no expansion conv 
   (one add per input element; SE's functional pool is not counted).  This is how the paper's
   numbers were produced; it adds about 0.07 M to ``"macs"``.
 
-``count_flops`` counts analytically from the plan (exact and instant, no module built);
+``count_flops`` counts analytically from the layout (``spec.layout``: exact and instant, no module built);
 ``measure_flops`` counts a built module with ``torch.utils.flop_counter`` (2 FLOPs per
 multiply-add, biases not counted) as an independent cross-check of ``"macs"``.
 """
@@ -19,18 +19,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tfnas_core.arch.spec import Spec, plan
-from tfnas_core.arch.space import PAPER_SCALE, NetPlan, Proxy, conv_out
+from tfnas_core.arch.spec import Spec, layout
+from tfnas_core.arch.space import PAPER_SCALE, NetLayout, Proxy, conv_out
 
 
 CONVENTIONS = ("official", "macs")
 
 
-def plan_flops(p: NetPlan, convention: str = "official") -> int:
-    """FLOPs of a plan under ``convention`` (see the module docstring)."""
+def layout_flops(p: NetLayout, convention: str = "official") -> int:
+    """FLOPs of a network layout under ``convention`` (see the module docstring)."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown FLOPs convention {convention!r}; known: {', '.join(CONVENTIONS)}")
-    total = plan_macs(p)
+    total = layout_macs(p)
     if convention == "official":
         hw = p.blocks_hw_out[-1]
         total += sum(b.se_chs + b.mid_chs for b in p.blocks if b.se_chs)  # SE conv biases
@@ -39,8 +39,8 @@ def plan_flops(p: NetPlan, convention: str = "official") -> int:
     return total
 
 
-def plan_macs(p: NetPlan) -> int:
-    """Multiply-adds of a plan."""
+def layout_macs(p: NetLayout) -> int:
+    """Multiply-adds of a network layout."""
     hw = conv_out(p.resolution, p.stem_stride)
     total = hw * hw * p.in_chans * p.stem_chs * 9
     for b in p.blocks:
@@ -59,7 +59,7 @@ def plan_macs(p: NetPlan) -> int:
 
 def count_flops(spec: Spec, proxy: Proxy = PAPER_SCALE, convention: str = "official") -> float:
     """FLOPs in millions under ``convention`` (paper scale unless a proxy is given)."""
-    return plan_flops(plan(spec, proxy), convention) / 1e6
+    return layout_flops(layout(spec, proxy), convention) / 1e6
 
 
 def count_params(spec: Spec, proxy: Proxy = PAPER_SCALE) -> float:

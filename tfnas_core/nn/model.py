@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tfnas_core.arch.spec import Spec, plan
+from tfnas_core.arch.spec import Spec, layout
 from tfnas_core.nn.ops import MBInvRes, conv_bn_act, make_act
-from tfnas_core.arch.space import PAPER_SCALE, NetPlan, Proxy
+from tfnas_core.arch.space import PAPER_SCALE, NetLayout, Proxy
 
 
 class EvalNet(nn.Module):
@@ -16,10 +16,10 @@ class EvalNet(nn.Module):
     their index (Appendix B: "drop-connect 0.2 scaled with block index").
     """
 
-    def __init__(self, net_plan: NetPlan, dropout: float = 0.0, drop_connect: float = 0.0):
+    def __init__(self, net_layout: NetLayout, dropout: float = 0.0, drop_connect: float = 0.0):
         super().__init__()
-        p = net_plan
-        self.plan = p
+        p = net_layout
+        self.layout = p
         self.stem = conv_bn_act(p.in_chans, p.stem_chs, 3, p.stem_stride, p.stem_act)
         n = len(p.blocks)
         self.blocks = nn.Sequential(*[MBInvRes(b, drop_connect * i / n) for i, b in enumerate(p.blocks)])
@@ -51,7 +51,7 @@ class EvalNet(nn.Module):
 
 
 def build(spec: Spec, proxy: Proxy = PAPER_SCALE, dropout: float = 0.0, drop_connect: float = 0.0) -> EvalNet:
-    return EvalNet(plan(spec, proxy), dropout=dropout, drop_connect=drop_connect)
+    return EvalNet(layout(spec, proxy), dropout=dropout, drop_connect=drop_connect)
 
 
 __all__ = ["EvalNet", "build", "make_act"]

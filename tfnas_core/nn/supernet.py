@@ -10,7 +10,8 @@ Architecture parameters (DARTS style, kept apart from the weights: ``arch_parame
 
 * ``alphas[l]`` - one per searchable layer, stored as log-probabilities initialised to
   ``log(1/N)`` as the released code (``renormalize_arch`` re-projects after each arch step);
-* depth, by ``depth_space``:
+* depth, by ``depth_space`` (one ``depth_spaces.DepthSpace`` object, ``self.depth_search``,
+  answers every depth question; the supernet never branches on the name):
 
   - ``'sink'`` (the paper's sink-connecting space, Sec. 3.3, Eq. 5/6; default): ``betas[s]`` per
     stage, one entry per allowed depth (1..L when the stage's first layer changes shape, which is
@@ -39,32 +40,28 @@ Forward is a pure function of explicit choices (no state is changed by ``forward
 Widths: ``mids[l][i]`` is the paper-scale ``mid`` of candidate ``i`` in layer ``l`` (the LUT
 index); the elastic block runs ``proxy.width(mid)`` channels.  ``set_mid`` / ``set_widths``
 change them (never inside ``forward``); they travel in ``state_dict`` as extra state.
+
+Speed: ``set_fast`` is the one switch for the fused ``fast_ops`` path (the same function up to
+float rounding); ``forward`` passes it to every layer it runs.  The supernet knows no latency
+table: the relaxed latency of Eq. 4/6 is ``latency.relaxed.supernet_latency(net, lut, ...)``.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tfnas_core.nn import fast_ops
-from tfnas_core.latency import relaxed as relaxed_latency
-from tfnas_core.latency.lut import LUT
-from tfnas_core.arch.spec import Layer, Spec, plan, validate
+from tfnas_core.arch.spec import Layer, Spec, layout, validate
+from tfnas_core.nn.depth_spaces import DepthSpace, make_depth_space
 from tfnas_core.nn.elastic import ElasticMBInvRes
+from tfnas_core.nn.mixed_op import SKIP, Choice, MixedOp
 from tfnas_core.nn.model import EvalNet
 from tfnas_core.nn.ops import MBInvRes, conv_bn_act
 from tfnas_core.arch.space import DEPTH_SPACES, SEARCHABLE_STAGES, PAPER_SCALE, LayerGeom, Proxy, all_layer_geometries, get_space
-
-SKIP = "skip"
-Choice = Union[int, torch.Tensor]
-
-
-def _is_weights(choice: Choice) -> bool:
-    """A 1-D tensor of weights (relaxed); an int or a 0-d tensor is a hard choice (sampled)."""
-    return isinstance(choice, torch.Tensor) and choice.dim() > 0
 
 
 def _to_search_bn(module: nn.Module) -> nn.Module:
@@ -88,59 +85,29 @@ def _copy_params(src: nn.Module, dst: nn.Module) -> None:
         q.copy_(p)
 
 
-class MixedOp(nn.Module):
-    """One searchable layer: its candidate blocks (α order) and, in 'skip-in', a ``skip``."""
-
-    def __init__(self, candidates: Sequence[ElasticMBInvRes], has_skip: bool):
-        super().__init__()
-        self.candidates = nn.ModuleList(candidates)
-        self.has_skip = has_skip
-        self.fast = False  # plain attribute: relaxed forward through fast_ops.relaxed_layer (Supernet.set_fast)
-
-    @property
-    def num_choices(self) -> int:
-        return len(self.candidates) + int(self.has_skip)
-
-    def forward(self, x: torch.Tensor, choice: Choice) -> torch.Tensor:
-        n = len(self.candidates)
-        if _is_weights(choice):
-            if choice.shape != (self.num_choices,):
-                raise ValueError(f"op weights of shape {tuple(choice.shape)} for a layer of {self.num_choices} choices")
-            if self.fast:
-                return fast_ops.relaxed_layer(self.candidates, x, choice, self.has_skip)
-            out = sum(choice[i] * op(x) for i, op in enumerate(self.candidates))
-            return out + choice[n] * x if self.has_skip else out
-        i = int(choice)
-        if 0 <= i < n:
-            return self.candidates[i](x)
-        if i == n and self.has_skip:
-            return x
-        raise ValueError(f"op index {i} outside the layer's {self.num_choices} choices")
-
-
 class Supernet(nn.Module):
     """The supernet of ``space_name`` at ``proxy`` with depth search ``depth_space``."""
 
     def __init__(self, space_name: str = "tfnas", proxy: Proxy = PAPER_SCALE, depth_space: str = "sink"):
         super().__init__()
-        if depth_space not in DEPTH_SPACES:
-            raise ValueError(f"unknown depth space {depth_space!r}; known: {', '.join(DEPTH_SPACES)}")
         self.space = space = get_space(space_name)
         self.proxy = proxy
         self.depth_space = depth_space
         self.geoms: tuple[LayerGeom, ...] = tuple(all_layer_geometries(space))
         self.stage_sizes: tuple[int, ...] = tuple(s.depth[1] for s in space.searchable)
-        self.stage_starts: tuple[int, ...] = tuple(sum(self.stage_sizes[:i]) for i in range(len(self.stage_sizes)))
         self.op_names: tuple[str, ...] = space.ops
+        self.depth_search: DepthSpace = make_depth_space(depth_space, self.geoms, self.stage_sizes, len(space.ops))
+        self.stage_starts: tuple[int, ...] = self.depth_search.stage_starts
+        self.fast = False  # the fast_ops switch (set_fast), passed to every layer by forward
 
-        # Block arguments at maximum width, from the same plan() the static network uses.
-        max_plans = {}
+        # Block arguments at maximum width, from the same layout() the static network uses.
+        max_layouts = {}
         for name in space.ops:
             op = space.op(name)
             stages = tuple(tuple(Layer(name, op.max_width(g.cin)) for g in self.geoms[a:a + n])
                            for a, n in zip(self.stage_starts, self.stage_sizes))
-            max_plans[name] = plan(Spec(f"max-{name}", space.name, stages), proxy)
-        p = max_plans[space.ops[0]]
+            max_layouts[name] = layout(Spec(f"max-{name}", space.name, stages), proxy)
+        p = max_layouts[space.ops[0]]
         self.stem = _to_search_bn(conv_bn_act(p.in_chans, p.stem_chs, 3, p.stem_stride, p.stem_act))
         self.stage2 = _to_search_bn(MBInvRes(p.blocks[0]))
         self.head = _to_search_bn(conv_bn_act(p.blocks[-1].out_chs, p.head_chs, 1, 1, p.head_act))
@@ -153,25 +120,16 @@ class Supernet(nn.Module):
             cands = []
             for name in space.ops:
                 init = space.op(name).init_width(g.cin)
-                cands.append(ElasticMBInvRes(max_plans[name].blocks[1 + l], proxy.width(init)))
+                cands.append(ElasticMBInvRes(max_layouts[name].blocks[1 + l], proxy.width(init)))
             self.mids.append([space.op(name).init_width(g.cin) for name in space.ops])
-            layers.append(MixedOp(cands, has_skip=depth_space == "skip-in" and g.keeps_shape))
+            layers.append(MixedOp(cands, has_skip=self.depth_search.has_skip(l)))
         self.layers = nn.ModuleList(layers)
 
         # Architecture parameters.
         self.alphas = nn.ParameterList(
             [nn.Parameter(torch.full((m.num_choices,), math.log(1.0 / m.num_choices))) for m in self.layers])
-        self.betas = nn.ParameterList()
-        self.gates = nn.ParameterList()
-        self.gated_layers: tuple[int, ...] = ()
-        self.fast = False
-        if depth_space == "sink":
-            for s in range(len(self.stage_sizes)):
-                self.betas.append(nn.Parameter(torch.zeros(len(self.allowed_depths(s)))))
-        elif depth_space == "skip-out":
-            self.gated_layers = tuple(l for l, g in enumerate(self.geoms) if g.keeps_shape)
-            for _ in self.gated_layers:
-                self.gates.append(nn.Parameter(torch.zeros(2)))
+        self.betas = nn.ParameterList([nn.Parameter(b) for b in self.depth_search.initial_betas()])
+        self.gates = nn.ParameterList([nn.Parameter(g) for g in self.depth_search.initial_gates()])
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -185,14 +143,18 @@ class Supernet(nn.Module):
     def num_layers(self) -> int:
         return len(self.geoms)
 
+    @property
+    def gated_layers(self) -> tuple[int, ...]:
+        """The layers with a (skip, keep) gate, in ``gates`` order ('skip-out'; otherwise none)."""
+        return self.depth_search.gated_layers
+
     def stage_layers(self, s: int) -> range:
         """Flat indices of the layers of searchable stage ``s`` (0 = paper stage 3)."""
-        return range(self.stage_starts[s], self.stage_starts[s] + self.stage_sizes[s])
+        return self.depth_search.stage_layers(s)
 
     def allowed_depths(self, s: int) -> tuple[int, ...]:
         """Depths stage ``s`` may take: 1..L, or 0..L if its first layer keeps the shape."""
-        first = self.geoms[self.stage_starts[s]]
-        return tuple(range(0 if first.keeps_shape else 1, self.stage_sizes[s] + 1))
+        return self.depth_search.allowed_depths(s)
 
     def choice_names(self, l: int) -> tuple[str, ...]:
         return self.op_names + ((SKIP,) if self.layers[l].has_skip else ())
@@ -227,11 +189,8 @@ class Supernet(nn.Module):
     # -- speed -------------------------------------------------------------------------------
     def set_fast(self, fast: bool = True) -> "Supernet":
         """Run the searchable layers through ``fast_ops`` (same function, fused and channels_last) or
-        the plain reference path.  A plain attribute per block: no parameter or state changes."""
-        for layer in self.layers:
-            layer.fast = bool(fast)
-            for op in layer.candidates:
-                op.fast = bool(fast)
+        the plain reference path.  One plain attribute of the supernet, handed to each layer by
+        ``forward``: no parameter, state or layer changes."""
         self.fast = bool(fast)
         return self
 
@@ -290,102 +249,17 @@ class Supernet(nn.Module):
         if len(depths) != len(self.depth_parameters()):
             raise ValueError(f"expected {len(self.depth_parameters())} depth choices for "
                              f"{self.depth_space!r}, got {len(depths)}")
-        if self.depth_space == "sink":
-            for s in range(len(self.stage_sizes)):
-                x = self._sink_stage(x, s, ops, depths[s])
-        else:
-            gate_of = {l: g for g, l in enumerate(self.gated_layers)}
-            for l, layer in enumerate(self.layers):
-                if l in gate_of:
-                    x = self._gated(x, layer, ops[l], depths[gate_of[l]])
-                else:
-                    x = layer(x, ops[l])
+        fast = self.fast
+        x = self.depth_search.forward(x, lambda l, h: self.layers[l](h, ops[l], fast), depths)
         x = self.pool(self.head(x)).flatten(1)
         return self.classifier(x)
-
-    def _sink_stage(self, x: torch.Tensor, s: int, ops: Sequence[Choice], depth: Choice) -> torch.Tensor:
-        allowed = self.allowed_depths(s)
-        layers = self.stage_layers(s)
-        if not _is_weights(depth):
-            d = int(depth)
-            if d not in allowed:
-                raise ValueError(f"stage {SEARCHABLE_STAGES[s]}: depth {d} not in {allowed}")
-            for l in layers[:d]:
-                x = self.layers[l](x, ops[l])
-            return x
-        if depth.shape != (len(allowed),):
-            raise ValueError(f"stage {SEARCHABLE_STAGES[s]}: depth weights of shape {tuple(depth.shape)}, "
-                             f"expected ({len(allowed)},)")
-        outs = [x]
-        for l in layers:
-            outs.append(self.layers[l](outs[-1], ops[l]))
-        return sum(depth[j] * outs[d] for j, d in enumerate(allowed))  # Eq. 5
-
-    @staticmethod
-    def _gated(x: torch.Tensor, layer: MixedOp, op: Choice, gate: Choice) -> torch.Tensor:
-        if _is_weights(gate):
-            return gate[0] * x + gate[1] * layer(x, op)
-        return layer(x, op) if int(gate) else x
-
-    # -- latency (Eq. 4 / 6) -----------------------------------------------------------------
-    def layer_latencies(self, lut: LUT) -> list[list[float]]:
-        """LUT latency of every choice of every layer at its current width (skip: 0)."""
-        out = []
-        for l, g in enumerate(self.geoms):
-            lats = relaxed_latency.op_latencies(lut, self.space, g, self.mids[l])
-            out.append(lats + [0.0] * int(self.layers[l].has_skip))
-        return out
-
-    def _latency_tensors(self, lut: LUT, ref: torch.Tensor) -> list[torch.Tensor]:
-        """``layer_latencies`` as tensors like ``ref``, built once per (LUT, widths, device, dtype):
-        no host-to-device copy per arch step, which a CUDA graph could not capture."""
-        key = (tuple(map(tuple, self.mids)), ref.device, ref.dtype)
-        cached = self.__dict__.get("_lat_cache")
-        if cached is None or cached[0] is not lut or cached[1] != key:
-            tensors = [torch.tensor(t, dtype=ref.dtype, device=ref.device) for t in self.layer_latencies(lut)]
-            cached = (lut, key, tensors)
-            self.__dict__["_lat_cache"] = cached  # not a module attribute: stays out of state_dict
-        return list(cached[2])
-
-    def expected_latency(self, lut: LUT, op_weights: Sequence[torch.Tensor],
-                         depth_weights: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Relaxed latency of the supernet under ``op_weights`` (per layer) and ``depth_weights``.
-
-        'sink': Eq. 6 (``relaxed_latency.expected_latency`` with the stage depth distribution);
-        'skip-in': Eq. 4 with the skip candidate costing 0; 'skip-out': Eq. 4 with each gated
-        layer's latency multiplied by P(keep).  ``base`` (fixed parts) is included.
-        """
-        if len(op_weights) != self.num_layers:
-            raise ValueError(f"expected {self.num_layers} op weight vectors, got {len(op_weights)}")
-        lats = self._latency_tensors(lut, op_weights[0])
-        depth_weights = list(depth_weights) if depth_weights is not None else []
-        if len(depth_weights) != len(self.depth_parameters()):
-            raise ValueError(f"expected {len(self.depth_parameters())} depth weight vectors, got {len(depth_weights)}")
-        if self.depth_space == "sink":
-            return relaxed_latency.expected_latency(lut.base, op_weights, lats, depth_weights, self.stage_sizes)
-        if self.depth_space == "skip-out":
-            for g, l in enumerate(self.gated_layers):
-                lats[l] = lats[l] * depth_weights[g][1]
-        return relaxed_latency.expected_latency(lut.base, op_weights, lats)
 
     # -- derivation --------------------------------------------------------------------------
     @torch.no_grad()
     def derived_layers(self) -> list[list[tuple[int, int]]]:
         """Per stage, the kept layers as (flat layer index, op index): argmax α, argmax depth."""
         ops = [int(torch.argmax(a)) for a in self.alphas]
-        out = []
-        for s in range(len(self.stage_sizes)):
-            layers = list(self.stage_layers(s))
-            if self.depth_space == "sink":
-                d = self.allowed_depths(s)[int(torch.argmax(self.betas[s]))]
-                kept = layers[:d]
-            elif self.depth_space == "skip-in":
-                kept = [l for l in layers if ops[l] < len(self.op_names)]
-            else:
-                gate = {l: int(torch.argmax(p)) for l, p in zip(self.gated_layers, self.gates)}
-                kept = [l for l in layers if gate.get(l, 1) == 1]
-            out.append([(l, ops[l]) for l in kept])
-        return out
+        return [[(l, ops[l]) for l in kept] for kept in self.depth_search.kept_layers(ops, self.depth_parameters())]
 
     def derive(self, name: str = "derived") -> Spec:
         """The derived architecture (argmax α per layer, argmax depth) with the current widths.
@@ -422,23 +296,7 @@ class Supernet(nn.Module):
         """
         spec = self.derive() if spec is None else spec
         kept = {l: i for l, i, _ in self._spec_layers(spec)}
-        if self.depth_space == "sink":
-            ops = [kept.get(l, 0) for l in range(self.num_layers)]
-            return ops, [len(st) for st in spec.stages]
-        if self.depth_space == "skip-in":
-            ops = []
-            for l in range(self.num_layers):
-                if l in kept:
-                    ops.append(kept[l])
-                elif self.layers[l].has_skip:
-                    ops.append(len(self.op_names))
-                else:
-                    raise ValueError(f"layer {l} cannot be skipped in 'skip-in' (it changes the shape)")
-            return ops, []
-        for l in range(self.num_layers):
-            if l not in kept and l not in self.gated_layers:
-                raise ValueError(f"layer {l} cannot be skipped in 'skip-out' (it changes the shape)")
-        return [kept.get(l, 0) for l in range(self.num_layers)], [int(l in kept) for l in self.gated_layers]
+        return self.depth_search.hard_choices(kept, [len(st) for st in spec.stages])
 
     @torch.no_grad()
     def active_subnet(self, spec: Spec | None = None, dropout: float = 0.0, drop_connect: float = 0.0) -> EvalNet:
@@ -450,7 +308,7 @@ class Supernet(nn.Module):
         static net computes the supernet's sampled path for ``spec``.
         """
         spec = self.derive() if spec is None else spec
-        net = EvalNet(plan(spec, self.proxy), dropout=dropout, drop_connect=drop_connect)
+        net = EvalNet(layout(spec, self.proxy), dropout=dropout, drop_connect=drop_connect)
         net.to(self.classifier.weight.device)
         _copy_params(self.stem, net.stem)
         _copy_params(self.stage2, net.blocks[0])

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from tfnas_core.arch import zoo
-from tfnas_core.arch.spec import Layer, Spec, SpecError, infer_op, plan, validate
+from tfnas_core.arch.spec import Layer, Spec, SpecError, infer_op, layout, validate
+from tfnas_core.runs import files as run_files
 from tfnas_core.utils.atomic import write_error
 from tfnas_core.utils.checks import read_json
 from tfnas_core.arch.space import PAPER_SCALE, SEARCHABLE_STAGES, SPACES, BlockArgs, SearchSpace, layer_geometry
@@ -44,8 +45,9 @@ CONFIG_STAGES = tuple(f"stage{i}" for i in range(1, len(SEARCHABLE_STAGES) + 1))
 CONFIG_KEYS = ("first_stem", "second_stem", *CONFIG_STAGES, "feature_mix_layer", "classifier")
 DATA_PARALLEL_PREFIX = "module."
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-# What import writes into its --out folder, and what export writes into its folder.
-SPEC_FILE, WEIGHTS_FILE = "spec.json", "weights.pt"
+# What import writes into its --out folder, and what export writes into its folder: the spec under the
+# name a search's run folder gives it (runs.files.SPEC), so a SPEC argument may be either folder.
+SPEC_FILE, WEIGHTS_FILE = run_files.SPEC, "weights.pt"
 CONFIG_FILE, CHECKPOINT_FILE = "model.config", "model.pth.tar"
 
 
@@ -72,7 +74,7 @@ def _block_layer(b: BlockArgs) -> dict[str, Any]:
 
 def config_from_spec(spec: Spec, num_classes: int = 1000) -> dict[str, Any]:
     """The ``model.config`` the original code writes for this network (1000 classes: ImageNet)."""
-    p = plan(spec, PAPER_SCALE.with_(num_classes=num_classes))
+    p = layout(spec, PAPER_SCALE.with_(num_classes=num_classes))
     cfg: dict[str, Any] = {
         "first_stem": _conv_layer(p.in_chans, p.stem_chs, 3, p.stem_stride, p.stem_act),
         "second_stem": _block_layer(p.blocks[0]),
@@ -259,7 +261,7 @@ def tensor_names(spec: Spec, num_classes: int = 1000, official_order: bool = Tru
 
     ``official_order``: the released checkpoint's order (its ``ConvLayer`` registers BN before
     the conv), else ``EvalNet.state_dict()``'s."""
-    p = plan(spec, PAPER_SCALE.with_(num_classes=num_classes))
+    p = layout(spec, PAPER_SCALE.with_(num_classes=num_classes))
     out = _conv_bn("first_stem", "stem", (p.stem_chs, p.in_chans, 3, 3), official_order)
     out += _block("second_stem", "blocks.0", p.blocks[0])
     k = 1

@@ -1,98 +1,22 @@
-"""The evidence report: one row per claim of the paper (Sec. 3.3, 4.3-4.5, Appendix J) with the
-paper's evidence, ours from the committed result tables, and a verdict that says no more than
-the evidence does.
+"""The claims of the paper the evidence report judges (Sec. 3.3, 4.3-4.5, Appendix J): one row per
+claim with where the paper makes it, what it says, the paper's evidence in numbers - formatted from
+``paper_tables``, never retyped - and the checks that decide it (``verdicts``); and the evaluation of
+them all into a table of checks and a table of claims with their verdicts.
 
-Every claim reads the tables the experiment notebooks write (``results/<experiment>/
-per_seed-<profile>.csv``, ``collapse-``, ``per_seed_curves-``, ``tuned-``) and reduces them to
-checks.  Three kinds of check, three rules (``stats``):
-
-* **paired comparisons** (top-1, supernet accuracy, depth, depth jitter, collapse, search-time
-  ratio): the 95 % t interval of the per-seed difference wholly on the paper's side of 0 ->
-  reproduced, wholly on the other -> not reproduced, else (or < 2 seeds) inconclusive.  Every
-  top-1 check also says how far apart the compared nets are in latency (they are not
-  latency-matched), and what deciding it would need (``needs``: the paper's effect, the pooled
-  per-run SD, the seeds at which the interval would be as narrow as that effect);
-* **per-run latency checks** ("lands on the target", "misses it"): every run, not the mean, is
-  judged against the tolerance (``stats.per_run_verdict``), and each run's *signed* error is
-  printed - a search under the target and one over it are different findings;
-* **premises**: C1 and C2 have no target in their loss, so every check of theirs assumes λ1 was
-  tuned to the target (Sec. 4.5).  Where the tuning did not converge (``tuned-<profile>.csv``:
-  unreachable or out of probes) those checks are **not tested**, whatever their numbers.
-
-Search budget (``LATENCY_BUDGET``): where the profile's search is too short to decide a latency
-claim (mini: 8 epochs, 5 with α steps, every miss an undershoot, while its 24-epoch searches land
-within 0.1 % of the target), the latency checks are decided on the notebooks' longer searches
-(``-long`` tables) and the profile's own searches are shown as context, deciding nothing.
-
-A claim of several checks: reproduced when every deciding check is, not reproduced when one is
-not, not tested when every one is not tested, inconclusive otherwise (``combine``).
-
-Tolerances (the paper gives none): "meets the target precisely" = within ``PRECISE`` (1 %: the
-paper's ES rows land within 0.1 ms of 15 ms, 0.7 %; it is ``stats.TARGET_TOLERANCE_PCT``, the one
-definition of "met" that elasticity scaling and the search summaries use too); "misses the target" = off by more than
-``MISSES`` (2 %: the paper's C1/C2 rows without ES are 4.5 % and 5.1 % off); between the two, a
-run decides neither way.
+The report's text and figure are ``render`` and ``forest``.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import pandas as pd
 
-from tfnas_core import stats
 from tfnas_core.report import paper_tables
-
-PRECISE = stats.TARGET_TOLERANCE_PCT  # %: a run meets the target within it (stats.meets_target)
-MISSES = 2.0  # %
-# Profile -> the table suffix whose searches decide latency claims (module docstring); a profile
-# not listed decides them on its own searches (paper: the paper's 90 epochs).
-LATENCY_BUDGET = {"mini": "-long"}
-# Fig. 5: "after the first 50 [of 90] epochs" C1 fluctuates around the target, C2 stays above it.
-FIG5_LATE = 50 / 90
-LAT_UNIT = "signed latency error, % of the target (LUT / target - 1)"
-LATE_UNIT = "% of late epochs above the target"
-TOP1 = "top-1 points"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check of a claim: an estimate (paired checks) or per-run values (latency checks), the
-    verdict its rule gives, and whether it decides the claim (``decides``) or is context."""
-
-    what: str
-    estimate: stats.Estimate | None
-    verdict: str
-    note: str = ""
-    unit: str = TOP1
-    margin: float = 0.0  # the verdict's threshold, in the estimate's unit
-    values: tuple[tuple[int, float], ...] = ()  # per-run checks: (seed, signed value)
-    decides: bool = True
-    needs: dict = field(default_factory=dict)  # top-1 checks: what deciding would take (``_needs``)
-    remark: str = ""  # what a reader must know to read the estimate, whatever the verdict
-
-    def text(self) -> str:
-        if self.values:
-            vals = ", ".join(f"{v:+.2f}" for _, v in self.values)
-            s = f"{self.what}: {vals} (seeds {', '.join(str(k) for k, _ in self.values)})"
-        elif self.estimate is None:
-            s = f"{self.what}: {self.note}"
-        else:
-            e = self.estimate
-            ci = "" if e.n < 2 else f" [{e.low:+.2f}, {e.high:+.2f}]"
-            s = f"{self.what}: {e.mean:+.2f}{ci} (n={e.n})"
-            if "dlut_ms" in self.needs and math.isfinite(self.needs["dlut_ms"]):
-                s += f", LUT latency {self.needs['dlut_ms']:+.2f} ms apart"
-        if self.note and (self.values or self.estimate is not None) and self.verdict in ("not tested", "inconclusive"):
-            s += f" - {self.verdict}: {self.note}"
-        if self.remark:
-            s += f" ({self.remark})"
-        if not self.decides:
-            s += " (context, decides nothing)"
-        return s
+from tfnas_core.report.verdicts import (NEEDS_COLUMNS, Check, accuracy_claim, all_of, c1_around_c2_above, collapse,
+                                        combine, depth_jitter, exclusion_over_redundancy, latency_claim, paired_claim,
+                                        search_cost, supernet_accuracy, total_depth)
 
 
 @dataclass(frozen=True)
@@ -100,501 +24,115 @@ class Claim:
     id: str
     where: str  # the paper's section / table / figure
     claim: str  # the paper's statement, in short
-    paper: str  # the paper's evidence, in numbers
+    paper: str  # the paper's evidence, in numbers (from ``paper_tables``)
     evaluate: Callable[[Path, str], list[Check]]
 
 
-def combine(verdicts: Sequence[str]) -> str:
-    """All reproduced -> reproduced; any not reproduced -> not reproduced; all not tested -> not
-    tested; else (and with no check) inconclusive."""
-    if not verdicts:
-        return "inconclusive"
-    if all(v == "reproduced" for v in verdicts):
-        return "reproduced"
-    if any(v == "not reproduced" for v in verdicts):
-        return "not reproduced"
-    if all(v == "not tested" for v in verdicts):
-        return "not tested"
-    return "inconclusive"
+# The paper's numbers the claims quote, by row name (``paper_tables``' literal rows)
+_T3 = {name: (top1, days) for _, name, top1, _ms, _flops, days in paper_tables.TABLE3}  # Table 3
+_T4 = {name: top1 for _, name, top1, *_ in paper_tables.TABLE4}  # Table 4
+_T5 = {(obj, es): (top1, ms) for obj, es, top1, ms in paper_tables.TABLE5}  # Table 5
+_T13 = {lam: (top1, ms) for lam, top1, ms, _flops in paper_tables.TABLE13}  # Table 13
+_LAM = paper_tables.SEARCH_LAMBDA
 
 
-# ----------------------------------------------------------------------------- reading tables
+def _top1(v: float) -> str:
+    """A top-1 (or a difference of two) as the paper prints it: one decimal."""
+    return f"{v:.1f}"
 
 
-def read_table(path: str | Path, columns: Sequence[str] = ()) -> pd.DataFrame:
-    """A results table (``runs.write_table``'s CSV) holding ``columns``; a torn, empty or
-    unreadable one is a ``ValueError`` of one line naming it (rerun its notebook to rewrite it)."""
-    hint = "rerun the notebook that writes it (or delete it)"
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path}: not a readable CSV table ({why}); {hint}") from None
-    absent = [c for c in columns if c not in df.columns]
-    if absent:
-        raise ValueError(f"{path}: no column {', '.join(absent[:3])}; {hint}")
-    return df
+def _ms(v: float) -> str:
+    return f"{v:.2f}"
 
 
-def _table(root: Path, experiment: str, name: str, profile: str) -> pd.DataFrame | None:
-    p = root / experiment / f"{name}-{profile}.csv"
-    return read_table(p) if p.is_file() else None
-
-
-def _missing(what: str, experiment: str, name: str, unit: str = TOP1, margin: float = 0.0,
-             decides: bool = True) -> list[Check]:
-    return [Check(what, None, "inconclusive", f"no results/{experiment}/{name}.csv yet (run the notebook)",
-                  unit, margin, decides=decides)]
-
-
-def _budget_label(df: pd.DataFrame | None, profile: str, suffix: str) -> str:
-    """", 24 epochs": the search budget of a table (its ``epochs`` column, else the profile's)."""
-    if df is not None and "epochs" in df and df["epochs"].notna().any():
-        return f", {int(df['epochs'].iloc[0])} epochs"
-    if suffix:
-        return ", longer search"
-    from tfnas_core.search import config as search_config
-
-    try:
-        return f", {search_config.get_profile(profile).epochs} epochs"
-    except Exception:  # an unknown profile name: no label
-        return ""
-
-
-def _deciding_suffix(profile: str) -> str:
-    return LATENCY_BUDGET.get(profile, "")
-
-
-def _budgets(profile: str) -> list[tuple[str, bool]]:
-    """(suffix, decides) of every budget a latency claim is checked at for ``profile``."""
-    deciding = _deciding_suffix(profile)
-    return [("", True)] if not deciding else [("", False), (deciding, True)]
-
-
-def tuning_premise(root: Path, profile: str, suffix: str = "") -> dict[str, tuple[bool | None, str]]:
-    """Objective (c1/c2) -> (premise holds, why not): C1/C2's λ1 tuned to the target at this budget
-    (``tuned-<profile><suffix>.csv`` status ``converged``).  None: no finished tuning to say."""
-    t = _table(root, "table5-latency-objectives", "tuned", profile + suffix)
-    out: dict[str, tuple[bool | None, str]] = {}
-    for r in (t.itertuples(index=False) if t is not None else ()):
-        ok = str(r.status) == "converged"
-        out[r.objective] = (ok, "" if ok else
-                            f"{r.objective.upper()}'s λ1 tuning was {r.status} (best λ1 = {r.lam:g}: mean searched latency "
-                            f"{r.gap_pct:+.1f} % of the target over seeds {r.seeds}), so its runs are not the paper's tuned C1/C2")
-    for o in ("c1", "c2"):
-        out.setdefault(o, (None, f"no finished tuning of {o.upper()} at this budget "
-                              f"(results/table5-latency-objectives/tuned-{profile}{suffix}.csv)"))
-    return out
-
-
-def _premise_verdict(premise: dict | None, objs: Sequence[str | None]) -> tuple[str, str] | None:
-    """("not tested" | "inconclusive", why) when a C1/C2 premise among ``objs`` failed or is unknown."""
-    if not premise:
-        return None
-    objs = sorted(set(objs) - {None})
-    failed = [premise[o][1] for o in objs if premise[o][0] is False]
-    if failed:
-        return "not tested", "; ".join(failed)
-    unknown = [premise[o][1] for o in objs if premise[o][0] is None]
-    return ("inconclusive", "; ".join(unknown)) if unknown else None
-
-
-def _objective_of(variant: str) -> str | None:
-    for o in ("c1", "c2"):
-        if str(variant).startswith(paper_tables.TABLE5_NAMES[o]):
-            return o
-    return None
-
-
-# ----------------------------------------------------------------------------- paired checks
-
-
-def paired_by_seed(df: pd.DataFrame, a: str, b: str, metric: str) -> stats.Estimate | None:
-    """``stats.paired`` of variant ``a`` minus ``b`` in a per-seed table; None when no seed has both."""
-    va, vb = (_by_seed(df, x, metric) for x in (a, b))
-    return stats.paired(va, vb) if set(va) & set(vb) else None
-
-
-def _by_seed(df: pd.DataFrame, variant: str, metric: str) -> dict[int, float]:
-    return {int(s): float(v) for s, v in df.loc[df["variant"] == variant, ["seed", metric]].dropna().itertuples(index=False)}
-
-
-def _needs(df: pd.DataFrame, a: str, b: str, e: stats.Estimate | None) -> dict:
-    """What a top-1 check would need to decide the paper's effect: the paper's difference, the
-    per-run SD of top-1 pooled over the table's variants, the seeds at which the paired interval
-    (per-pair SD sqrt(2) x the pooled SD) is as narrow as that effect, and at which a true effect
-    of that size is found with 80 % power; and how far apart the two variants' nets are in LUT
-    latency (they are not latency-matched)."""
-    paper = {}
-    if "paper_top1" in df:
-        paper = df.dropna(subset=["paper_top1"]).groupby("variant")["paper_top1"].first().to_dict()
-    effect = paper[a] - paper[b] if a in paper and b in paper else math.nan
-    dlut = paired_by_seed(df, a, b, "lut_ms") if "lut_ms" in df else None
-    return _seeds_needs(df, effect, math.sqrt(2), e, math.nan if dlut is None else dlut.mean)
-
-
-def _seeds_needs(df: pd.DataFrame, effect: float, scale: float, e: stats.Estimate | None, dlut_ms: float) -> dict:
-    """``needs`` of a top-1 contrast with per-contrast SD ``scale`` x the per-run SD of top-1 pooled
-    over ``df``'s variants (``stats.pooled_sd``): the seeds to decide ``effect`` (``stats.seeds_needed``)."""
-    sd = stats.pooled_sd(g["top1"].dropna().tolist() for _, g in df.groupby("variant"))
-    ok = math.isfinite(sd)
-    return {"effect": effect, "sd_pooled": sd, "sd_diff_observed": math.nan if e is None else e.std,
-            "seeds_needed": stats.seeds_needed(scale * sd, effect) if ok else None,
-            "seeds_needed_80": stats.seeds_needed(scale * sd, effect, power=0.8) if ok else None,
-            "dlut_ms": dlut_ms}
-
-
-def _paired_checks(df: pd.DataFrame, pairs: Sequence[tuple[str, str, int]], metric: str = "top1",
-                   unit: str = TOP1, label: str = "", premise: dict | None = None) -> list[Check]:
-    out = []
-    for a, b, direction in pairs:
-        what = f"{metric} {a} − {b}{label} ({'>' if direction > 0 else '<'} 0)"
-        e = paired_by_seed(df, a, b, metric)
-        needs = _needs(df, a, b, e) if metric == "top1" else {}
-        gate = _premise_verdict(premise, [_objective_of(a), _objective_of(b)])
-        if e is None:
-            out.append(Check(what, None, "inconclusive", "no seed has both variants", unit, needs=needs))
-        elif gate:
-            out.append(Check(what, e, gate[0], gate[1], unit, needs=needs))
-        else:
-            out.append(Check(what, e, stats.verdict(e, direction), "" if e.n >= 2 else "one seed", unit, needs=needs))
-    return out
-
-
-def _paired_claim(experiment: str, pairs: Sequence[tuple[str, str, int]], metric: str = "top1",
-                  unit: str = TOP1, derive: Callable[[pd.DataFrame], pd.Series] | None = None,
-                  name: str = "per_seed", suffix: str = "", label: str = "", tuned: bool = False):
-    """Paired differences of ``metric`` between variants of ``experiment``'s per-seed table;
-    ``derive`` computes the metric's column when it is not one of the table's; ``suffix``: an
-    optional table (``-long``: no check where it is absent); ``tuned``: C1/C2 variants need
-    their tuning premise (``tuning_premise``)."""
-    def evaluate(root: Path, profile: str) -> list[Check]:
-        df = _table(root, experiment, name, profile + suffix)
-        if df is None:
-            if suffix:
-                return []
-            a, b, direction = pairs[0]
-            return _missing(f"{metric} {a} − {b} ({'>' if direction > 0 else '<'} 0)" + (" …" if len(pairs) > 1 else ""),
-                            experiment, f"{name}-{profile}", unit)
-        if derive is not None:
-            df = df.assign(**{metric: derive(df)})
-        premise = tuning_premise(root, profile, suffix) if tuned else None
-        return _paired_checks(df, pairs, metric, unit, label, premise)
-
-    return evaluate
-
-
-_accuracy_claim = _paired_claim  # top-1 differences, the default metric
-
-
-def _seed_values_check(what: str, unit: str, values: dict[int, float], direction: int, margin: float = 0.0,
-                       note: str = "") -> Check:
-    """A check on one per-seed quantity (already a paired contrast), by ``stats.verdict``;
-    ``note``: said when nothing more specific is (one seed, no seed)."""
-    if not values:
-        return Check(what, None, "inconclusive", "no seed has every variant", unit, margin)
-    e = stats.mean_ci(values[s] for s in sorted(values))
-    return Check(what, e, stats.verdict(e, direction, margin), note if e.n >= 2 else "one seed", unit, margin)
-
-
-def _exclusion_over_redundancy(root: Path, profile: str) -> list[Check]:
-    """Sec. 4.4: (skip out − skip in) − (sink − skip out) > 0, per seed, in top-1 (the paper:
-    0.5 against 0.2 points)."""
-    what = "top1 (skip out − skip in) − (sink-connecting − skip out) (> 0)"
-    df = _table(root, "table4-depth-space", "per_seed", profile)
-    if df is None:
-        return _missing(what, "table4-depth-space", f"per_seed-{profile}")
-    i, o, s = (_by_seed(df, v, "top1") for v in ("skip in candidates", "skip out candidates", "sink-connecting"))
-    c = _seed_values_check(what, TOP1, {k: (o[k] - i[k]) - (s[k] - o[k]) for k in set(i) & set(o) & set(s)}, +1)
-    # what deciding it would need: the paper's contrast (0.5 - 0.2) at a per-contrast SD of sqrt(6)
-    # x the pooled per-run SD (2·out − in − sink: variance (4 + 1 + 1) σ²)
-    paper = {n: p for _, n, p, *_ in paper_tables.TABLE4}
-    effect = (paper["skip out candidates"] - paper["skip in candidates"]) - (paper["sink-connecting"] - paper["skip out candidates"])
-    return [dataclasses.replace(c, needs=_seeds_needs(df, effect, math.sqrt(6), c.estimate, math.nan))]
-
-
-def _search_cost(root: Path, profile: str) -> list[Check]:
-    """Table 3's search cost: bi-sampling's search wall time over one-path Gumbel's, per seed
-    (> 1; the paper: 1.8 / 1.5 GPU days = 1.2); from Table 3's runs and Fig. 2's (both budgets)."""
-    out = []
-    sources = [("table3-sampling", "per_seed", "", "Gumbel+Random", "Gumbel", "search_min")]
-    sources += [("fig2-operation-collapse", "per_seed", sfx, "bi-sampling", "Gumbel", "search_min") for sfx in ("", "-long")]
-    for experiment, name, sfx, a, b, col in sources:
-        df = _table(root, experiment, name, profile + sfx)
-        what = f"search time {a} / {b} ({experiment.split('-')[0]}{_budget_label(df, profile, sfx)}) (> 1)"
-        if df is None or col not in df:
-            if experiment == "table3-sampling":
-                out += _missing(what, experiment, f"{name}-{profile}", "ratio of search wall times", 1.0)
-            continue
-        va, vb = _by_seed(df, a, col), _by_seed(df, b, col)
-        ratio = {s: va[s] / vb[s] for s in set(va) & set(vb) if vb[s] > 0}
-        out.append(_seed_values_check(what, "ratio of search wall times", ratio, +1, 1.0,
-                                      "wall time on a shared 2-core machine, two searches at a time"))
-    return out
-
-
-def _depth_jitter(root: Path, profile: str) -> list[Check]:
-    """Fig. 4a's other half: the derived depth jitters with skip in the candidates and is stable
-    with sink-connecting.  Jitter of one search = mean |change| of the derived depth between
-    consecutive searching epochs (after the first: its change is the descent from the uniform
-    initial β, not a jitter); skip in − sink-connecting, paired by seed (> 0)."""
-    out = []
-    for sfx in ("", "-long"):
-        df = _table(root, "fig4-depth-and-latency", "per_seed_curves", profile + sfx)
-        what = f"depth jitter (layers per epoch{_budget_label(df, profile, sfx)}) skip in candidates − sink-connecting (> 0)"
-        if df is None:
-            if not sfx:
-                out += _missing(what, "fig4-depth-and-latency", f"per_seed_curves-{profile}", "layers")
-            continue
-        d = df[df["panel"] == "a"]
-        d = d[d["epoch"] > d["warmup_epochs"]]
-        jit = {(r["series"], int(r["seed"])): g["depth"].diff().abs().mean()
-               for r, g in ((dict(zip(("series", "seed"), k)), g.sort_values("epoch")) for k, g in d.groupby(["series", "seed"]))}
-        si = {s: v for (ser, s), v in jit.items() if ser == "skip in candidates"}
-        sk = {s: v for (ser, s), v in jit.items() if ser == "sink-connecting"}
-        diff = {s: si[s] - sk[s] for s in set(si) & set(sk) if pd.notna(si[s]) and pd.notna(sk[s])}
-        if not diff and set(si) & set(sk):
-            out.append(Check(what, None, "inconclusive", "fewer than two searching epochs after the first", "layers"))
-            continue
-        out.append(dataclasses.replace(_seed_values_check(what, "layers", diff, +1),
-                                       remark=_depth_floor_remark(d, "skip in candidates")))
-    return out
-
-
-def _depth_floor_remark(d: pd.DataFrame, series: str) -> str:
-    """Said when ``series``' derived depth ends at the depth space's floor (every skippable layer a
-    skip) in every seed: a depth at the floor cannot jitter down, so a small jitter there is a
-    collapse onto skips, not the stable choice the paper credits sink-connecting with."""
-    from tfnas_core.arch.space import get_space  # plain data, no torch
-    floor = sum(st.depth[0] for st in get_space("tfnas").searchable)
-    runs = [g.sort_values("epoch") for _, g in d[d["series"] == series].groupby("seed")]
-    if not runs or any(g["depth"].iloc[-1] != floor for g in runs):
-        return ""
-    # the first epoch from which each seed stays at the floor to the end
-    since = [int(g["epoch"].iloc[(g["depth"] != floor).to_numpy().nonzero()[0].max() + 1]
-                 if (g["depth"] != floor).any() else g["epoch"].iloc[0]) for g in runs]
-    by = f"{min(since)}" if min(since) == max(since) else f"{min(since)}-{max(since)}"
-    return (f"{series}: the derived depth reaches the space's floor of {floor} layers, every skippable layer a skip, "
-            f"by epoch {by} of {int(runs[0]['epoch'].max())} and stays there in every seed: "
-            "it cannot move down, so its small jitter is a collapse onto skips, not a stable choice")
-
-
-def _supernet_accuracy(root: Path, profile: str) -> list[Check]:
-    """Fig. 2c/f: the supernet's final validation accuracy, bi-sampling − Gumbel, paired by seed."""
-    out = []
-    for sfx in ("", "-long"):
-        df = _table(root, "fig2-operation-collapse", "per_seed", profile + sfx)
-        if df is None:
-            if not sfx:
-                out += _missing("supernet val accuracy bi-sampling − Gumbel (> 0)", "fig2-operation-collapse",
-                                f"per_seed-{profile}", "supernet accuracy points")
-            continue
-        out += _paired_checks(df, [("bi-sampling", "Gumbel", +1)], "val_acc", "supernet accuracy points",
-                              label=f" ({_budget_label(df, profile, sfx)[2:]})")
-    return out
-
-
-# ----------------------------------------------------------------------------- per-run latency checks
-
-
-def _per_run_check(what: str, rows: pd.DataFrame, want_inside: bool, decides: bool,
-                   gate: tuple[str, str] | None) -> Check:
-    err = stats.target_gap_pct(rows["lut_ms"], rows["target_ms"])
-    values = tuple((int(s), float(v)) for s, v in zip(rows["seed"], err))
-    margin = PRECISE if want_inside else MISSES
-    if gate:
-        return Check(what, None, gate[0], gate[1], LAT_UNIT, margin, values, decides)
-    v = stats.per_run_verdict(err, PRECISE, MISSES, want_inside)
-    note = "" if len(values) >= 2 else "one run"
-    if v == "inconclusive" and len(values) >= 2:
-        note = f"a run between {PRECISE:g} and {MISSES:g} % decides neither way"
-    return Check(what, None, v, note, LAT_UNIT, margin, values, decides)
-
-
-def _latency_claim(experiment: str, variants: Callable[[pd.DataFrame], Sequence[str]], want_inside: bool,
-                   label: str = "", only_suffix: str | None = None):
-    """Per-run latency error (signed, % of the target) of each variant against the tolerance
-    (``want_inside``: every run within ``PRECISE``; else every run off by more than ``MISSES``), at
-    every budget of the profile (``_budgets``: at mini the 8-epoch searches are context and the
-    ``-long`` ones decide).  C1/C2 variants need their tuning premise at that budget.
-    ``only_suffix``: check this table only (Fig. 2's longer searches, deciding where they exist)."""
-    rule = f"{'within' if want_inside else 'off by more than'} {PRECISE if want_inside else MISSES:g} %"
-
-    def evaluate(root: Path, profile: str) -> list[Check]:
-        out = []
-        budgets = _budgets(profile) if only_suffix is None else [(only_suffix, True)]
-        for sfx, decides in budgets:
-            df = _table(root, experiment, "per_seed", profile + sfx)
-            if df is None:
-                if only_suffix is None and decides:
-                    out += _missing(f"latency error, every run {rule}", experiment, f"per_seed-{profile}{sfx}", LAT_UNIT,
-                                    PRECISE if want_inside else MISSES, decides)
-                continue
-            premise = tuning_premise(root, profile, sfx)
-            bl = _budget_label(df, profile, sfx)
-            for v in variants(df):
-                rows = df[df["variant"] == v].dropna(subset=["lut_ms", "target_ms"]).sort_values("seed")
-                what = f"latency error of {v}{label}{bl}, every run {rule}"
-                if rows.empty:
-                    out.append(Check(what, None, "inconclusive", "no finished run yet", LAT_UNIT, decides=decides))
-                    continue
-                out.append(_per_run_check(what, rows, want_inside, decides, _premise_verdict(premise, [_objective_of(v)])))
-        return out
-
-    return evaluate
-
-
-def _c1_around_c2_above(root: Path, profile: str) -> list[Check]:
-    """Fig. 5 w/o ES: over the last 40/90 of the epochs C1 is on both sides of the target (some
-    epochs above, some below) and C2 above it in every epoch; per run, at every budget."""
-    out = []
-    for sfx, decides in _budgets(profile):
-        df = _table(root, "fig5-latency-objectives", "per_seed_curves", profile + sfx)
-        if df is None:
-            if decides:
-                out += _missing("share of late epochs above the target, w/o ES", "fig5-latency-objectives",
-                                f"per_seed_curves-{profile}{sfx}", LATE_UNIT, decides=decides)
-            continue
-        premise = tuning_premise(root, profile, sfx)
-        bl = _budget_label(df, profile, sfx)
-        d = df[df["series"] == "w/o elasticity scaling"]
-        for obj, want in (("c1", "around"), ("c2", "above")):
-            rows = d[d["objective"] == obj]
-            shares = {}
-            for s, g in rows.groupby("seed"):
-                late = g[g["epoch"] > FIG5_LATE * g["epoch"].max()]
-                shares[int(s)] = 100.0 * float((late["lut_ms"] > late["target_ms"]).mean())
-            what = (f"{obj.upper()} w/o ES{bl}: % of late epochs above the target "
-                    f"({'between 0 and 100: around it' if want == 'around' else '100: always above'})")
-            values = tuple(sorted(shares.items()))
-            if not values:
-                out.append(Check(what, None, "inconclusive", "no run", LATE_UNIT, decides=decides))
-                continue
-            ok = [(0 < v < 100) if want == "around" else (v == 100) for _, v in values]
-            gate = _premise_verdict(premise, [obj])
-            if gate:
-                verdict, note = gate
-            elif len(values) < 2:
-                verdict, note = "inconclusive", "one run"
-            else:
-                verdict = "reproduced" if all(ok) else "not reproduced" if not any(ok) else "inconclusive"
-                note = "" if verdict != "inconclusive" else "some runs do, some do not"
-            out.append(Check(what, None, verdict, note, LATE_UNIT, 0.0, values, decides))
-    return out
-
-
-# ----------------------------------------------------------------------------- other checks
-
-
-def _collapse(suffix: str = "", label: str = ""):
-    """Fig. 2: the share of the most derived op per layer (over the search epochs), averaged over
-    the counted layers per seed, Gumbel-only minus bi-sampling, paired by seed (seeds are the
-    replicates; layers of one search are not independent).  ``suffix``: an optional table
-    (``-long``: the notebook's longer searches, a check only where they ran)."""
-
-    def evaluate(root: Path, profile: str) -> list[Check]:
-        df = _table(root, "fig2-operation-collapse", "collapse", profile + suffix)
-        if df is None and suffix:
-            return []
-        if df is None:
-            return _missing("top-op share Gumbel − bi-sampling (> 0)", "fig2-operation-collapse", f"collapse-{profile}",
-                            "top-op share points")
-        per_seed = df.groupby(["sampling", "seed"])["top_share"].mean()
-        g = per_seed.get("Gumbel", pd.Series(dtype=float)).to_dict()
-        b = per_seed.get("bi-sampling", pd.Series(dtype=float)).to_dict()
-        what = f"top-op share (%, mean over the counted layers{label}) Gumbel − bi-sampling (> 0)"
-        if not set(g) & set(b):
-            return [Check(what, None, "inconclusive", "no seed has both")]
-        e = stats.paired(g, b)
-        return [Check(what, e, stats.verdict(e, +1), "" if e.n >= 2 else "one seed", "top-op share points")]
-
-    return evaluate
-
-
-def _total_depth(df: pd.DataFrame) -> pd.Series:
-    """The derived net's layers in stages 3-8, from the per-seed table's ``depths`` (e.g. ``2-3-1-2-4-1``)."""
-    return df["depths"].astype(str).map(lambda d: sum(int(x) for x in d.split("-")))
-
-
-def _all_of(*evaluators: Callable[[Path, str], list[Check]]) -> Callable[[Path, str], list[Check]]:
-    """The checks of several evaluators together (a claim with evidence in more than one table)."""
-    return lambda root, profile: [c for ev in evaluators for c in ev(root, profile)]
+def _off_target(ms: float) -> str:
+    """The signed distance of a latency from the paper's target, % (minus sign: under it)."""
+    return f"{100 * (ms / paper_tables.TARGET_MS - 1):+.1f}".replace("-", "−")
 
 
 def _t5(obj: str, es: bool) -> str:
     return f"{paper_tables.TABLE5_NAMES[obj]} {'w/' if es else 'w/o'} ES"
 
 
+_T13_OTHERS = [top1 for lam, (top1, _) in _T13.items() if lam != _LAM]
+_T13_MS = [ms for _, ms in _T13.values()]
+_T5_ES_MS = [_T5[o, True][1] for o in ("c1", "c2", "eq9")]  # Table 5's C1, C2 and Ours rows w/ ES
+_SKIP_OUT_GAIN = _T4["skip out candidates"] - _T4["skip in candidates"]
+_SINK_GAIN = _T4["sink-connecting"] - _T4["skip out candidates"]
+
 CLAIMS: list[Claim] = [
     Claim("op-collapse", "Sec. 3.3, Fig. 2", "Gumbel-only sampling collapses onto few ops; bi-sampling explores more",
-          "~80 % of derivations fall on one op in layers 12 and 17 with Gumbel only; fewer with bi-sampling",
-          _all_of(_collapse(), _collapse("-long", ", longer search"))),
+          f"~{paper_tables.FIG2_TOP_SHARE_PCT} % of derivations fall on one op in layers "
+          f"{paper_tables.FIG2_LAYERS[0]} and {paper_tables.FIG2_LAYERS[1]} with Gumbel only; fewer with bi-sampling",
+          all_of(collapse(), collapse("-long", ", longer search"))),
     Claim("bi-supernet-acc", "Sec. 3.3, Fig. 2c/f", "bi-sampling trains a more accurate supernet than Gumbel-only",
           "bi-sampling's supernet accuracy is higher on the training and the validation set (Fig. 2c vs 2f)",
-          _supernet_accuracy),
+          supernet_accuracy),
     Claim("bi-beats-gumbel", "Sec. 4.3, Table 3", "bi-sampling (Gumbel+Random) beats one-path Gumbel",
-          "76.3 vs 75.8 % top-1", _accuracy_claim("table3-sampling", [("Gumbel+Random", "Gumbel", +1)])),
+          f"{_top1(_T3['Gumbel+Random'][0])} vs {_top1(_T3['Gumbel'][0])} % top-1",
+          accuracy_claim("table3-sampling", [("Gumbel+Random", "Gumbel", +1)])),
     Claim("bi-search-cost", "Sec. 4.3, Table 3", "bi-sampling's second forward pass makes the search dearer",
-          "1.8 vs 1.5 GPU days (+0.3, x1.2)", _search_cost),
+          f"{_T3['Gumbel+Random'][1]:.1f} vs {_T3['Gumbel'][1]:.1f} GPU days "
+          f"({_T3['Gumbel+Random'][1] - _T3['Gumbel'][1]:+.1f}, x{_T3['Gumbel+Random'][1] / _T3['Gumbel'][1]:.1f})", search_cost),
     Claim("random-best", "Sec. 4.3, Table 3", "a random second path is the best of the four",
-          "76.3 vs 75.7 (Gumbel), 76.0 (min α), 75.5 (max α)",
-          _accuracy_claim("table3-sampling", [("Gumbel+Random", o, +1) for o in
+          f"{_top1(_T3['Gumbel+Random'][0])} vs "
+          + ", ".join(f"{_top1(_T3[o][0])} ({o.split('+', 1)[1]})" for o in ("Gumbel+Gumbel", "Gumbel+min α", "Gumbel+max α")),
+          accuracy_claim("table3-sampling", [("Gumbel+Random", o, +1) for o in
                                               ("Gumbel+Gumbel", "Gumbel+min α", "Gumbel+max α")])),
     Claim("collapse-variants-worse", "Sec. 4.3, Table 3", "Gumbel+Gumbel and Gumbel+max α are worse than one path",
-          "75.7 and 75.5 vs 75.8 %",
-          _accuracy_claim("table3-sampling", [("Gumbel+Gumbel", "Gumbel", -1), ("Gumbel+max α", "Gumbel", -1)])),
+          f"{_top1(_T3['Gumbel+Gumbel'][0])} and {_top1(_T3['Gumbel+max α'][0])} vs {_top1(_T3['Gumbel'][0])} %",
+          accuracy_claim("table3-sampling", [("Gumbel+Gumbel", "Gumbel", -1), ("Gumbel+max α", "Gumbel", -1)])),
     Claim("sink-best", "Sec. 4.4, Table 4", "the sink-connecting depth space finds the most accurate nets",
-          "76.3 vs 76.1 (skip out) and 75.6 % (skip in)",
-          _accuracy_claim("table4-depth-space", [("sink-connecting", "skip out candidates", +1),
+          f"{_top1(_T4['sink-connecting'])} vs {_top1(_T4['skip out candidates'])} (skip out) and "
+          f"{_top1(_T4['skip in candidates'])} % (skip in)",
+          accuracy_claim("table4-depth-space", [("sink-connecting", "skip out candidates", +1),
                                                  ("sink-connecting", "skip in candidates", +1)])),
     Claim("mutual-exclusion", "Sec. 4.4, Table 4", "skip out of the candidates beats skip in them",
-          "76.1 vs 75.6 %", _accuracy_claim("table4-depth-space", [("skip out candidates", "skip in candidates", +1)])),
+          f"{_top1(_T4['skip out candidates'])} vs {_top1(_T4['skip in candidates'])} %",
+          accuracy_claim("table4-depth-space", [("skip out candidates", "skip in candidates", +1)])),
     Claim("exclusion-over-redundancy", "Sec. 4.4, Table 4",
           "mutual exclusion matters more than architecture redundancy (skip out gains more over skip in than sink over skip out)",
-          "+0.5 (skip out − skip in) vs +0.2 points (sink − skip out)", _exclusion_over_redundancy),
+          f"{_SKIP_OUT_GAIN:+.1f} (skip out − skip in) vs {_SINK_GAIN:+.1f} points (sink − skip out)", exclusion_over_redundancy),
     Claim("skip-in-shallow", "Sec. 3.3, Fig. 4a",
           "with skip in the candidates the derived net is shallow and jitters; sink-connecting is deeper and stable",
-          "skip in candidates: 'relatively shallow' with a large jitter; sink-connecting stable (Fig. 4a, 5 repeats)",
-          _all_of(_paired_claim("table4-depth-space", [("sink-connecting", "skip in candidates", +1)], "depth", "layers",
-                                _total_depth), _depth_jitter)),
+          f"skip in candidates: 'relatively shallow' with a large jitter; sink-connecting stable (Fig. 4a, "
+          f"{paper_tables.REPEATS} repeats)",
+          all_of(paired_claim("table4-depth-space", [("sink-connecting", "skip in candidates", +1)], "depth", "layers",
+                                total_depth), depth_jitter)),
     Claim("es-precise", "Sec. 4.5, Table 5, Fig. 4b/5", "with elasticity scaling every objective meets the target precisely",
-          "15.05, 15.08, 15.06 ms at a 15 ms target",
+          f"{', '.join(_ms(v) for v in _T5_ES_MS)} ms at a {paper_tables.TARGET_MS:g} ms target",
           # Table 5's "Ours (|.|) w/ ES" search is also Table 3's Gumbel+Random, Table 4's sink-connecting
-          # and Table 13's λ = 0.1 search: checked once, here
-          _all_of(_latency_claim("table5-latency-objectives",
+          # and Table 13's λ = 0.1 search (paper_tables.SEARCH_LAMBDA): checked once, here
+          all_of(latency_claim("table5-latency-objectives",
                                  lambda df: [_t5(obj, True) for obj in paper_tables.TABLE5_NAMES], True),
                   # Fig. 2's longer searches (|.| objective, ES, linear T), where the notebook ran them
-                  _latency_claim("fig2-operation-collapse", lambda df: list(df["variant"].unique()), True,
+                  latency_claim("fig2-operation-collapse", lambda df: list(df["variant"].unique()), True,
                                  label=" (Fig. 2, linear T)", only_suffix="-long"))),
     Claim("c1-c2-miss", "Sec. 4.5, Table 5, Fig. 5", "without scaling, C1 and C2 tuned to the target still miss it",
-          "C1 14.32 ms (−4.5 %), C2 15.76 ms (+5.1 %) at 15 ms",
-          _latency_claim("table5-latency-objectives", lambda df: [_t5("c1", False), _t5("c2", False)], False)),
+          ", ".join(f"{o.upper()} {_ms(_T5[o, False][1])} ms ({_off_target(_T5[o, False][1])} %)" for o in ("c1", "c2"))
+          + f" at {paper_tables.TARGET_MS:g} ms",
+          latency_claim("table5-latency-objectives", lambda df: [_t5("c1", False), _t5("c2", False)], False)),
     Claim("c1-around-c2-above", "Sec. 4.5, Fig. 5a/b",
           "without scaling, C1 ends up fluctuating around the target and C2 always above it",
-          "after the first 50 of 90 epochs: C1 'fluctuates down and up around the target', C2 'always exceeds' it",
-          _c1_around_c2_above),
+          f"after the first {paper_tables.FIG5_LATE_FROM_EPOCH} of {paper_tables.SEARCH_EPOCHS} epochs: C1 'fluctuates down and up "
+          "around the target', C2 'always exceeds' it",
+          c1_around_c2_above),
     Claim("ours-beats-c1", "Sec. 4.5, Table 5", "the target-aware objective beats C1, with and without scaling",
-          "76.3 vs 75.9 (w/ ES) and 75.6 % (w/o)",
-          _accuracy_claim("table5-latency-objectives", [(_t5("eq9", True), _t5("c1", True), +1),
+          f"{_top1(_T5['eq9', True][0])} vs {_top1(_T5['c1', True][0])} (w/ ES) and {_top1(_T5['c1', False][0])} % (w/o)",
+          accuracy_claim("table5-latency-objectives", [(_t5("eq9", True), _t5("c1", True), +1),
                                                         (_t5("eq9", False), _t5("c1", False), +1)], tuned=True)),
     Claim("ours-beats-c2", "Sec. 4.5, Table 5", "the target-aware objective beats C2, with and without scaling",
-          "76.3 vs 76.1 (w/ ES) and 76.2 % (w/o)",
-          _accuracy_claim("table5-latency-objectives", [(_t5("eq9", True), _t5("c2", True), +1),
+          f"{_top1(_T5['eq9', True][0])} vs {_top1(_T5['c2', True][0])} (w/ ES) and {_top1(_T5['c2', False][0])} % (w/o)",
+          accuracy_claim("table5-latency-objectives", [(_t5("eq9", True), _t5("c2", True), +1),
                                                         (_t5("eq9", False), _t5("c2", False), +1)], tuned=True)),
     Claim("lambda-es-precise", "Appendix J, Table 13", "with scaling, every λ meets the target",
-          "15.01-15.14 ms for λ from 0.01 to 0.5",
-          _latency_claim("table13-lambda", lambda df: [f"λ = {lam}" for lam, *_ in paper_tables.TABLE13], True)),
-    Claim("lambda-0.1-best", "Appendix J, Table 13", "λ = 0.1 gives the best accuracy",
-          "76.3 % vs 75.7-76.2 %",
-          _accuracy_claim("table13-lambda", [("λ = 0.1", f"λ = {lam}", +1) for lam, *_ in paper_tables.TABLE13
-                                             if lam != 0.1])),
+          f"{_ms(min(_T13_MS))}-{_ms(max(_T13_MS))} ms for λ from {min(_T13):g} to {max(_T13):g}",
+          latency_claim("table13-lambda", lambda df: [f"λ = {lam}" for lam, *_ in paper_tables.TABLE13], True)),
+    Claim("lambda-0.1-best", "Appendix J, Table 13", f"λ = {_LAM} gives the best accuracy",
+          f"{_top1(_T13[_LAM][0])} % vs {_top1(min(_T13_OTHERS))}-{_top1(max(_T13_OTHERS))} %",
+          accuracy_claim("table13-lambda", [(f"λ = {_LAM}", f"λ = {lam}", +1) for lam, *_ in paper_tables.TABLE13
+                                             if lam != _LAM])),
 ]
-
-
-# ----------------------------------------------------------------------------- the report
-
-
-NEEDS_COLUMNS = ("effect", "sd_pooled", "sd_diff_observed", "seeds_needed", "seeds_needed_80", "dlut_ms")
 
 
 def evaluate_checks(results_root: str | Path, profile: str) -> pd.DataFrame:
@@ -631,234 +169,4 @@ def evaluate(results_root: str | Path, profile: str, checks: pd.DataFrame | None
     return pd.DataFrame(rows)
 
 
-def _values(cell) -> list[tuple[int, float]]:
-    if not isinstance(cell, str) or not cell:
-        return []
-    return [(int(s), float(v)) for s, v in (x.split(":") for x in cell.split())]
-
-
-# The forest plot's pages (``figures``): at most this many checks a page, drawn FIGURE_WIDTH_IN wide
-# with FIGURE_FONT_PT labels, so a page read at page width (about 6.5 in of text) shows them at 7 pt or more
-PAGE_ROWS = 30
-FIGURE_WIDTH_IN = 7.5
-FIGURE_FONT_PT = 8
-LABEL_CHARS = 46  # a check's label wraps at this many characters
-
-
-def figures(checks: pd.DataFrame, page_rows: int = PAGE_ROWS) -> list:
-    """The forest plot (``figure``) in pages of whole units, each of at most ``page_rows`` checks
-    (a unit with more gets a page of its own), in the checks' order."""
-    pages, rows = [[]], 0
-    for unit in dict.fromkeys(checks["unit"]):
-        n = int((checks["unit"] == unit).sum())
-        if pages[-1] and rows + n > page_rows:
-            pages.append([])
-            rows = 0
-        pages[-1].append(unit)
-        rows += n
-    return [figure(checks[checks["unit"].isin(units)]) for units in pages]
-
-
-def figure(checks: pd.DataFrame):
-    """Forest plot, one panel per unit: a paired check's mean and 95 % interval, a per-run check's
-    runs as dots (signed); the verdict thresholds dashed; colour = verdict, hollow = context.
-    ``FIGURE_WIDTH_IN`` wide, labels of ``FIGURE_FONT_PT`` wrapped at ``LABEL_CHARS``: readable at
-    page width; ``figures`` splits a long report into pages."""
-    import textwrap
-
-    import matplotlib.pyplot as plt
-
-    units = list(dict.fromkeys(checks["unit"]))
-    heights = [max(1, (checks["unit"] == u).sum()) for u in units]
-    fig, axes = plt.subplots(len(units), 1, figsize=(FIGURE_WIDTH_IN, 1.6 + 0.36 * sum(heights) + 0.55 * len(units)),
-                             squeeze=False, gridspec_kw={"height_ratios": heights})
-    colours = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray",
-               "not tested": "tab:orange"}
-    for ax, unit in zip(axes[:, 0], units):
-        rows = checks[checks["unit"] == unit].reset_index(drop=True)
-        for i, r in rows.iterrows():
-            y = len(rows) - 1 - i
-            col = colours[r["verdict"]]
-            face = col if bool(r["decides"]) else "white"
-            vals = _values(r["values"])
-            if vals:
-                ax.plot([v for _, v in vals], [y] * len(vals), "o", mec=col, mfc=face, ms=5)
-            elif pd.notna(r["mean"]):
-                lo = r["ci95_low"] if pd.notna(r["ci95_low"]) else r["mean"]
-                hi = r["ci95_high"] if pd.notna(r["ci95_high"]) else r["mean"]
-                ax.plot([lo, hi], [y, y], color=col, lw=2)
-                ax.plot(r["mean"], y, "o", mec=col, mfc=face)
-            else:
-                ax.text(0, y, "no data", va="center", ha="center", fontsize=7, color="tab:gray")
-        ax.axvline(0, color="black", lw=0.6)
-        for m in set(rows["margin"]):
-            if m:
-                ax.axvline(m, color="black", lw=0.8, ls="--")
-                if unit == LAT_UNIT:
-                    ax.axvline(-m, color="black", lw=0.8, ls="--")
-        if unit == LAT_UNIT:
-            ax.set_xscale("symlog", linthresh=2.0)
-        elif unit == LATE_UNIT:
-            ax.set_xlim(-5, 105)
-        ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([textwrap.fill(f"{w} (n={n})", LABEL_CHARS) for w, n in zip(rows["what"], rows["n"])][::-1],
-                           fontsize=FIGURE_FONT_PT, linespacing=0.95)
-        ax.tick_params(axis="x", labelsize=FIGURE_FONT_PT)
-        ax.set_xlabel(textwrap.fill(unit, 60), fontsize=FIGURE_FONT_PT + 1)
-    axes[0, 0].set_title("per check: mean and 95 % t interval, or every run (dots)\ngreen: reproduced, red: not "
-                         "reproduced, grey: inconclusive,\norange: not tested; hollow: context, decides nothing",
-                         fontsize=FIGURE_FONT_PT + 1)
-    fig.tight_layout()
-    return fig
-
-
-RUNS_COLUMNS = ("kind", "key", "source", "wall_min")  # of a runs-<profile>.csv (experiments.runs_table)
-
-
-def compute_costs(results_root: str | Path, profile: str) -> pd.DataFrame:
-    """What each notebook's runs cost to compute, from the ``runs-<profile>.csv`` each experiment
-    notebook writes (``experiments.runs_table``): searches, retrainings and their wall minutes, one
-    after another, per notebook, and a last row over the distinct runs of all of them (notebooks
-    share runs, so it is less than the column's sum).  Empty when no notebook has written one."""
-    rows, every = [], []
-    for path in sorted(Path(results_root).glob(f"*/runs-{profile}.csv")):
-        df = read_table(path, RUNS_COLUMNS)
-        every.append(df.assign(notebook=path.parent.name))
-        rows.append(cost_row(path.parent.name, df))
-    if every:
-        rows.append(cost_row("all notebooks (distinct runs)", pd.concat(every).drop_duplicates("key")))
-    return pd.DataFrame(rows, columns=["notebook", "searches", "retrainings", "search_min", "retrain_min",
-                                       "compute_min", "runs_computed_now"])
-
-
-def cost_row(name: str, df: pd.DataFrame) -> dict:
-    """Counts and wall minutes of one runs table (``experiments.runs_table``), by kind."""
-    s, t = df[df["kind"] == "search"], df[df["kind"] == "train"]
-    return {"notebook": name, "searches": len(s), "retrainings": len(t), "search_min": s["wall_min"].sum(),
-            "retrain_min": t["wall_min"].sum(), "compute_min": df["wall_min"].sum(),
-            "runs_computed_now": int((df["source"] == "computed now").sum())}
-
-
-def scope(results_root: str | Path, profile: str) -> str:
-    """What this profile's numbers are and are not, measured from its configs and tables: the
-    retraining behind top-1, how strongly top-1 follows the net's size, and which runs serve
-    several claims."""
-    from tfnas_core.train import config as profiles
-    from tfnas_core.search import config as search_config
-
-    root = Path(results_root)
-    try:
-        t, s = profiles.get_profile(profile), search_config.get_profile(profile)
-    except Exception:
-        return ""
-    parts = [f"**What the numbers are.** Top-1 is the {t.dataset} validation accuracy of each derived net retrained "
-             f"from scratch for {t.epochs} epochs at {t.resolution} px and width x{t.width_mult:g} (profile `{profile}`); "
-             f"each search ran {s.epochs} epochs ({s.epochs - s.warmup_epochs:g} with α/β steps) on {s.dataset}"
-             + (f", the longer ones (`{LATENCY_BUDGET[profile]}` tables, searches only){_long_epochs(root, profile)}"
-                if profile in LATENCY_BUDGET else "") + "."]
-    if t.dataset != "imagenet":
-        parts.append("It is not ImageNet top-1: compare signs and rankings with the paper's, not levels.")
-    nets = [df[["seed", "lut_ms", "top1"]] for name in ("table3-sampling", "table4-depth-space",
-                                                        "table5-latency-objectives", "table13-lambda")
-            for df in [_table(root, name, "per_seed", profile)] if df is not None and {"lut_ms", "top1"} <= set(df)]
-    if nets:
-        d = pd.concat(nets).dropna().round(6).drop_duplicates()
-        if len(d) >= 3 and d["lut_ms"].std() > 0 and d["top1"].std() > 0:
-            r = d["lut_ms"].corr(d["top1"])
-            parts.append(f"The nets a comparison sets side by side are not latency-matched: over the {len(d)} distinct "
-                         f"retrained nets top-1 correlates with the derived net's LUT latency at r = {r:+.2f}, and its "
-                         f"per-run SD over seeds is the 'pooled SD' below, so each top-1 check also prints how far apart "
-                         f"its two variants are in latency.")
-    runs = [read_table(p, RUNS_COLUMNS).assign(notebook=p.parent.name) for p in sorted(root.glob(f"*/runs-{profile}.csv"))]
-    if runs:
-        r = pd.concat(runs)
-        r = r[r["kind"] == "search"].drop_duplicates(["key", "notebook"])
-        shared = r.groupby("key")["notebook"].nunique()
-        if (shared > 1).any():
-            parts.append(f"Checks are not independent where they share runs: {int((shared > 1).sum())} searches serve more "
-                         f"than one notebook, one of them {int(shared.max())} (by design, Table 3's Gumbel+Random search is "
-                         "also Table 4's sink-connecting, Table 5's Ours (|.|) w/ ES and Table 13's λ = 0.1 search), "
-                         "so a chance result in one of them moves several claims at once.")
-    return " ".join(parts)
-
-
-def _long_epochs(root: Path, profile: str) -> str:
-    """" 24 epochs": the budget of the longer searches, from any ``-long`` per-seed table."""
-    for p in sorted(root.glob(f"*/per_seed-{profile}{LATENCY_BUDGET[profile]}.csv")):
-        df = read_table(p)
-        if "epochs" in df and df["epochs"].notna().any():
-            return f" {int(df['epochs'].iloc[0])} epochs"
-    return ""
-
-
-def _fmt(v, spec: str = "+.2f") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    return format(v, spec)
-
-
-def needs_table(checks: pd.DataFrame) -> pd.DataFrame:
-    """The top-1 checks with what deciding them would need (``_needs``)."""
-    t = checks[(checks["unit"] == TOP1) & checks["n"].gt(0)].copy()
-    return t[["id", "what", "verdict", "mean", "ci95_low", "ci95_high", *NEEDS_COLUMNS]]
-
-
-def to_markdown(table: pd.DataFrame, profile: str, costs: pd.DataFrame | None = None,
-                checks: pd.DataFrame | None = None, scope_text: str = "") -> str:
-    counts = table["verdict"].value_counts().to_dict()
-    lines = [f"# Evidence report ({profile} profile)", "",
-             "One row per claim of the paper. Verdict rules (tfnas_core/report/claims.py, stats.py): a paired comparison is "
-             "reproduced when the 95 % Student-t interval of the per-seed difference lies wholly on the paper's side, "
-             "not reproduced when wholly on the other, inconclusive otherwise or with fewer than 2 seeds. A claim about "
-             f"every run (meets the target: within {PRECISE:g} %; misses it: off by more than {MISSES:g} %) is judged run "
-             "by run, each run's signed error printed (− under the target, + over). A check whose premise failed (C1/C2 "
-             "not tunable to the target) is not tested. "
-             + (f"Latency claims are decided on the longer searches (`{LATENCY_BUDGET[profile]}` tables): this profile's "
-                "own searches are too short for latency and are shown as context. " if profile in LATENCY_BUDGET else "")
-             + "A claim needs every deciding check. "
-             + ", ".join(f"{v}: {counts.get(v, 0)}" for v in stats.VERDICTS) + ".", ""]
-    if scope_text:
-        lines += [scope_text, ""]
-    lines += ["| claim | where | paper | ours (check: mean difference [95 % CI] (n), or every run) | verdict |",
-              "| --- | --- | --- | --- | --- |"]
-    for r in table.itertuples():
-        cells = [str(x).replace("|", "\\|") for x in (r.claim, r.where, r.paper, r.ours)]
-        lines.append("| " + " | ".join(cells) + f" | **{r.verdict}** |")
-    if checks is not None and len(checks):
-        nt = needs_table(checks)
-        if len(nt):
-            lines += ["", "## What an inconclusive top-1 verdict would need", "",
-                      "Per top-1 check: the paper's difference (its effect), ours, the observed SD of our per-seed "
-                      "differences, the per-run SD of top-1 over seeds pooled over the table's variants, and the seeds "
-                      "at which a paired 95 % interval (per-pair SD √2 × the pooled SD; √6 × for the three-variant contrast "
-                      "of exclusion over redundancy) would be as narrow as the "
-                      "paper's effect - and at which a true effect of that size would be found with 80 % power. "
-                      "'LUT ms apart': how much larger the first variant's nets are (they are not latency-matched; "
-                      "'What the numbers are' above gives how top-1 goes with latency at this scale).", "",
-                      "| claim | check | paper effect | ours [95 % CI] | SD of differences | pooled per-run SD | seeds: "
-                      "interval ≤ effect | seeds: 80 % power | LUT ms apart | verdict |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-            for r in nt.itertuples():
-                ours = _fmt(r.mean) + (f" [{_fmt(r.ci95_low)}, {_fmt(r.ci95_high)}]" if pd.notna(r.ci95_low) else "")
-                lines.append(f"| {r.id} | {r.what} | {_fmt(r.effect)} | {ours} | {_fmt(r.sd_diff_observed, '.2f')} | "
-                             f"{_fmt(r.sd_pooled, '.2f')} | {_fmt(r.seeds_needed, '.0f') if pd.notna(r.seeds_needed) else '–'} | "
-                             f"{_fmt(r.seeds_needed_80, '.0f') if pd.notna(r.seeds_needed_80) else '–'} | "
-                             f"{_fmt(r.dlut_ms)} | {r.verdict} |")
-    if costs is not None and len(costs):
-        lines += ["", "## What the evidence cost", "",
-                  "Wall minutes of the runs each notebook's tables rest on, as each run took when it was computed "
-                  "(one after another on one core; `make -j2` runs two at once), read from "
-                  "`results/<notebook>/runs-" + profile + ".csv`. Notebooks share runs: the last row counts each "
-                  "run once. `runs_computed_now`: runs the notebook's last execution computed (the others came "
-                  "from the run store or the committed run archive).", "",
-                  "| notebook | searches | retrainings | search min | retrain min | compute min | computed at last execution |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in costs.itertuples():
-            lines.append(f"| {r.notebook} | {r.searches} | {r.retrainings} | {r.search_min:.0f} | {r.retrain_min:.0f} "
-                         f"| {r.compute_min:.0f} | {r.runs_computed_now} |")
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["CLAIMS", "Check", "Claim", "LATENCY_BUDGET", "MISSES", "PRECISE", "combine", "compute_costs", "cost_row",
-           "evaluate", "evaluate_checks", "figure", "needs_table", "paired_by_seed", "scope", "to_markdown",
-           "tuning_premise"]
+__all__ = ["CLAIMS", "Claim", "evaluate", "evaluate_checks"]

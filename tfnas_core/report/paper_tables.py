@@ -1,4 +1,6 @@
-"""The numbers the paper prints for its ablations (Tables 3, 4, 5, 13), as literal rows.
+"""The numbers the paper prints for its ablations (Tables 3, 4, 5, 13) and the settings and figure
+values its text states, as literal rows: the one source of every paper number (the report's
+claims, ``claims``, and the notebooks read them here).
 
 Every notebook puts our measurements beside these.  GPU latency is the paper's measured Titan RTX
 latency (batch 32); FLOPs in millions; search time in GPU days.  ``None``: not printed.
@@ -46,6 +48,14 @@ TABLE13 = [
     (0.02, 75.9, 15.10, 344),
     (0.01, 75.7, 15.08, 366),
 ]
+
+# The settings and figure values the paper's text states, as printed.
+TARGET_MS = 15.0  # Sec. 4.5: "We set the target latency to 15ms" (Tables 3-5, 13: GPU ms beside it)
+SEARCH_EPOCHS = 90  # Appendix B: "our supernet is trained for 90 epochs"
+SEARCH_LAMBDA = 0.1  # Appendix B: "the trade-off parameter λ is set to 0.1"
+REPEATS = 5  # Figs. 4, 5 and 8: "All the search procedures are repeated 5 times"
+FIG2_TOP_SHARE_PCT = 80  # Sec. 3.3, Fig. 2a/b: "almost 80% architecture derivations fall into specific operations"
+FIG5_LATE_FROM_EPOCH = 50  # Sec. 4.5, Fig. 5: C1 and C2 "cannot reach the target latency before the first 50 epochs"
 
 # Fig. 2 counts derived operations of "layer 12 and 17".  We read the paper's layer numbers as
 # rows of its architecture tables (Tables 14-25): stem = 1, stage-2 block = 2, the searchable

@@ -15,12 +15,13 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from tfnas_core.runs import files as run_files
 from tfnas_core.utils.atomic import atomic_write
 
 
 def load_records(run_dir: str | os.PathLike) -> pd.DataFrame:
     """A search's per-epoch records as a DataFrame (one row per epoch)."""
-    p = Path(run_dir) / "records.jsonl"
+    p = Path(run_dir) / run_files.SEARCH_RECORDS
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no search records (is this a search run folder?)")
     from tfnas_core.search.loop import read_records
@@ -262,7 +263,7 @@ def latency_note(summary: pd.DataFrame, what: str = "derived net") -> str:
                 f"{_span(factor, unit='')}: now against when the LUT was built), is {_span(ratio)} the LUT's: "
                 "what remains is the LUT's own error (per-layer sums against whole networks). The search sees only the LUT.")
     return (f"Measured latency of {nets} is {_span(ratio)} the LUT's, in this machine's speed now: the LUT has no "
-            "fingerprint to put it in the LUT's time base (`lut check`), so the ratio holds this machine's drift "
+            "drift sentinels to put it in the LUT's time base (`lut check`), so the ratio holds this machine's drift "
             "as well as the LUT's error. The search sees only the LUT.")
 
 

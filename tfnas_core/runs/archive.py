@@ -51,16 +51,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tfnas_core.utils.checks import parse_json
+from tfnas_core.runs import files as run_files
+from tfnas_core.runs.files import DONE, STORE
 from tfnas_core.runs.tb_log import EVENT_PREFIX, is_event_file
+from tfnas_core.utils.checks import parse_json
+from tfnas_core.utils.workspace import env_flag
 
-DEFAULT_ARCHIVE = "run_archive"
+DEFAULT_ARCHIVE = run_files.ARCHIVE_ROOT
 ENV_FRESH = "TFNAS_FRESH"
-DONE_FILES = {"search": "summary.json", "train": "result.json"}  # the file a finished run writes last
 # name prefixes never archived: the resumable state (large, not needed when done) and TensorBoard's event
 # files (tb_log: for watching a run; they hold nothing a table or figure reads)
-LEFT_OUT = ("checkpoint", EVENT_PREFIX)
-STORE = "store.json"  # kind, key, config and (archived) the files' hashes
+LEFT_OUT = (Path(run_files.CHECKPOINT).stem, EVENT_PREFIX)
 HASHES = "files"  # store.json field of an archived run: {file name: sha256 hex} of every other file
 RECORD_HINT = "python -m tfnas_core verify-archive --record-hashes"
 
@@ -70,8 +71,8 @@ class ArchiveError(ValueError):
 
 
 def fresh_requested() -> bool:
-    """``$TFNAS_FRESH`` set to anything but ``""``/``0``/``false``: ignore the archive."""
-    return os.environ.get(ENV_FRESH, "").strip().lower() not in ("", "0", "false", "no")
+    """``$TFNAS_FRESH`` switched on (``workspace.env_flag``): ignore the archive."""
+    return env_flag(ENV_FRESH)
 
 
 def key_ignore(kind: str) -> frozenset[str]:
@@ -167,7 +168,7 @@ def _meta(run_dir: Path, files: dict[str, bytes]) -> dict:
     if STORE not in files:
         raise ArchiveError(f"{run_dir}/{STORE}: missing (not a run folder)")
     meta = parse_json(files[STORE], f"{run_dir}/{STORE}", ArchiveError)
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or meta.get("kind") not in DONE_FILES:
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or meta.get("kind") not in DONE:
         raise ArchiveError(f"{run_dir}/{STORE}: expected {{kind: search|train, key, config: {{...}}}}")
     return meta
 
@@ -185,7 +186,7 @@ def _check_run(run_dir: Path, files: dict[str, bytes], ignore: Iterable[str] | N
                            "(an edited or misplaced run; delete it or run with FRESH=1)")
     if meta.get("key") != name:
         raise ArchiveError(f"{run_dir}/{STORE}: key {meta.get('key')!r} is not the folder name {name}")
-    done = DONE_FILES[kind]
+    done = DONE[kind]
     if done not in files:
         raise ArchiveError(f"{run_dir}/{done}: missing (a {kind} run without {done} is not finished)")
     for fname, data in files.items():
@@ -339,7 +340,7 @@ def export(runs_root: str | os.PathLike, archive: str | os.PathLike = DEFAULT_AR
     for run_dir in _store_runs(runs_root):
         try:
             files = _read_folder(run_dir, _exported)
-            if DONE_FILES[_meta(run_dir, files)["kind"]] not in files:
+            if DONE[_meta(run_dir, files)["kind"]] not in files:
                 skipped.append(run_dir.name)
                 continue
             meta = _check_run(run_dir, files, None, run_dir.name)
@@ -372,6 +373,6 @@ def export(runs_root: str | os.PathLike, archive: str | os.PathLike = DEFAULT_AR
     return ExportResult(archived, kept, skipped, size_bytes(archive))
 
 
-__all__ = ["ArchiveCheck", "ArchiveError", "DEFAULT_ARCHIVE", "DONE_FILES", "ENV_FRESH", "ExportResult", "export",
+__all__ = ["ArchiveCheck", "ArchiveError", "DEFAULT_ARCHIVE", "ENV_FRESH", "ExportResult", "export",
            "fresh_requested", "key_ignore", "record_hashes", "sha256_bytes", "size_bytes", "verify_archive",
            "verify_run"]

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from tfnas_core import config
 from tfnas_core.runs import checkpoint
+from tfnas_core.runs import files
 from tfnas_core.runs import store as runs
 from tfnas_core.utils.atomic import atomic_write_text
 from tfnas_core.utils.checks import is_number, read_json
@@ -114,12 +115,34 @@ def read_done(path: str | Path, numbers: Iterable[str] = (), keys: Iterable[str]
     return obj
 
 
+# What a run of each kind is called in messages: about its folder, about its checkpoint.
+NAMES = {"search": ("search", "search"), "train": ("run", "retraining")}
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How a run is watched (never what it computes): logging points every ``every`` steps (0:
+    none), a step line after ``every_s`` seconds without one, TensorBoard event files in the
+    folder (main rank), and the default listener's step lines (off while tqdm bars show the steps)."""
+
+    every: int = 0
+    every_s: float = 60.0
+    tensorboard: bool = False
+    step_lines: bool = True
+
+    @classmethod
+    def of(cls, cfg: Any) -> "LogSettings":
+        """A search's or retraining's settings (``log_every``, ``log_every_s``, ``tensorboard``,
+        ``progress``)."""
+        return cls(cfg.log_every, cfg.log_every_s, cfg.tensorboard, not bars_shown(cfg.progress))
+
+
 @dataclass
 class RunLoop:
     """One session of a resumable run in ``out`` (see the module docstring).
 
-    ``kind`` keys the config hash (``"search"`` / ``"train"``); ``what`` names the run in
-    messages about its folder and ``ckpt_what`` in those about its checkpoint."""
+    ``kind`` (``"search"`` / ``"train"``) keys the config hash and names the run's files
+    (``runs.files``: records, done file) and the run in messages (``NAMES``)."""
 
     out: Path
     kind: str
@@ -127,18 +150,11 @@ class RunLoop:
     resume_free: Iterable[str]
     epochs: int
     stop_after_epoch: int | None
-    records_file: str
     write_records: Callable[[list[dict], Path], None]
-    done_file: str
     say: Say = default_say
-    what: str = "run"
-    ckpt_what: str = "run"
     main: bool = True
     events: Events | None = None  # default: say.event where say has one, else step lines through say
-    log_every: int = 0  # steps between logging points (0: none)
-    log_every_s: float = 60.0  # seconds after which a step line is written without a logging point
-    tensorboard: bool = False  # event files in out (main rank)
-    step_lines: bool = True  # the default listener (False: none, e.g. while tqdm bars show the steps)
+    log: LogSettings = LogSettings()
     start: int = field(default=0, init=False)
     records: list[dict] = field(default_factory=list, init=False)
 
@@ -149,15 +165,17 @@ class RunLoop:
         self.steps = 0
         if self.events is None:
             self.events = getattr(self.say, "event", None)
-        if self.events is None and self.step_lines and self.main:
+        self.records_file, self.done_file = files.RECORDS[self.kind], files.DONE[self.kind]
+        self.what, self.ckpt_what = NAMES[self.kind]
+        if self.events is None and self.log.step_lines and self.main:
             from tfnas_core.utils.progress import RunProgress
 
-            self.events = RunProgress(self.kind, write=self.say, epoch_lines=False, every_s=self.log_every_s).event
+            self.events = RunProgress(self.kind, write=self.say, epoch_lines=False, every_s=self.log.every_s).event
         self.out = Path(self.out)
         self.cfg_hash = runs.config_hash(self.kind, self.cfg_dict, self.resume_free)
-        self.ckpt_path = self.out / "checkpoint.pt"
-        config.check_resumable(self.out, self.cfg_dict, self.resume_free, self.what)
-        self._config_json_seen = (self.out / "config.json").is_file()
+        self.ckpt_path = self.out / files.CHECKPOINT
+        config.check_resumable(self.out / files.CONFIG, self.cfg_dict, self.resume_free, self.what)
+        self._config_json_seen = (self.out / files.CONFIG).is_file()
 
     # -- before the first epoch ------------------------------------------------------------------
     def resume(self, device, keys: Iterable[str], load_state: Callable[..., None], *state_args: Any,
@@ -180,7 +198,7 @@ class RunLoop:
         """Write ``config.json`` (and ``extra``: file name -> JSON object); return the done file's
         content when the run is already complete, else ``None``."""
         if self.main:
-            write_json(self.out / "config.json", self.cfg_dict)
+            write_json(self.out / files.CONFIG, self.cfg_dict)
             for name, obj in (extra or {}).items():
                 write_json(self.out / name, obj)
         done = self.out / self.done_file
@@ -199,7 +217,7 @@ class RunLoop:
         """Start logging with ``steps`` steps per epoch (global step = epoch * steps + step): the
         TensorBoard writer where ``tensorboard`` is on (main rank).  Call it after ``begin``."""
         self.steps = steps
-        if self.tensorboard and self.main and self.tb is None:
+        if self.log.tensorboard and self.main and self.tb is None:
             from tfnas_core.runs import tb_log
 
             self.tb = tb_log.Writer(self.out, purge_step=self.start * steps + 1 if self.start else None)
@@ -217,7 +235,7 @@ class RunLoop:
     # -- during and after each epoch -------------------------------------------------------------
     def logging_point(self, step: int) -> bool:
         """Whether (0-based) ``step`` of an epoch is a logging point (and anyone reads its values)."""
-        return bool(self.log_every) and (step + 1) % self.log_every == 0 and (self.tb is not None
+        return bool(self.log.every) and (step + 1) % self.log.every == 0 and (self.tb is not None
                                                                                or self.events is not None)
 
     def step(self, epoch: int, step: int, phase: str = "",
@@ -273,5 +291,5 @@ class RunLoop:
         return result
 
 
-__all__ = ["Event", "Events", "RunLoop", "Window", "bars_shown", "default_say", "numeric", "out_lock", "progress_bar",
+__all__ = ["Event", "Events", "LogSettings", "NAMES", "RunLoop", "Window", "bars_shown", "default_say", "numeric", "out_lock", "progress_bar",
            "read_done", "write_json"]

@@ -21,10 +21,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 from tfnas_core.utils.atomic import atomic_write_text, write_error
 from tfnas_core.runs import archive as run_archive
+from tfnas_core.runs import files as run_files
 from tfnas_core.utils.checks import read_json
 from tfnas_core.runs.keys import canonical_json, config_hash  # noqa: F401 - the store's key, re-exported
 
-DEFAULT_ROOT = Path(os.environ.get("TFNAS_RUNS", "runs"))
+ENV_RUNS = "TFNAS_RUNS"  # the run store's folder, when not ``run_files.RUNS_ROOT``
+DEFAULT_ROOT = Path(os.environ.get(ENV_RUNS, run_files.RUNS_ROOT))
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def _open_lock(path: Path):
 @contextlib.contextmanager
 def _locked(path: Path):
     _make_dir(path)
-    with _open_lock(path / ".lock") as f:
+    with _open_lock(path / run_files.LOCK) as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -178,7 +180,7 @@ class RunStore:
         """``store.json`` of ``run`` (kind, key, config), atomically; its folder is made if missing.
         ``get_or_run`` writes it under the run's lock; a DDP job's rank 0 writes it for its ranks."""
         _make_dir(run.path)
-        return atomic_write_text(run.path / "store.json",
+        return atomic_write_text(run.path / run_files.STORE,
                                  json.dumps({"kind": run.kind, "key": run.key, "config": dict(cfg)}, indent=1,
                                             default=str) + "\n")
 
@@ -188,7 +190,7 @@ class RunStore:
         if not self.root.exists():
             return rows
         for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            meta_path = d / "store.json"
+            meta_path = d / run_files.STORE
             if not meta_path.is_file():
                 continue
             meta = read_json(meta_path, ValueError, "run-store record")

@@ -75,9 +75,11 @@ def arch_scalars(net, lut, target_ms: float) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
+    from tfnas_core.latency import relaxed as relaxed_latency
+
     with torch.no_grad():
         probs = [F.softmax(a, -1) for a in net.alphas]
-        expected = float(net.expected_latency(lut, probs, net.depth_weights()))
+        expected = float(relaxed_latency.supernet_latency(net, lut, probs, net.depth_weights()))
         ent, top = entropy_and_top(probs)
     spec = net.derive()
     out = {"latency/expected_ms": expected, "latency/derived_ms": float(lut.predict(spec)),

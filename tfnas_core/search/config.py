@@ -4,12 +4,14 @@ Every knob of an architecture search (paper Sec. 3.3 "Overall Algorithm", Sec. 4
 docs/official_behaviour.md, "Search loop") is a field of ``SearchConfig``; a profile is a
 function returning one.  ``apply_overrides(cfg, ["key=value", ...])`` coerces each value to its
 field's type and refuses unknown keys (``SearchConfigError``, a ``ValueError``, so the CLI exits
-2 with one line).  ``resolve`` fills the derived fields (``target_ms`` when it is ``None``,
-``device``) so that ``OUT/config.json`` holds the values the run actually used.
+2 with one line).  ``resolve`` fills the derived fields (``target_ms`` when it is ``None``, from
+the LUT the run loaded - ``load_lut``, once per run; resolving reads no file - and ``device``) so
+that ``OUT/config.json`` holds the values the run actually used.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -201,8 +203,8 @@ def smoke() -> SearchConfig:
 PROFILES: dict[str, Callable[[], SearchConfig]] = _config.profile_registry(paper=paper, mini=mini, smoke=smoke)
 
 
-def get_profile(name: str) -> SearchConfig:
-    return _config.get_profile(PROFILES, name, SearchConfigError, "search profile")
+get_profile: Callable[[str], SearchConfig] = functools.partial(_config.get_profile, PROFILES, error=SearchConfigError,
+                                                               what="search profile")
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -261,23 +263,31 @@ def fill_objective_defaults(cfg: SearchConfig) -> SearchConfig:
     return replace(cfg, lam=float(lam), lam2=None if lam2 is None else float(lam2))
 
 
-def resolve(cfg: SearchConfig, cuda_available: bool) -> SearchConfig:
-    """Fill the derived fields: ``target_ms`` (TF-NAS-B under the LUT), ``device`` and the
-    objective's ``lam``/``lam2`` (``fill_objective_defaults``)."""
+def load_lut(cfg: SearchConfig):
+    """The latency table ``cfg.lut`` names (``resolve_path``), read from its file: what a search
+    loads once (``search.run``) and hands to ``resolve`` and to the steps."""
+    from tfnas_core.latency import lut as latency
+
+    return latency.load(resolve_path(cfg.lut))
+
+
+def default_target(lut) -> float:
+    """The target of ``target_ms=None``: TF-NAS-B's latency under the loaded ``lut`` (ms, 6 places)."""
+    from tfnas_core.arch import zoo
+
+    return round(lut.predict(zoo.load("TF-NAS-B")), 6)
+
+
+def resolve(cfg: SearchConfig, cuda_available: bool, lut=None) -> SearchConfig:
+    """Fill the derived fields: ``target_ms`` when it is ``None`` (``default_target`` of ``lut``, the
+    table the run loaded; without one it stays ``None``), ``device`` (``config.resolve_device``) and
+    the objective's ``lam``/``lam2`` (``fill_objective_defaults``).  Reads no file."""
     cfg = fill_objective_defaults(cfg)
     target = cfg.target_ms
-    if target is None:
-        from tfnas_core.latency import lut as latency
-        from tfnas_core.arch import zoo
-
-        target = round(latency.load(resolve_path(cfg.lut)).predict(zoo.load("TF-NAS-B")), 6)
-    device = cfg.device or ("cuda" if cuda_available else "cpu")
-    if device == "cuda" and not cuda_available:
-        raise SearchConfigError("device=cuda: torch sees no CUDA device here; use --set device=cpu")
-    if cfg.profile == "paper" and cfg.device is None and not cuda_available:  # no silent CPU (launch.py)
-        raise SearchConfigError("profile paper: torch sees no CUDA device here; a paper search on the CPU takes "
-                                "days: set device=cpu explicitly to run it anyway, or use BUDGET=rehearsal")
-    cfg = check(replace(cfg, target_ms=float(target), device=device))
+    if target is None and lut is not None:
+        target = default_target(lut)
+    device = _config.resolve_device(cfg.device, cfg.profile, cuda_available, "search", "days", SearchConfigError)
+    cfg = check(replace(cfg, target_ms=None if target is None else float(target), device=device))
     check_memory(cfg)
     return cfg
 
@@ -342,5 +352,5 @@ def differences(a: dict[str, Any], b: dict[str, Any], ignore=RESUME_FREE_KEYS) -
 
 
 __all__ = ["ARCH_STEPS", "DATASETS", "LATE_FIELDS", "LOGGING_KEYS", "PROFILES", "RESUME_FREE_KEYS", "SearchConfig", "SearchConfigError",
-           "apply_overrides", "check", "check_memory", "differences", "fill_objective_defaults", "from_dict", "get_profile", "memory_floor", "mini", "paper", "resolve",
+           "apply_overrides", "check", "check_memory", "default_target", "differences", "fill_objective_defaults", "from_dict", "get_profile", "load_lut", "memory_floor", "mini", "paper", "resolve",
            "resolve_path", "smoke", "to_dict"]

@@ -1,29 +1,29 @@
 """The relaxed architecture step replayed from a CUDA graph (issue 8: on a GPU the steps are launch-bound).
 
-This module captures and replays any step function of tensors (``StepGraph``); ``search.arch_step``
+This module captures and replays any step function of tensors (``StepGraph``); ``steps.arch_step``
 gives it the relaxed arch step.  The relaxed arch step (Eq. 3-7) is static: every candidate op runs, at widths that change only when
 elasticity scaling runs after an epoch and at a temperature that changes once per epoch.  So it is
 captured once per (widths, T, batch shape, objective) and replayed: one launch for the forward, the
 expected latency, the backward to α/β, the clipping, Adam and the re-normalisation, instead of some
 thousands of kernel launches, each with Python in front of it.
 
-Why a replay computes what ``search.arch_step`` computes:
+Why a replay computes what ``steps.arch_step`` computes:
 
-* the body (``search.relaxed_body``) is the eager step's own code (``search.relaxed_loss`` and
-  ``search.arch_update``), fed the Gumbel noise that ``samplers.relaxed_weights`` would draw: the
+* the body (``steps.relaxed_body``) is the eager step's own code (``steps.relaxed_loss`` and
+  ``steps.arch_update``), fed the Gumbel noise that ``samplers.relaxed_weights`` would draw: the
   same generator, the same draws in the same order (``samplers.relaxed_noise``), moved to the GPU
   in one copy into the graph's input;
 * nothing in the body reads a value back to the host or builds a tensor from host data (the LUT's
-  latencies are cached on the device per widths: ``Supernet._latency_tensors``) - the test suite
+  latencies are cached on the device per widths: ``latency.relaxed.latency_tensors``) - the test suite
   checks both on the CPU, outside the optimiser;
-* Adam is built ``capturable`` (``search.build_optimizers``): its step count lives on the GPU and
+* Adam is built ``capturable`` (``loop.build_optimizers``): its step count lives on the GPU and
   its bias corrections are computed there (float rounding may differ from the non-capturable Adam);
 * the first call at a new key runs the step eagerly - the warm-up CUDA wants before a capture (cuDNN
   autotuning, lazy state), and it is that call's real step - then captures the graph for the next
   calls; capturing runs nothing.  Weights updated in place by SGD and channels permuted in place by
   elasticity scaling are read by the replay where they are; a change of widths changes the key;
-* a non-finite loss is seen after the update (``search.arch_step`` still stops the run, and the last
-  good checkpoint is kept, as in the eager step).
+* a non-finite loss is seen after the update, as in the eager step (the loop's ``EpochSums`` stops
+  the run at the epoch's end, and the last good checkpoint is kept).
 
 Written and checked on the CPU (the eager body); **not yet run on a GPU** (no device was lent when it
 was written): ``SearchConfig.cuda_graphs`` is off by default until a GPU session measures it

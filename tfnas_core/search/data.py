@@ -39,6 +39,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from tfnas_core.config import IMAGENET_ROOT
 from tfnas_core.utils.atomic import atomic_write_text
 from tfnas_core.utils.checks import parse_json
 from tfnas_core.data.datasets import (FMNIST_MEAN, FMNIST_STD, IMAGENET_MEAN, IMAGENET_STD, DataError, LoaderBatches, TensorBatches,
@@ -128,7 +129,7 @@ def _write_or_check(path: Path, content: dict) -> str:
     return digest
 
 
-def plan_split(name: str, labels: Sequence[int] | np.ndarray, ratio: float, seed: int,
+def compute_split(name: str, labels: Sequence[int] | np.ndarray, ratio: float, seed: int,
                split_dir: str | Path) -> tuple[Path, dict, list[int], list[int]]:
     """The split of an in-memory pool, computed but not written: (path, content, weights, arch)."""
     weights, arch = split_indices(labels, ratio, seed)
@@ -143,7 +144,7 @@ def make_split(name: str, labels: Sequence[int] | np.ndarray, ratio: float, seed
 
     Only the arch indices are stored; the weights are the complement (``n`` is stored).
     """
-    path, content, weights, arch = plan_split(name, labels, ratio, seed, split_dir)
+    path, content, weights, arch = compute_split(name, labels, ratio, seed, split_dir)
     return Split(path, _write_or_check(path, content), tuple(weights), tuple(arch), content)
 
 
@@ -236,7 +237,7 @@ def make(cfg: SearchConfig, run_dir: str | Path | None = None) -> SearchData:
     if cfg.dataset == "imagenet-100":
         return _imagenet100(cfg, run_dir)
     x, y, mean, std = memory_pool(cfg)
-    path, content, w_all, a_all = plan_split(split_name(cfg), y.numpy(), cfg.split_ratio, cfg.seed, cfg.split_dir)
+    path, content, w_all, a_all = compute_split(split_name(cfg), y.numpy(), cfg.split_ratio, cfg.seed, cfg.split_dir)
     w_idx, a_idx = w_all, a_all
     if cfg.subset:
         k = int(round(cfg.subset * cfg.split_ratio))
@@ -302,7 +303,7 @@ def resume_free_keys(cfg: SearchConfig) -> frozenset[str]:
 
 def train_root(cfg: SearchConfig) -> Path:
     """The folder the lists' ``wnid/file`` entries are relative to: ``data_root/train`` when it exists, else ``data_root``."""
-    root = Path(cfg.data_root or "data/imagenet")
+    root = Path(cfg.data_root or IMAGENET_ROOT)
     return root / "train" if (root / "train").is_dir() else root
 
 

@@ -23,6 +23,7 @@ search config (``search_config.fill_objective_defaults``, which writes the value
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -100,5 +101,19 @@ def latency_loss(lat, target: float | None, name: str = DEFAULT_OBJECTIVE, lam: 
     return fn(lat, target, **kw)
 
 
-__all__ = ["DEFAULTS", "DEFAULT_LAMBDA", "DEFAULT_OBJECTIVE", "OBJECTIVES", "abs_objective", "c1", "c2", "eq9",
-           "get_objective", "latency_loss"]
+@dataclass(frozen=True)
+class LatencyCost:
+    """``C(LAT)`` of Eq. 7 with its numbers fixed: the objective's name, the target (ms) and its
+    ``lam`` / ``lam2`` (``None``: ``DEFAULTS``).  Calling it on ``LAT`` is ``latency_loss``."""
+
+    objective: str
+    target_ms: float | None
+    lam: float | None = None
+    lam2: float | None = None
+
+    def __call__(self, lat) -> torch.Tensor:
+        return latency_loss(lat, self.target_ms, self.objective, self.lam, self.lam2)
+
+
+__all__ = ["DEFAULTS", "DEFAULT_LAMBDA", "DEFAULT_OBJECTIVE", "LatencyCost", "OBJECTIVES", "abs_objective", "c1", "c2",
+           "eq9", "get_objective", "latency_loss"]

@@ -14,6 +14,7 @@ drop-connect 0.2 scaled with block index, gradient clipping 5, random-resized cr
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
@@ -97,7 +98,7 @@ RESUME_FREE_KEYS = run_keys.KEY_FREE["train"]
 
 def paper() -> TrainConfig:
     """Appendix B on ImageNet: 250 epochs, batch 512, 224 px, AMP on a GPU."""
-    return TrainConfig(profile="paper", dataset="imagenet", data_root="data/imagenet")
+    return TrainConfig(profile="paper", dataset="imagenet", data_root=_config.IMAGENET_ROOT)
 
 
 def mini() -> TrainConfig:
@@ -142,8 +143,8 @@ def smoke() -> TrainConfig:
 PROFILES: dict[str, Callable[[], TrainConfig]] = _config.profile_registry(paper=paper, mini=mini, smoke=smoke)
 
 
-def get_profile(name: str) -> TrainConfig:
-    return _config.get_profile(PROFILES, name, ValueError, "profile")
+get_profile: Callable[[str], TrainConfig] = functools.partial(_config.get_profile, PROFILES, error=ValueError,
+                                                              what="profile")
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -175,12 +176,7 @@ def resolve(cfg: TrainConfig, spec, cuda_available: bool) -> TrainConfig:
         dropout = DEFAULT_DROPOUT
         if spec.name in zoo.PAPER and zoo.load(spec.name) == spec:
             dropout = zoo.PAPER[spec.name].dropout
-    device = cfg.device or ("cuda" if cuda_available else "cpu")
-    if device == "cuda" and not cuda_available:
-        raise ValueError("device=cuda: torch sees no CUDA device here; use --set device=cpu")
-    if cfg.profile == "paper" and cfg.device is None and not cuda_available:  # no silent CPU (launch.py)
-        raise ValueError("profile paper: torch sees no CUDA device here; a paper retraining on the CPU takes "
-                         "weeks: set device=cpu explicitly to run it anyway, or use BUDGET=rehearsal")
+    device = _config.resolve_device(cfg.device, cfg.profile, cuda_available, "retraining", "weeks")
     return check(replace(cfg, lr=lr, dropout=dropout, device=device, amp=cfg.amp and device == "cuda"))
 
 

@@ -43,6 +43,7 @@ from tfnas_core.data import datasets as data_mod
 from tfnas_core.nn import flops
 from tfnas_core.nn import model
 from tfnas_core.train import config as profiles
+from tfnas_core.runs import checkpoint
 from tfnas_core.runs import loop as run_loop
 from tfnas_core.arch.spec import Spec
 from tfnas_core.utils.atomic import atomic_write_text
@@ -164,19 +165,6 @@ def evaluate(net: nn.Module, batches, cfg: TrainConfig, device, d: Dist) -> dict
 # ----------------------------------------------------------------------------- state on disk
 
 
-def _rng_state() -> dict:
-    st = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict) -> None:
-    torch.set_rng_state(st["cpu"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
 def _gather(obj, d: Dist) -> list:
     if d.world == 1:
         return [obj]
@@ -213,7 +201,7 @@ def _load_state(st: dict, core: nn.Module, opt, sched, scaler, d: Dist) -> None:
     scaler.load_state_dict(st["scaler"])
     int(st["epoch"]), float(st["wall_s"])  # readable, or a CheckpointError
     if len(st["rng"]) == d.world:
-        _set_rng_state(st["rng"][d.rank])
+        checkpoint.set_rng_state(st["rng"][d.rank])  # also a checkpoint from before issue 30 ("cpu")
 
 
 # ----------------------------------------------------------------------------- sizes
@@ -288,11 +276,9 @@ def run(spec: Spec, cfg: TrainConfig, out: str | os.PathLike, log: Callable[[str
 
 def _run(spec: Spec, cfg: TrainConfig, out: Path, device, d: Dist, say, events) -> dict | None:
     resume_free = profiles.RESUME_FREE_KEYS | data_mod.resume_free_keys(cfg)  # ImageNet may move
-    loop = run_loop.RunLoop(out, "train", profiles.to_dict(cfg), resume_free, cfg.epochs,
-                            cfg.stop_after_epoch, "records.csv", write_records, "result.json", say,
-                            what="run", ckpt_what="retraining", main=d.main,  # every rank reads; the folder is shared
-                            events=events if d.main else None, log_every=cfg.log_every, log_every_s=cfg.log_every_s,
-                            tensorboard=cfg.tensorboard, step_lines=not run_loop.bars_shown(cfg.progress))
+    loop = run_loop.RunLoop(out, "train", profiles.to_dict(cfg), resume_free, cfg.epochs, cfg.stop_after_epoch,
+                            write_records, say, main=d.main,  # every rank reads; the folder is shared
+                            events=events if d.main else None, log=run_loop.LogSettings.of(cfg))
     try:
         return _train(spec, cfg, device, d, say, loop)
     finally:
@@ -337,7 +323,7 @@ def _train(spec: Spec, cfg: TrainConfig, device, d: Dist, say, loop: run_loop.Ru
                 dist.broadcast(b, 0)
         va = evaluate(core, data.val, cfg, device, d)
         rec = {"epoch": epoch + 1, **tr, **va, "lr": opt.param_groups[0]["lr"], "epoch_s": time.perf_counter() - t0}
-        rngs = _gather(_rng_state(), d)
+        rngs = _gather(checkpoint.rng_state(), d)
         loop.end_epoch(rec, lambda: {
             "model": core.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "scaler": scaler.state_dict(), "epoch": epoch + 1, "rng": rngs,

@@ -14,6 +14,12 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # tfnas_core/
 ENV_ROOT = "TFNAS_ROOT"  # overrides the search below
+OFF = ("", "0", "false", "no")  # an environment switch set to one of these (any case) is off
+
+
+def env_flag(name: str) -> bool:
+    """The switch ``$name`` (``TFNAS_FRESH``, ``TFNAS_REMEASURE``): on when set to anything but ``OFF``."""
+    return os.environ.get(name, "").strip().lower() not in OFF
 
 
 def is_repo_root(path: Path) -> bool:

@@ -1,4 +1,4 @@
-"""Drift detection (sentinel fingerprint) and LUT calibration: the logic, not timings."""
+"""LUT drift detection (the drift sentinels) and LUT calibration: the logic, not timings."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tfnas_core.latency import calibration
-from tfnas_core.latency import drift as fingerprint
+from tfnas_core.latency import drift
 from tfnas_core.latency import lut as latency
 from tfnas_core.latency import fit as lut_fit
 from tfnas_core.arch import random_arch
@@ -20,45 +20,46 @@ def _lut(space="tfnas", base=2.0, per_width=0.001):
 
 
 def test_sentinels_are_the_first_calibration_networks_and_the_reference_is_fixed():
-    sent = fingerprint.sentinel_specs("tfnas")
+    sent = drift.sentinel_specs("tfnas")
     calib = random_arch.sample_specs("tfnas", 32, calibration.CALIB_SEED, prefix="calib")
-    assert len(sent) == fingerprint.N_SENTINELS and all(calib[n] == s for n, s in sent.items())
-    name, b = fingerprint.reference_block("tfnas")
+    assert len(sent) == drift.N_SENTINELS and all(calib[n] == s for n, s in sent.items())
+    name, b = drift.reference_block("tfnas")
     assert name == "MBInvertedResBlock_28_40_80_80_k5_s2_swish@320" and (b.in_hw, b.mid_chs, b.se_chs) == (28, 320, 80)
-    assert fingerprint.reference_block("tfnas-wose")[1].se_chs == 0
+    assert drift.reference_block("tfnas-wose")[1].se_chs == 0
 
 
 def test_speed_factor_is_the_median_ratio():
-    names = list(fingerprint.sentinel_specs("tfnas"))
-    fp = fingerprint.make("tfnas", {n: 1.0 + i for i, n in enumerate(names)}, "min", "thread")
+    names = list(drift.sentinel_specs("tfnas"))
+    sentinels = drift.make_sentinels("tfnas", {n: 1.0 + i for i, n in enumerate(names)}, "min", "thread")
     now = {n: 1.2 * (1.0 + i) for i, n in enumerate(names)}
     now[names[0]] *= 3  # one disturbed sentinel
-    f, ratios = fingerprint.speed_factor(fp, now)
+    f, ratios = drift.speed_factor(sentinels, now)
     assert f == pytest.approx(1.2) and ratios[names[0]] == pytest.approx(3.6)
     with pytest.raises(ValueError, match="not re-timed"):
-        fingerprint.speed_factor(fp, {names[0]: 1.0})
+        drift.speed_factor(sentinels, {names[0]: 1.0})
     with pytest.raises(ValueError, match="exactly the sentinels"):
-        fingerprint.make("tfnas", {"x": 1.0}, "min", "thread")
+        drift.make_sentinels("tfnas", {"x": 1.0}, "min", "thread")
 
 
 def test_warning_threshold():
-    assert fingerprint.describe(1.04)[0] is False and "4.0 % slower" in fingerprint.describe(1.04)[1]
-    warn, msg = fingerprint.describe(0.90)
+    assert drift.describe(1.04)[0] is False and "4.0 % slower" in drift.describe(1.04)[1]
+    warn, msg = drift.describe(0.90)
     assert warn and "10.0 % faster" in msg and "divide measurements by 0.900" in msg
 
 
-def test_fingerprint_round_trips_and_check_retimes_it(tmp_path):
+def test_drift_sentinels_round_trip_and_check_retimes_them(tmp_path):
     lut = _lut()
-    with pytest.raises(latency.LUTError, match="no fingerprint"):
-        fingerprint.check(lut)
-    assert fingerprint.record(lut) is None
-    names = list(fingerprint.sentinel_specs("tfnas"))
-    lut.fingerprint = fingerprint.make("tfnas", {n: 1e-6 for n in names}, "min", "thread")  # impossibly fast
+    with pytest.raises(latency.LUTError, match="no drift sentinels"):
+        drift.check(lut)
+    assert drift.record(lut) is None
+    names = list(drift.sentinel_specs("tfnas"))
+    lut.drift_sentinels = drift.make_sentinels("tfnas", {n: 1e-6 for n in names}, "min", "thread")  # impossibly fast
     again = latency.load(lut.save(tmp_path / "l.json"))
-    assert again.fingerprint == lut.fingerprint
-    r = fingerprint.check(again, rounds=2, warmup_s=0.0)
+    assert again.drift_sentinels == lut.drift_sentinels
+    r = drift.check(again, rounds=2, warmup_s=0.0)
     assert r["warn"] and r["speed_factor"] > 100 and set(r["ratios"]) == set(names)
     d = json.loads((tmp_path / "l.json").read_text())
+    assert d["fingerprint"] == lut.drift_sentinels  # the JSON field every LUT written holds (lut.DRIFT_FIELD)
     d["fingerprint"]["sentinels"][names[0]] = "fast"
     (tmp_path / "bad.json").write_text(json.dumps(d))
     with pytest.raises(latency.LUTError, match="malformed fingerprint"):
