@@ -3,6 +3,10 @@
 * Every archived run's key is re-derived through today's config classes: its stored config is read
   back into a ``SearchConfig``/``TrainConfig``, written out again, and hashed as the experiments
   key runs; the result must be the key the run is filed under.
+* Every run the mini notebooks plan (``python -m tfnas_core plan NAME --profile mini`` over an empty
+  run store) is in the archive: the committed results re-render without computing anything.  A
+  changed key (a config default, the LUT file's bytes that ``lut_sha256`` hashes, a renamed field)
+  shows here as a run the archive lacks.
 * One smoke search per depth space (each with the relaxed and the hard architecture step, and the
   plain non-``fast`` path once) runs bit for bit as it did before the regroup: the records and the
   derived spec in ``tests/data/search_baseline/`` (written by ``make.py`` there at commit c429b71).
@@ -13,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tfnas_core.experiments import plans
 from tfnas_core.runs.keys import KEY_FREE, config_hash
 from tfnas_core.search import config as search_config
 from tfnas_core.train import config as train_config
@@ -52,6 +58,18 @@ def test_archived_key_rederived_through_todays_config(store):
     free = KEY_FREE[kind]  # settings added since (logging) are key-free: a run keeps its key without them
     assert {k: v for k, v in rebuilt.items() if k not in free} == {k: v for k, v in stored.items() if k not in free}
     assert config_hash(kind, rebuilt, KEY_FREE[kind]) == meta["key"] == store.parent.name
+
+
+@pytest.mark.parametrize("notebook", plans.NOTEBOOKS)
+def test_mini_notebooks_plan_only_archived_runs(notebook, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tfnas_core", "plan", notebook, "--profile", "mini",
+                        "--runs", str(tmp_path / "runs"), "--json"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["runs"]
+    assert rows
+    not_archived = [(x["kind"], x["what"], x["seed"], x["key"], x["status"]) for x in rows if x["status"] != "archived"]
+    assert not not_archived, f"{notebook}: {len(not_archived)} of {len(rows)} runs not in run_archive/: {not_archived[:3]}"
 
 
 def _same_build(want: dict) -> str | None:
