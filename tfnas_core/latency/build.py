@@ -121,10 +121,10 @@ def build(
 
     from tfnas_core.latency import drift
     from tfnas_core.nn.ops import MBInvRes
-    from tfnas_core.latency.timing import DEFAULT_BATCH, check_estimator, cpu_threads, resolve_device, time_interleaved
+    from tfnas_core.latency.timing import DEFAULT_BATCH, check_estimator, cpu_threads, measurement_device, time_interleaved
 
     space = get_space(space_name)
-    dev = resolve_device(device)
+    dev = measurement_device(device)
     check_estimator(estimator)
     if fit not in FITS:
         raise ValueError(f"unknown LUT fit {fit!r}; known: {', '.join(FITS)}")

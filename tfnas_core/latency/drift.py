@@ -103,7 +103,7 @@ def describe(factor: float, warn_pct: float = WARN_PCT) -> tuple[bool, str]:
 def settings_of(lut) -> tuple[str, torch.device, int, int | None]:
     """(space, device, batch, threads) the LUT was built with; refuses a LUT without drift sentinels."""
     from tfnas_core.latency.lut import LUTError
-    from tfnas_core.latency.timing import resolve_device
+    from tfnas_core.latency.timing import measurement_device
 
     sentinels = lut.drift_sentinels
     if not sentinels:
@@ -111,7 +111,7 @@ def settings_of(lut) -> tuple[str, torch.device, int, int | None]:
                        "rebuild it with 'lut build'")
     prov = lut.provenance
     device = prov.get("device", "cpu")
-    return sentinels["space"], resolve_device(device), int(prov.get("batch_size") or 1), prov.get("threads")
+    return sentinels["space"], measurement_device(device), int(prov.get("batch_size") or 1), prov.get("threads")
 
 
 def check(lut, rounds: int = ROUNDS, warmup_s: float = 1.0) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from tfnas_core.nn import model
 from tfnas_core.arch.spec import Spec
 from tfnas_core.utils.checks import BATCH, batch_floor_bytes, check_memory, check_number, check_threads
 from tfnas_core.arch.space import PAPER_SCALE, get_space
-from tfnas_core.latency.timing import DEFAULT_BATCH, ESTIMATOR, Timing, cpu_threads, resolve_device, time_interleaved
+from tfnas_core.latency.timing import DEFAULT_BATCH, ESTIMATOR, Timing, cpu_threads, measurement_device, time_interleaved
 
 FIDELITY_SPACES = ("tfnas", "tfnas-wose")
 N_RANDOM = 20
@@ -113,7 +113,7 @@ def check_setting(device: str, batch: int, threads: int | None, flag: str = "") 
 def _settings(device: str, batch: int | None, threads: int | None):
     """The device, batch and threads of a measurement, checked (``check_setting``) before
     anything is built."""
-    dev = resolve_device(device)
+    dev = measurement_device(device)
     batch = batch or DEFAULT_BATCH[device]
     if device == "cpu" and threads is None:
         threads = 1
@@ -203,7 +203,7 @@ def measure(spec: Spec, device: str = "cpu", batch: int | None = None, threads: 
                          f"not {device} batch {m['batch']} threads {m['threads']}: no common time base")
     t = m["timings"][spec.name]
     factor = m["speed_factor"]
-    dev = resolve_device(device)
+    dev = measurement_device(device)
     return {
         "name": spec.name,
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in t.to_dict().items()},

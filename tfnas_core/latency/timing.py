@@ -94,7 +94,9 @@ def cudnn_benchmark(on: bool):
         torch.backends.cudnn.benchmark = old
 
 
-def resolve_device(device: str) -> torch.device:
+def measurement_device(device: str) -> torch.device:
+    """The device a measurement names (``"cpu"`` or ``"cuda"``, given explicitly: timing never falls
+    back); a run's device is chosen by ``config.resolve_device``."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
