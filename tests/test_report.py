@@ -315,8 +315,11 @@ def test_the_claims_retype_no_paper_number():
     functions aside)."""
     import ast
     import inspect
+    import os
     import re
 
+    if "MUTANT_UNDER_TEST" in os.environ:  # mutmut rewrote the module's text; its mutants change behaviour, not text
+        pytest.skip("reads claims.py's text, which mutmut replaced with its mutants and their trampolines")
     body = [n for n in ast.parse(inspect.getsource(claims)).body
             if not (isinstance(n, ast.FunctionDef) and n.name in ("evaluate", "evaluate_checks"))]
     numbers = {n.value for node in body for n in ast.walk(node)

@@ -254,30 +254,41 @@ def _paired_checks(df: pd.DataFrame, pairs: Sequence[tuple[str, str, int]], metr
     return out
 
 
-def paired_claim(experiment: str, pairs: Sequence[tuple[str, str, int]], metric: str = "top1",
-                  unit: str = TOP1, derive: Callable[[pd.DataFrame], pd.Series] | None = None,
-                  name: str = "per_seed", suffix: str = "", label: str = "", tuned: bool = False):
+@dataclass(frozen=True)
+class PairedClaim:
     """Paired differences of ``metric`` between variants of ``experiment``'s per-seed table;
     ``derive`` computes the metric's column when it is not one of the table's; ``suffix``: an
     optional table (``-long``: no check where it is absent); ``tuned``: C1/C2 variants need
-    their tuning premise (``tuning_premise``)."""
-    def evaluate(root: Path, profile: str) -> list[Check]:
-        df = result_table(root, experiment, name, profile + suffix)
+    their tuning premise (``tuning_premise``).  Called with ``(root, profile)``: its checks.
+
+    The claim evaluators are objects whose ``__call__`` holds the rule, not closures made when
+    ``claims`` is imported: the rule is then looked up at each call, which is what lets
+    ``make mutate`` plant changes in it."""
+    experiment: str
+    pairs: Sequence[tuple[str, str, int]]
+    metric: str = "top1"
+    unit: str = TOP1
+    derive: Callable[[pd.DataFrame], pd.Series] | None = None
+    name: str = "per_seed"
+    suffix: str = ""
+    label: str = ""
+    tuned: bool = False
+
+    def __call__(self, root: Path, profile: str) -> list[Check]:
+        df = result_table(root, self.experiment, self.name, profile + self.suffix)
         if df is None:
-            if suffix:
+            if self.suffix:
                 return []
-            a, b, direction = pairs[0]
-            return _missing(f"{metric} {a} − {b} ({'>' if direction > 0 else '<'} 0)" + (" …" if len(pairs) > 1 else ""),
-                            experiment, f"{name}-{profile}", unit)
-        if derive is not None:
-            df = df.assign(**{metric: derive(df)})
-        premise = tuning_premise(root, profile, suffix) if tuned else None
-        return _paired_checks(df, pairs, metric, unit, label, premise)
-
-    return evaluate
+            a, b, direction = self.pairs[0]
+            return _missing(f"{self.metric} {a} − {b} ({'>' if direction > 0 else '<'} 0)"
+                            + (" …" if len(self.pairs) > 1 else ""), self.experiment, f"{self.name}-{profile}", self.unit)
+        if self.derive is not None:
+            df = df.assign(**{self.metric: self.derive(df)})
+        premise = tuning_premise(root, profile, self.suffix) if self.tuned else None
+        return _paired_checks(df, self.pairs, self.metric, self.unit, self.label, premise)
 
 
-accuracy_claim = paired_claim  # top-1 differences, the default metric
+AccuracyClaim = PairedClaim  # top-1 differences, the default metric
 
 
 def _seed_values_check(what: str, unit: str, values: dict[int, float], direction: int, margin: float = 0.0,
@@ -404,37 +415,42 @@ def _per_run_check(what: str, rows: pd.DataFrame, want_inside: bool, decides: bo
     return Check(what, None, v, note, LAT_UNIT, margin, values, decides)
 
 
-def latency_claim(experiment: str, variants: Callable[[pd.DataFrame], Sequence[str]], want_inside: bool,
-                   label: str = "", only_suffix: str | None = None):
+@dataclass(frozen=True)
+class LatencyClaim:
     """Per-run latency error (signed, % of the target) of each variant against the tolerance
     (``want_inside``: every run within ``PRECISE``; else every run off by more than ``MISSES``), at
     every budget of the profile (``_budgets``: at mini the 8-epoch searches are context and the
     ``-long`` ones decide).  C1/C2 variants need their tuning premise at that budget.
-    ``only_suffix``: check this table only (Fig. 2's longer searches, deciding where they exist)."""
-    rule = f"{'within' if want_inside else 'off by more than'} {PRECISE if want_inside else MISSES:g} %"
+    ``only_suffix``: check this table only (Fig. 2's longer searches, deciding where they exist).
+    Called with ``(root, profile)``: its checks."""
+    experiment: str
+    variants: Callable[[pd.DataFrame], Sequence[str]]
+    want_inside: bool
+    label: str = ""
+    only_suffix: str | None = None
 
-    def evaluate(root: Path, profile: str) -> list[Check]:
+    def __call__(self, root: Path, profile: str) -> list[Check]:
+        rule = f"{'within' if self.want_inside else 'off by more than'} {PRECISE if self.want_inside else MISSES:g} %"
         out = []
-        budgets = _budgets(profile) if only_suffix is None else [(only_suffix, True)]
+        budgets = _budgets(profile) if self.only_suffix is None else [(self.only_suffix, True)]
         for sfx, decides in budgets:
-            df = result_table(root, experiment, "per_seed", profile + sfx)
+            df = result_table(root, self.experiment, "per_seed", profile + sfx)
             if df is None:
-                if only_suffix is None and decides:
-                    out += _missing(f"latency error, every run {rule}", experiment, f"per_seed-{profile}{sfx}", LAT_UNIT,
-                                    PRECISE if want_inside else MISSES, decides)
+                if self.only_suffix is None and decides:
+                    out += _missing(f"latency error, every run {rule}", self.experiment, f"per_seed-{profile}{sfx}",
+                                    LAT_UNIT, PRECISE if self.want_inside else MISSES, decides)
                 continue
             premise = tuning_premise(root, profile, sfx)
             bl = _budget_label(df, profile, sfx)
-            for v in variants(df):
+            for v in self.variants(df):
                 rows = df[df["variant"] == v].dropna(subset=["lut_ms", "target_ms"]).sort_values("seed")
-                what = f"latency error of {v}{label}{bl}, every run {rule}"
+                what = f"latency error of {v}{self.label}{bl}, every run {rule}"
                 if rows.empty:
                     out.append(Check(what, None, "inconclusive", "no finished run yet", LAT_UNIT, decides=decides))
                     continue
-                out.append(_per_run_check(what, rows, want_inside, decides, _premise_verdict(premise, [_objective_of(v)])))
+                out.append(_per_run_check(what, rows, self.want_inside, decides,
+                                          _premise_verdict(premise, [_objective_of(v)])))
         return out
-
-    return evaluate
 
 
 def c1_around_c2_above(root: Path, profile: str) -> list[Check]:
@@ -479,15 +495,19 @@ def c1_around_c2_above(root: Path, profile: str) -> list[Check]:
 # ----------------------------------------------------------------------------- other checks
 
 
-def collapse(suffix: str = "", label: str = ""):
+@dataclass(frozen=True)
+class Collapse:
     """Fig. 2: the share of the most derived op per layer (over the search epochs), averaged over
     the counted layers per seed, Gumbel-only minus bi-sampling, paired by seed (seeds are the
     replicates; layers of one search are not independent).  ``suffix``: an optional table
-    (``-long``: the notebook's longer searches, a check only where they ran)."""
+    (``-long``: the notebook's longer searches, a check only where they ran).  Called with
+    ``(root, profile)``: its checks."""
+    suffix: str = ""
+    label: str = ""
 
-    def evaluate(root: Path, profile: str) -> list[Check]:
-        df = result_table(root, "fig2-operation-collapse", "collapse", profile + suffix)
-        if df is None and suffix:
+    def __call__(self, root: Path, profile: str) -> list[Check]:
+        df = result_table(root, "fig2-operation-collapse", "collapse", profile + self.suffix)
+        if df is None and self.suffix:
             return []
         if df is None:
             return _missing("top-op share Gumbel − bi-sampling (> 0)", "fig2-operation-collapse", f"collapse-{profile}",
@@ -495,13 +515,11 @@ def collapse(suffix: str = "", label: str = ""):
         per_seed = df.groupby(["sampling", "seed"])["top_share"].mean()
         g = per_seed.get("Gumbel", pd.Series(dtype=float)).to_dict()
         b = per_seed.get("bi-sampling", pd.Series(dtype=float)).to_dict()
-        what = f"top-op share (%, mean over the counted layers{label}) Gumbel − bi-sampling (> 0)"
+        what = f"top-op share (%, mean over the counted layers{self.label}) Gumbel − bi-sampling (> 0)"
         if not set(g) & set(b):
             return [Check(what, None, "inconclusive", "no seed has both")]
         e = stats.paired(g, b)
         return [Check(what, e, stats.verdict(e, +1), "" if e.n >= 2 else "one seed", "top-op share points")]
-
-    return evaluate
 
 
 def total_depth(df: pd.DataFrame) -> pd.Series:
@@ -509,17 +527,20 @@ def total_depth(df: pd.DataFrame) -> pd.Series:
     return df["depths"].astype(str).map(lambda d: sum(int(x) for x in d.split("-")))
 
 
-def all_of(*evaluators: Callable[[Path, str], list[Check]]) -> Callable[[Path, str], list[Check]]:
-    """The checks of several evaluators together (a claim with evidence in more than one table)."""
-    return lambda root, profile: [c for ev in evaluators for c in ev(root, profile)]
+@dataclass(frozen=True)
+class AllOf:
+    """The checks of several evaluators together, in order (a claim with evidence in more than one
+    table).  Called with ``(root, profile)``."""
+    evaluators: tuple[Callable[[Path, str], list[Check]], ...]
 
-
+    def __call__(self, root: Path, profile: str) -> list[Check]:
+        return [c for ev in self.evaluators for c in ev(root, profile)]
 
 
 # The keys of a top-1 check's ``needs`` (``_seeds_needs``): columns of ``claims.evaluate_checks``.
 NEEDS_COLUMNS = ("effect", "sd_pooled", "sd_diff_observed", "seeds_needed", "seeds_needed_80", "dlut_ms")
 
-__all__ = ["Check", "FIG5_LATE", "LAT_UNIT", "LATE_UNIT", "LATENCY_BUDGET", "MISSES", "NEEDS_COLUMNS", "PRECISE", "TOP1",
-           "accuracy_claim", "all_of", "c1_around_c2_above", "collapse", "combine", "depth_jitter",
-           "exclusion_over_redundancy", "latency_claim", "paired_by_seed", "paired_claim", "read_table", "result_table",
-           "search_cost", "supernet_accuracy", "total_depth", "tuning_premise"]
+__all__ = ["AccuracyClaim", "AllOf", "Check", "Collapse", "FIG5_LATE", "LAT_UNIT", "LATE_UNIT", "LATENCY_BUDGET",
+           "LatencyClaim", "MISSES", "NEEDS_COLUMNS", "PRECISE", "PairedClaim", "TOP1", "c1_around_c2_above", "combine",
+           "depth_jitter", "exclusion_over_redundancy", "paired_by_seed", "read_table", "result_table", "search_cost",
+           "supernet_accuracy", "total_depth", "tuning_premise"]
