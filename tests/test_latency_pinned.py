@@ -204,3 +204,14 @@ def test_refit_without_measured_points_is_refused():
     with pytest.raises(LUTError) as e:
         LUT(1.0, {"k": {2: 1.0}}, source="official.pkl").refit("linear")
     assert str(e.value) == "LUT official.pkl holds no measured points to refit"
+
+
+def test_file_sha256_is_the_sha256_of_the_bytes_and_none_without_a_file(tmp_path):
+    """The LUT's identity in a search's run key (``experiments.runs.search_key``): FIPS 180-2's
+    test vector for "abc", and ``None`` for a path that is not a file (missing, or a folder)."""
+    p = tmp_path / "t.json"
+    p.write_bytes(b"abc")
+    assert latency.file_sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert latency.file_sha256(str(p)) == latency.file_sha256(p)
+    assert latency.file_sha256(tmp_path / "missing.json") is None
+    assert latency.file_sha256(tmp_path) is None

@@ -1090,3 +1090,34 @@ def test_two_runs_decide_a_latency_claim(tmp_path):
         "latency error of Ours (Eq. 9, max) w/ ES, 90 epochs, every run within 1 %: +0.50, -0.50 (seeds 1, 2)",
         "latency error of Ours (released code, |.|) w/ ES, 90 epochs, every run within 1 %: +0.50, +1.50 (seeds 1, 2) - "
         "inconclusive: a run between 1 and 2 % decides neither way"]
+
+
+def test_scope_counts_the_nets_of_every_table_and_each_shared_search(tmp_path):
+    """Each of the four retraining tables adds its nets (one distinct net each here: dropping any
+    table from the count leaves 3); nets equal to 6 decimals are one net; a table without a seed,
+    LUT or top-1 column adds nothing; a search shared by two notebooks is already shared."""
+    nets = {"table3-sampling": (10.0, 70.0), "table4-depth-space": (11.0, 72.0), "table5-latency-objectives": (12.0, 71.0),
+            "table13-lambda": (13.0, 75.0)}
+    for nb, (ms, top1) in nets.items():
+        _write(tmp_path, nb, f"per_seed-{OWN}", [{"seed": 1, "lut_ms": ms, "top1": top1}])  # exactly these columns
+    # the same net as Table 3's, 3e-7 ms apart: one net at 6 decimals, two at 7
+    _write(tmp_path, "table4-depth-space", f"per_seed-{OWN}",
+           [{"seed": 1, "lut_ms": 11.0, "top1": 72.0}, {"seed": 1, "lut_ms": 10.0000003, "top1": 70.0}])
+    _write(tmp_path, "fig2-operation-collapse", f"per_seed-{OWN}", [{"seed": 1, "lut_ms": 99.0, "top1": 0.0}])  # not a table of nets
+    # ms 10..13, top-1 70, 72, 71, 75: r = 7 / sqrt(5 x 14) = +0.837
+    corr = ("The nets a comparison sets side by side are not latency-matched: over the 4 distinct retrained nets top-1 "
+            "correlates with the derived net's LUT latency at r = +0.84, and its per-run SD over seeds is the 'pooled SD' "
+            "below, so each top-1 check also prints how far apart its two variants are in latency.")
+    assert render.scope(tmp_path, OWN) == " ".join([SCOPE_PAPER, corr])
+    _write(tmp_path, "table13-lambda", f"per_seed-{OWN}", [{"lut_ms": 13.0, "top1": 75.0}])  # no seed column
+    assert "over the 3 distinct retrained nets" in render.scope(tmp_path, OWN)
+    _write(tmp_path, "table13-lambda", f"per_seed-{OWN}", [{"seed": 1, "lut_ms": 13.0, "top1": 75.0}])
+    # s1 in two notebooks (twice in one of them), s2 in one
+    _write(tmp_path, "table3-sampling", f"runs-{OWN}", [{"kind": "search", "key": k, "source": "x", "wall_min": w}
+                                                         for k, w in (("s1", 1.0), ("s1", 2.0), ("s2", 1.0))])
+    _write(tmp_path, "table13-lambda", f"runs-{OWN}", [{"kind": "search", "key": "s1", "source": "x", "wall_min": 1.0}])
+    assert render.scope(tmp_path, OWN) == " ".join([
+        SCOPE_PAPER, corr, SCOPE_SHARED.replace("2 searches", "1 searches").replace("one of them 3", "one of them 2")])
+    _write(tmp_path, "table13-lambda", f"runs-{OWN}", [{"kind": "search", "key": "s1", "source": "x"}])
+    with pytest.raises(ValueError, match="no column wall_min"):
+        render.scope(tmp_path, OWN)

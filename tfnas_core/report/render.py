@@ -23,7 +23,7 @@ def compute_costs(results_root: str | Path, profile: str) -> pd.DataFrame:
     rows, every = [], []
     for path in sorted(Path(results_root).glob(f"*/runs-{profile}.csv")):
         df = read_table(path, RUNS_COLUMNS)
-        every.append(df.assign(notebook=path.parent.name))
+        every.append(df)
         rows.append(cost_row(path.parent.name, df))
     if every:
         rows.append(cost_row("all notebooks (distinct runs)", pd.concat(every).drop_duplicates("key")))
@@ -60,7 +60,7 @@ def scope(results_root: str | Path, profile: str) -> str:
         parts.append("It is not ImageNet top-1: compare signs and rankings with the paper's, not levels.")
     nets = [df[["seed", "lut_ms", "top1"]] for name in ("table3-sampling", "table4-depth-space",
                                                         "table5-latency-objectives", "table13-lambda")
-            for df in [result_table(root, name, "per_seed", profile)] if df is not None and {"lut_ms", "top1"} <= set(df)]
+            for df in [result_table(root, name, "per_seed", profile)] if df is not None and {"seed", "lut_ms", "top1"} <= set(df)]
     if nets:
         d = pd.concat(nets).dropna().round(6).drop_duplicates()
         if len(d) >= 3 and d["lut_ms"].std() > 0 and d["top1"].std() > 0:
@@ -72,8 +72,7 @@ def scope(results_root: str | Path, profile: str) -> str:
     runs = [read_table(p, RUNS_COLUMNS).assign(notebook=p.parent.name) for p in sorted(root.glob(f"*/runs-{profile}.csv"))]
     if runs:
         r = pd.concat(runs)
-        r = r[r["kind"] == "search"].drop_duplicates(["key", "notebook"])
-        shared = r.groupby("key")["notebook"].nunique()
+        shared = r[r["kind"] == "search"].groupby("key")["notebook"].nunique()
         if (shared > 1).any():
             parts.append(f"Checks are not independent where they share runs: {int((shared > 1).sum())} searches serve more "
                          f"than one notebook, one of them {int(shared.max())} (by design, Table 3's Gumbel+Random search is "
