@@ -138,3 +138,31 @@ def test_pages_keep_units_whole(results):
     assert forest.PAGE_ROWS == 30 and len(forest.figures(checks)) == 1  # 30 checks fit one page of 30
     for f in figs:
         plt.close(f)
+
+
+def _unit_checks(sizes: dict[str, int]):
+    """A checks table with ``sizes[unit]`` paired checks of each unit, in order (reproduced, deciding)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"unit": u, "what": f"{u}{i}", "n": 3, "mean": 1.0, "ci95_low": 0.5, "ci95_high": 1.5,
+                          "verdict": "reproduced", "decides": True, "values": "", "margin": 0.0}
+                         for u, k in sizes.items() for i in range(k)])
+
+
+def test_a_page_counts_its_rows_from_zero():
+    """Units of 2, 1, 2, 1 checks at 3 a page: [2 1] [2 1]; a new page starts empty (counting the
+    unit that opened it once), so the second page still takes the 1 after the 2."""
+    figs = forest.figures(_unit_checks({"a": 2, "b": 1, "c": 2, "d": 1}), page_rows=3)
+    assert [[ax.get_xlabel() for ax in f.axes] for f in figs] == [["a", "b"], ["c", "d"]]
+    for f in figs:
+        plt.close(f)
+
+
+def test_the_figure_grows_by_a_fixed_height_per_row_and_per_panel():
+    """Readable at any length (issue 32): 1.6 in for the title and axis, 0.36 in a check row, 0.55 in
+    a panel (its unit's label), 7.5 in wide whatever the rows."""
+    for sizes in ({"a": 1}, {"a": 3, "b": 1}, {"a": 7, "b": 2, "c": 5}):
+        fig = forest.figure(_unit_checks(sizes))
+        want = 1.6 + 0.36 * sum(sizes.values()) + 0.55 * len(sizes)
+        assert tuple(fig.get_size_inches()) == pytest.approx((forest.FIGURE_WIDTH_IN, want), abs=1e-9), sizes
+        plt.close(fig)

@@ -1121,3 +1121,16 @@ def test_scope_counts_the_nets_of_every_table_and_each_shared_search(tmp_path):
     _write(tmp_path, "table13-lambda", f"runs-{OWN}", [{"kind": "search", "key": "s1", "source": "x"}])
     with pytest.raises(ValueError, match="no column wall_min"):
         render.scope(tmp_path, OWN)
+
+
+def test_a_claim_with_no_deciding_check_has_min_n_0_and_is_inconclusive(results):
+    """Only context checks (decides=False), or no check at all: min_n 0, and ``combine`` of no
+    verdict, inconclusive, whatever the context checks say."""
+    c = _checks(results)
+    ctx = c.assign(decides=c["id"].eq("op-collapse").map({True: False, False: True}))  # op-collapse: context only
+    ctx = ctx[ctx["id"] != "bi-beats-gumbel"]  # bi-beats-gumbel: no check
+    t = claims.evaluate(results, OWN, ctx).set_index("id")
+    assert t.loc["op-collapse", ["min_n", "verdict"]].tolist() == [0, "inconclusive"]
+    assert t.loc["op-collapse", "ours"] == EXPECTED_CHECKS[0][1]
+    assert t.loc["bi-beats-gumbel", ["ours", "min_n", "verdict"]].tolist() == ["", 0, "inconclusive"]
+    assert t.loc["random-best", ["min_n", "verdict"]].tolist() == [3, "not reproduced"]

@@ -162,7 +162,7 @@ def evaluate(results_root: str | Path, profile: str, checks: pd.DataFrame | None
     rows = []
     for c in CLAIMS:
         mine = checks[checks["id"] == c.id]
-        deciding = mine[mine["decides"].astype(bool)] if len(mine) else mine
+        deciding = mine[mine["decides"].astype(bool)]
         rows.append({"id": c.id, "where": c.where, "claim": c.claim, "paper": c.paper,
                      "ours": "; ".join(mine["text"]), "min_n": int(deciding["n"].min()) if len(deciding) else 0,
                      "verdict": combine(list(deciding["verdict"]))})

@@ -140,8 +140,7 @@ def to_markdown(table: pd.DataFrame, profile: str, costs: pd.DataFrame | None = 
             for r in nt.itertuples():
                 ours = _fmt(r.mean) + (f" [{_fmt(r.ci95_low)}, {_fmt(r.ci95_high)}]" if pd.notna(r.ci95_low) else "")
                 lines.append(f"| {r.id} | {r.what} | {_fmt(r.effect)} | {ours} | {_fmt(r.sd_diff_observed, '.2f')} | "
-                             f"{_fmt(r.sd_pooled, '.2f')} | {_fmt(r.seeds_needed, '.0f') if pd.notna(r.seeds_needed) else '–'} | "
-                             f"{_fmt(r.seeds_needed_80, '.0f') if pd.notna(r.seeds_needed_80) else '–'} | "
+                             f"{_fmt(r.sd_pooled, '.2f')} | {_fmt(r.seeds_needed, '.0f')} | {_fmt(r.seeds_needed_80, '.0f')} | "
                              f"{_fmt(r.dlut_ms)} | {r.verdict} |")
     if costs is not None and len(costs):
         lines += ["", "## What the evidence cost", "",
