@@ -166,3 +166,41 @@ def test_the_figure_grows_by_a_fixed_height_per_row_and_per_panel():
         want = 1.6 + 0.36 * sum(sizes.values()) + 0.55 * len(sizes)
         assert tuple(fig.get_size_inches()) == pytest.approx((forest.FIGURE_WIDTH_IN, want), abs=1e-9), sizes
         plt.close(fig)
+
+
+def test_the_styling_a_reader_sees():
+    """What makes the plot readable, pinned (issue 32): dots of 5 pt and intervals 2 pt wide, a grey
+    7 pt "no data" centred on 0, the zero line black 0.6 pt, the thresholds black 0.8 pt dashed on
+    both sides for latency, the late-epoch shares on 0-100 % whatever the data, ticks at
+    ``FIGURE_FONT_PT``, axis labels (wrapped at 60 characters) and the title a point larger."""
+    import pandas as pd
+
+    long_unit = "a unit whose name runs well past the sixty characters an axis label keeps on one line"
+    row = {"n": 3, "mean": None, "ci95_low": None, "ci95_high": None, "verdict": "reproduced", "decides": True,
+           "values": "", "margin": 0.0}
+    checks = pd.DataFrame([
+        {**row, "unit": verdicts.LAT_UNIT, "what": "runs", "values": "1:0.5 2:-0.3", "margin": 1.0},
+        {**row, "unit": verdicts.LAT_UNIT, "what": "none"},
+        {**row, "unit": verdicts.LATE_UNIT, "what": "late", "values": "1:50 2:60"},
+        {**row, "unit": long_unit, "what": "paired", "mean": 1.0, "ci95_low": 0.5, "ci95_high": 1.5}])
+    fig = forest.figure(checks)
+    lat, late, paired = fig.axes
+    dots = [l for l in lat.get_lines() if l.get_marker() == "o"]
+    assert [l.get_markersize() for l in dots] == [5]
+    interval = [l for l in paired.get_lines() if list(l.get_xdata()) == [0.5, 1.5]]
+    assert [l.get_linewidth() for l in interval] == [2]
+    (text,) = lat.texts
+    assert (text.get_text(), text.get_fontsize(), text.get_color(), text.get_horizontalalignment(),
+            text.get_verticalalignment()) == ("no data", 7, "tab:gray", "center", "center")
+    vlines = sorted((float(l.get_xdata()[0]), l.get_color(), l.get_linewidth(), l.get_linestyle())
+                    for l in lat.get_lines() if list(l.get_ydata()) == [0, 1] and len(set(l.get_xdata())) == 1)
+    assert vlines == [(-1.0, "black", 0.8, "--"), (0.0, "black", 0.6, "-"), (1.0, "black", 0.8, "--")]
+    assert late.get_xlim() == (-5, 105)  # not the 49.5-60.5 the two runs alone would give
+    for ax in fig.axes:
+        assert {t.get_fontsize() for t in ax.get_yticklabels()} == {forest.FIGURE_FONT_PT}
+        assert {t.get_linespacing() for t in ax.get_yticklabels()} == {0.95}
+        assert {t.get_fontsize() for t in ax.get_xticklabels()} == {forest.FIGURE_FONT_PT}
+        assert ax.xaxis.label.get_fontsize() == forest.FIGURE_FONT_PT + 1
+    assert paired.get_xlabel() == textwrap.fill(long_unit, 60) and paired.get_xlabel().count("\n") == 1
+    assert lat.title.get_fontsize() == forest.FIGURE_FONT_PT + 1
+    plt.close(fig)
