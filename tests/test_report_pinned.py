@@ -928,6 +928,9 @@ def test_depth_floor_remark_in_words(results):
     # at the floor in every searching epoch (2..5; the warm-up epoch is not counted): "by epoch 2"
     _fig4_series(results, {s: [6, 6, 6, 6, 6] for s in SEEDS}, {s: [18, 12, 14, 12, 14] for s in SEEDS})
     assert "by epoch 2 of 5 and stays" in _checks(results).query("id == 'skip-in-shallow'").iloc[1]["text"]
+    # seeds of different lengths (seed 1 still at its 4th epoch): "of" the longest
+    _fig4_series(results, {1: [18, 6, 6, 6], 2: [18, 9, 6, 6, 6], 3: [18, 6, 6, 6, 6]}, {s: [18, 12, 14, 12, 14] for s in SEEDS})
+    assert "by epoch 2-3 of 5 and stays" in _checks(results).query("id == 'skip-in-shallow'").iloc[1]["text"]
     # one seed ends above the floor: no remark
     _fig4_series(results, {1: [18, 9, 6, 6, 6], 2: [18, 9, 6, 6, 7], 3: [18, 6, 6, 6, 6]},
                  {s: [18, 12, 14, 12, 14] for s in SEEDS})

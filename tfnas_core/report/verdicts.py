@@ -379,7 +379,7 @@ def _depth_floor_remark(d: pd.DataFrame, series: str) -> str:
                  if (g["depth"] != floor).any() else g["epoch"].iloc[0]) for g in runs]
     by = f"{min(since)}" if min(since) == max(since) else f"{min(since)}-{max(since)}"
     return (f"{series}: the derived depth reaches the space's floor of {floor} layers, every skippable layer a skip, "
-            f"by epoch {by} of {int(runs[0]['epoch'].max())} and stays there in every seed: "
+            f"by epoch {by} of {max(int(g['epoch'].max()) for g in runs)} and stays there in every seed: "
             "it cannot move down, so its small jitter is a collapse onto skips, not a stable choice")
 
 
