@@ -14,8 +14,13 @@ one with no covering test was not.  Every run tests each mutant of the chosen mo
 are handed to mutmut by name, which re-runs a named mutant whatever mutants/ holds), and changing
 pyproject's test selection resets mutants/ anyway; ``--report-only`` scores what mutants/ holds
 without running anything, ``--fresh`` deletes mutants/ first (new mutants after code changes).
+``--merge A B ...`` scores the runs of several checkouts together (runs split over worktrees, or a
+second pass over the survivors after new tests): each names a checkout whose mutants/ holds a run,
+and a mutant a later one checked takes its status from there (one it did not check keeps the
+earlier status).
 
     python -m benchmarks.mutate [--only scaling objectives] [--jobs 2] [--fresh] [--out results/bench]
+    python -m benchmarks.mutate --merge /tmp/wt-a /tmp/wt-b [--only report] [--out DIR]
 """
 from __future__ import annotations
 
@@ -85,6 +90,17 @@ def parse_results(text: str) -> dict[str, str]:
     return out
 
 
+def merge(runs: list[dict[str, str]]) -> dict[str, str]:
+    """The statuses of several runs (``parse_results`` of each, in the order they ran): a mutant takes
+    the status of the last run that checked it, and "not checked" only where none did."""
+    out: dict[str, str] = {}
+    for run in runs:
+        for name, status in run.items():
+            if status != "not checked" or name not in out:
+                out[name] = status
+    return out
+
+
 def score(statuses: dict[str, str], equivalent: dict[str, str], gpu_only: dict[str, str] | None = None) -> dict:
     """Per module: counts by status, equivalents, the score and the survivors not listed.  Survivors
     listed in ``gpu_only`` still count against the score (nothing here detected them) but are listed
@@ -117,7 +133,9 @@ def markdown(res: dict, equivalent: dict[str, str]) -> str:
              f"{res['equivalent']} listed as equivalent; score {res['score_pct']} % "
              f"(killed + timed out over all but the equivalent); "
              + (f"run time {res['wall_s'] / 60:.1f} min with {res['jobs']} worker(s) on {res['machine']}."
-                if res.get("wall_s") is not None else "scored from mutants/ (--report-only: no run time)."), "",
+                if res.get("wall_s") is not None else
+                f"scored from the runs in {', '.join(res['merged'])} (--merge: their run times are in their own reports)."
+                if res.get("merged") else "scored from mutants/ (--report-only: no run time)."), "",
              "| module | mutants | killed | survived | no tests | timeout | equivalent | score % |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m, t in res["modules"].items():
@@ -143,7 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="delete mutants/ first (mutants made anew from the code as it is)")
     ap.add_argument("--out", default="results/bench", help="where mutation.json and .md go")
     ap.add_argument("--report-only", action="store_true", help="score what mutants/ holds; run nothing")
+    ap.add_argument("--merge", nargs="+", metavar="CHECKOUT", type=Path,
+                    help="score the runs in these checkouts' mutants/ together, a later one's checked mutants "
+                         "overriding (runs nothing)")
     a = ap.parse_args(argv)
+    for d in a.merge or ():
+        if not (d / "mutants").is_dir():
+            raise SystemExit(f"error: {d}: no mutants/ folder (not a checkout that ran make mutate)")
     os.chdir(ROOT)
     exe = _mutmut()
     equivalent = equivalents()
@@ -154,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if shared.is_dir():  # the tests run from mutants/, one folder deeper than the checkout
         env.setdefault("TFNAS_SHARED", str(shared))
     t0 = time.perf_counter()
-    if not a.report_only:
+    if not a.report_only and not a.merge:
         if a.fresh:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         print(f"mutate: {', '.join(modules)} with {a.jobs} worker(s); mutmut's progress follows", flush=True)
@@ -162,14 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             print(f"error: mutmut run exited {rc}", file=sys.stderr)
             return rc
-    wall = None if a.report_only else time.perf_counter() - t0
-    text = subprocess.run([exe, "results", "--all", "true"], env=env, capture_output=True, text=True, check=True).stdout
-    statuses = {n: s for n, s in parse_results(text).items() if any(fnmatch(n, g) for g in globs)}
+    wall = None if a.report_only or a.merge else time.perf_counter() - t0
+    runs = [parse_results(subprocess.run([exe, "results", "--all", "true"], env=env, capture_output=True, text=True,
+                                         check=True, cwd=d).stdout) for d in (a.merge or [ROOT])]
+    statuses = {n: s for n, s in merge(runs).items() if any(fnmatch(n, g) for g in globs)}
     res = score(statuses, equivalent, equivalents(GPU_ONLY))
     from importlib.metadata import version
 
     res.update(mutmut=version("mutmut"), wall_s=None if wall is None else round(wall, 1), jobs=a.jobs, machine=f"{os.cpu_count()} CPU cores",
-               only=modules)
+               only=modules, merged=[str(d) for d in a.merge] if a.merge else None)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "mutation" if not a.only else "mutation-" + "-".join(modules)

@@ -47,3 +47,20 @@ def test_every_listed_mutant_names_a_function_of_its_module_and_a_reason(path):
         owner = getattr(mod, cls) if cls else mod
         assert hasattr(owner, func) or hasattr(owner, "_" + func), name
         assert len(why) > 20, (name, why)
+
+
+def test_merge_takes_each_mutant_from_the_last_run_that_checked_it():
+    first = {"m.x_a__mutmut_1": "survived", "m.x_a__mutmut_2": "killed", "m.x_a__mutmut_3": "not checked",
+             "m.x_a__mutmut_4": "no tests"}
+    second = {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked", "m.x_a__mutmut_4": "not checked",
+              "m.x_a__mutmut_5": "not checked"}
+    assert mutate.merge([first, second]) == {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "killed",
+                                             "m.x_a__mutmut_3": "not checked", "m.x_a__mutmut_4": "no tests",
+                                             "m.x_a__mutmut_5": "not checked"}
+    assert mutate.merge([second, first])["m.x_a__mutmut_1"] == "survived"
+    assert mutate.merge([]) == {}
+
+
+def test_merge_refuses_a_folder_without_a_run(tmp_path):
+    with pytest.raises(SystemExit, match=f"error: {tmp_path}: no mutants/ folder"):
+        mutate.main(["--merge", str(tmp_path)])
