@@ -15,9 +15,8 @@ are handed to mutmut by name, which re-runs a named mutant whatever mutants/ hol
 pyproject's test selection resets mutants/ anyway; ``--report-only`` scores what mutants/ holds
 without running anything, ``--fresh`` deletes mutants/ first (new mutants after code changes).
 ``--merge A B ...`` scores the runs of several checkouts together (runs split over worktrees, or a
-second pass over the survivors after new tests): each names a checkout whose mutants/ holds a run,
-and a mutant a later one checked takes its status from there (one it did not check keeps the
-earlier status).
+second pass after new tests): each names a checkout whose mutants/ holds a run, and a function a
+later run checked takes all its mutants' statuses from there (``merge``; the rest keep theirs).
 
     python -m benchmarks.mutate [--only scaling objectives] [--jobs 2] [--fresh] [--out results/bench]
     python -m benchmarks.mutate --merge /tmp/wt-a /tmp/wt-b [--only report] [--out DIR]
@@ -91,13 +90,18 @@ def parse_results(text: str) -> dict[str, str]:
 
 
 def merge(runs: list[dict[str, str]]) -> dict[str, str]:
-    """The statuses of several runs (``parse_results`` of each, in the order they ran): a mutant takes
-    the status of the last run that checked it, and "not checked" only where none did."""
+    """The statuses of several runs (``parse_results`` of each, in the order they ran), per function:
+    a function takes every one of its mutants' statuses from the last run that checked any of them
+    (its code may have changed in between, and mutmut numbers a function's mutants anew), and is
+    "not checked" only where no run checked it."""
+    def func(name: str) -> str:
+        return name.rsplit("__mutmut_", 1)[0]
+
     out: dict[str, str] = {}
     for run in runs:
-        for name, status in run.items():
-            if status != "not checked" or name not in out:
-                out[name] = status
+        checked = {func(n) for n, st in run.items() if st != "not checked"}
+        out = {n: st for n, st in out.items() if func(n) not in checked}
+        out.update({n: st for n, st in run.items() if func(n) in checked or n not in out})
     return out
 
 

@@ -49,16 +49,18 @@ def test_every_listed_mutant_names_a_function_of_its_module_and_a_reason(path):
         assert len(why) > 20, (name, why)
 
 
-def test_merge_takes_each_mutant_from_the_last_run_that_checked_it():
-    first = {"m.x_a__mutmut_1": "survived", "m.x_a__mutmut_2": "killed", "m.x_a__mutmut_3": "not checked",
-             "m.x_a__mutmut_4": "no tests"}
-    second = {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked", "m.x_a__mutmut_4": "not checked",
-              "m.x_a__mutmut_5": "not checked"}
-    assert mutate.merge([first, second]) == {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "killed",
-                                             "m.x_a__mutmut_3": "not checked", "m.x_a__mutmut_4": "no tests",
-                                             "m.x_a__mutmut_5": "not checked"}
-    assert mutate.merge([second, first])["m.x_a__mutmut_1"] == "survived"
-    assert mutate.merge([]) == {}
+def test_merge_takes_each_function_from_the_last_run_that_checked_it():
+    first = {"m.x_a__mutmut_1": "survived", "m.x_a__mutmut_2": "killed", "m.x_a__mutmut_3": "survived",
+             "m.x_b__mutmut_1": "survived", "m.x_c__mutmut_1": "not checked"}
+    # a's code changed: two mutants now, one checked; b not run again; c checked for the first time
+    second = {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked", "m.x_b__mutmut_1": "not checked",
+              "m.x_c__mutmut_1": "no tests", "m.x_d__mutmut_1": "not checked"}
+    assert mutate.merge([first, second]) == {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked",
+                                             "m.x_b__mutmut_1": "survived", "m.x_c__mutmut_1": "no tests",
+                                             "m.x_d__mutmut_1": "not checked"}
+    assert mutate.merge([second, first])["m.x_a__mutmut_3"] == "survived"
+    assert mutate.merge([second, first])["m.x_c__mutmut_1"] == "no tests"  # first never checked c
+    assert mutate.merge([first]) == first and mutate.merge([]) == {}
 
 
 def test_merge_refuses_a_folder_without_a_run(tmp_path):
