@@ -1137,3 +1137,22 @@ def test_a_claim_with_no_deciding_check_has_min_n_0_and_is_inconclusive(results)
     assert t.loc["op-collapse", "ours"] == EXPECTED_CHECKS[0][1]
     assert t.loc["bi-beats-gumbel", ["ours", "min_n", "verdict"]].tolist() == ["", 0, "inconclusive"]
     assert t.loc["random-best", ["min_n", "verdict"]].tolist() == [3, "not reproduced"]
+
+
+def test_paired_checks_gate_on_either_side_and_keep_unit_and_needs():
+    """A C1/C2 premise on either variant of a pair gates the check (here C1 on the left), which keeps
+    its unit; a top-1 pair without a common seed is inconclusive and still says what deciding needs."""
+    c1, eq9 = _t5("c1", False), _t5("eq9", False)
+    df = pd.DataFrame([{"variant": c1, "seed": 1, "top1": 70.0, "depth": 12.0}, {"variant": eq9, "seed": 1, "top1": 71.0,
+                                                                             "depth": 14.0}])
+    premise = {"c1": (False, "C1 untuned"), "c2": (True, "")}
+    (ch,) = verdicts._paired_checks(df, [(c1, eq9, -1)], "depth", "layers", "", premise)
+    assert (ch.what, ch.verdict, ch.note, ch.unit, ch.needs) == (
+        f"depth {c1} − {eq9} (< 0)", "not tested", "C1 untuned", "layers", {})
+    assert ch.estimate.mean == -2.0 and ch.estimate.n == 1
+    apart = pd.DataFrame([{"variant": "A", "seed": s, "top1": t, "paper_top1": 75.0} for s, t in ((1, 70.0), (2, 71.0))]
+                         + [{"variant": "B", "seed": 3, "top1": 69.0, "paper_top1": 74.0}])
+    (ch,) = verdicts._paired_checks(apart, [("A", "B", +1)], "top1", verdicts.TOP1, "", None)
+    assert (ch.estimate, ch.verdict, ch.note) == (None, "inconclusive", "no seed has both variants")
+    assert ch.needs == verdicts._needs(apart, "A", "B", None) and ch.needs["effect"] == 1.0
+    assert ch.needs["sd_pooled"] == pytest.approx(math.sqrt(0.5)) and ch.needs["seeds_needed"] is not None

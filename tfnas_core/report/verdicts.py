@@ -237,8 +237,8 @@ def _seeds_needs(df: pd.DataFrame, effect: float, scale: float, e: stats.Estimat
             "dlut_ms": dlut_ms}
 
 
-def _paired_checks(df: pd.DataFrame, pairs: Sequence[tuple[str, str, int]], metric: str = "top1",
-                   unit: str = TOP1, label: str = "", premise: dict | None = None) -> list[Check]:
+def _paired_checks(df: pd.DataFrame, pairs: Sequence[tuple[str, str, int]], metric: str, unit: str, label: str,
+                   premise: dict | None) -> list[Check]:
     out = []
     for a, b, direction in pairs:
         what = f"{metric} {a} − {b}{label} ({'>' if direction > 0 else '<'} 0)"
@@ -394,7 +394,7 @@ def supernet_accuracy(root: Path, profile: str) -> list[Check]:
                                 f"per_seed-{profile}", "supernet accuracy points")
             continue
         out += _paired_checks(df, [("bi-sampling", "Gumbel", +1)], "val_acc", "supernet accuracy points",
-                              label=f" ({_budget_label(df, profile, sfx)[2:]})")
+                              f" ({_budget_label(df, profile, sfx)[2:]})", None)
     return out
 
 
