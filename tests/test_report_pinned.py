@@ -1156,3 +1156,6 @@ def test_paired_checks_gate_on_either_side_and_keep_unit_and_needs():
     assert (ch.estimate, ch.verdict, ch.note) == (None, "inconclusive", "no seed has both variants")
     assert ch.needs == verdicts._needs(apart, "A", "B", None) and ch.needs["effect"] == 1.0
     assert ch.needs["sd_pooled"] == pytest.approx(math.sqrt(0.5)) and ch.needs["seeds_needed"] is not None
+    two = pd.DataFrame([{"variant": v, "seed": s, "top1": 70.0 + s + (v == "A")} for v in "AB" for s in (1, 2)])
+    (ch,) = verdicts._paired_checks(two, [("A", "B", +1)], "top1", verdicts.TOP1, "", None)
+    assert (ch.estimate.n, ch.note) == (2, "")  # two seeds: an interval, no "one seed" note

@@ -134,10 +134,10 @@ def result_table(root: Path, experiment: str, name: str, profile: str) -> pd.Dat
     return read_table(p) if p.is_file() else None
 
 
-def _missing(what: str, experiment: str, name: str, unit: str = TOP1, margin: float = 0.0,
-             decides: bool = True) -> list[Check]:
+def _missing(what: str, experiment: str, name: str, unit: str = TOP1, margin: float = 0.0) -> list[Check]:
+    """The check of a table not written yet: inconclusive, deciding (only a deciding table is missed)."""
     return [Check(what, None, "inconclusive", f"no results/{experiment}/{name}.csv yet (run the notebook)",
-                  unit, margin, decides=decides)]
+                  unit, margin)]
 
 
 def _budget_label(df: pd.DataFrame | None, profile: str, suffix: str) -> str:
@@ -438,7 +438,7 @@ class LatencyClaim:
             if df is None:
                 if self.only_suffix is None and decides:
                     out += _missing(f"latency error, every run {rule}", self.experiment, f"per_seed-{profile}{sfx}",
-                                    LAT_UNIT, PRECISE if self.want_inside else MISSES, decides)
+                                    LAT_UNIT, PRECISE if self.want_inside else MISSES)
                 continue
             premise = tuning_premise(root, profile, sfx)
             bl = _budget_label(df, profile, sfx)
@@ -462,7 +462,7 @@ def c1_around_c2_above(root: Path, profile: str) -> list[Check]:
         if df is None:
             if decides:
                 out += _missing("share of late epochs above the target, w/o ES", "fig5-latency-objectives",
-                                f"per_seed_curves-{profile}{sfx}", LATE_UNIT, decides=decides)
+                                f"per_seed_curves-{profile}{sfx}", LATE_UNIT)
             continue
         premise = tuning_premise(root, profile, sfx)
         bl = _budget_label(df, profile, sfx)
