@@ -650,9 +650,12 @@ def test_on_the_cpu_a_non_finite_loss_stops_at_its_step(template, monkeypatch):
     calls = {"weight_step": [], "arch_step": []}
     for name in calls:
         _spy(monkeypatch, steps, name, calls[name])
-    with pytest.raises(search.SearchDiverged, match=r"\(weight step\) at epoch 2 step 2;"):
+    with pytest.raises(search.SearchDiverged) as e:
         search.search_epoch(state, LUT, cfg, _Data(nan_at=1), 1, 3, None)
     assert len(calls["weight_step"]) == 2 and len(calls["arch_step"]) == 1
+    # without a RunLoop (no checkpoints), the message says so
+    assert str(e.value) == ("loss is nan (weight step) at epoch 2 step 2; search stopped, "
+                            "no checkpoint was written yet")
 
 
 # ----------------------------------------------------------------------------- EpochSums, deferring
