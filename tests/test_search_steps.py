@@ -734,3 +734,26 @@ def test_epoch_sums_checking_each_step_refuse_at_the_step():
     with pytest.raises(search.SearchDiverged, match=r"^loss is inf \(arch step\) at epoch 5 step 1; search stopped, kept$"):
         _bad_steps(s)
     assert s.v["a_steps"] == 1 and s.v["w_n"] == 2  # the weight step after it never came
+
+
+@pytest.mark.parametrize("device, each_step", [("cpu", True), ("cuda", False)])
+def test_the_epoch_sums_live_on_the_state_device_and_check_each_step_only_off_a_gpu(template, monkeypatch, device,
+                                                                                    each_step):
+    """Where the metrics are summed and when they are checked is decided here, from the state's
+    device alone (no CUDA needed: the epoch is stopped as soon as its sums are made)."""
+    made = []
+
+    class Stop(Exception):
+        pass
+
+    def sums(dev, check_each_step, kept):
+        made.append((dev, check_each_step, kept()))
+        raise Stop
+
+    cfg = _cfg(**LOOP_CFG)
+    state = _state(template, cfg, 1)
+    monkeypatch.setattr(search.SearchState, "device", property(lambda self: torch.device(device)))
+    monkeypatch.setattr(search, "EpochSums", sums)
+    with pytest.raises(Stop):
+        search.search_epoch(state, LUT, cfg, _Data(), 1, 3, None)
+    assert made == [(torch.device(device), each_step, "no checkpoint was written yet")]
