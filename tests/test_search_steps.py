@@ -757,3 +757,43 @@ def test_the_epoch_sums_live_on_the_state_device_and_check_each_step_only_off_a_
     with pytest.raises(Stop):
         search.search_epoch(state, LUT, cfg, _Data(), 1, 3, None)
     assert made == [(torch.device(device), each_step, "no checkpoint was written yet")]
+
+
+def test_each_logging_point_gets_the_steps_since_the_previous_one_and_the_arch_state(template, monkeypatch):
+    """``values`` handed to ``loop.step`` (what a RunLoop logs at its logging points; here every step):
+    the weight step's loss and accuracy since the previous point, the arch step's losses and sampled
+    latency where one ran, T and the lr, and ``tb_log.arch_scalars`` of the net, LUT and target now."""
+    from tfnas_core.runs import tb_log
+
+    cfg = _cfg(**LOOP_CFG)
+    state = _state(template, cfg, 1)
+    calls = {"weight_step": [], "arch_step": []}
+    for name in calls:
+        _spy(monkeypatch, steps, name, calls[name])
+
+    class Logging(_Loop):
+        def __init__(self):
+            super().__init__()
+            self.logged, self.arch_now = [], []
+
+        def step(self, epoch, step, phase, values):
+            super().step(epoch, step, phase, values)
+            self.logged.append(dict(values()))
+            self.arch_now.append(tb_log.arch_scalars(state.net, LUT, cfg.target_ms))
+
+    loop = Logging()
+    rec = search.search_epoch(state, LUT, cfg, _Data(), 1, 3, loop)
+    ws, (arch,) = [r for _, _, r in calls["weight_step"]], [r for _, _, r in calls["arch_step"]]
+    assert len(loop.logged) == 3
+    for i, (got, w, now) in enumerate(zip(loop.logged, ws, loop.arch_now)):
+        assert got["train/loss"] == pytest.approx(w["loss"], rel=1e-6)
+        assert got["train/acc"] == pytest.approx(100 * w["correct"] / w["n"], rel=1e-12)
+        assert (got["schedule/temperature"], got["schedule/lr"]) == (rec["temperature"], rec["lr"])
+        assert {k: got[k] for k in now} == now and now["latency/target_ms"] == 14.0
+        arch_keys = {k for k in got if k.startswith("arch/")}
+        if i == 1:  # the arch step ran after the 2nd weight step (arch_every=2), and only there
+            assert {k: got[k] for k in arch_keys} == pytest.approx(
+                {"arch/loss": arch["loss"], "arch/ce": arch["ce"], "arch/lat_loss": arch["lat_loss"],
+                 "arch/sampled_ms": arch["lat_ms"]}, rel=1e-6)
+        else:
+            assert arch_keys == set()
