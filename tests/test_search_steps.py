@@ -797,3 +797,38 @@ def test_each_logging_point_gets_the_steps_since_the_previous_one_and_the_arch_s
                  "arch/sampled_ms": arch["lat_ms"]}, rel=1e-6)
         else:
             assert arch_keys == set()
+
+
+def test_every_batch_goes_to_the_state_device_and_arch_steps_follow_arch_every(template, monkeypatch):
+    """The batches of both steps are moved to the state's device (here "meta", which a CPU can
+    name: the steps are recorded, not run), and an arch step follows every ``arch_every``-th weight
+    step (the 3rd of 3 at arch_every=3, none before it)."""
+    cfg = _cfg(**{**LOOP_CFG, "arch_every": 3})
+    state = _state(template, cfg, 1)
+    seen = []
+
+    class Sums:
+        def __init__(self, *a, **k):
+            pass
+
+        def add_weight(self, *a):
+            pass
+
+        add_arch = add_weight
+
+        def read(self):
+            return {k: 1 for k in ("w_loss", "w_n", "w_correct", "a_steps", "a_loss", "a_ce", "a_lat_loss", "a_lat_ms")}
+
+    def step(kind):
+        def record(net, x, y, *a, **k):
+            seen.append((kind, x.device.type, y.device.type))
+        return record
+
+    monkeypatch.setattr(search.SearchState, "device", property(lambda self: torch.device("meta")))
+    monkeypatch.setattr(search, "EpochSums", Sums)
+    monkeypatch.setattr(steps, "weight_step", step("weight"))
+    monkeypatch.setattr(steps, "arch_step", step("arch"))
+    monkeypatch.setattr(steps, "validate", lambda *a, **k: {})
+    monkeypatch.setattr(steps, "elasticity", lambda *a, **k: {})
+    search.search_epoch(state, LUT, cfg, _Data(), 1, 3, None)
+    assert seen == [("weight", "meta", "meta")] * 3 + [("arch", "meta", "meta")]
