@@ -15,8 +15,9 @@ are handed to mutmut by name, which re-runs a named mutant whatever mutants/ hol
 pyproject's test selection resets mutants/ anyway; ``--report-only`` scores what mutants/ holds
 without running anything, ``--fresh`` deletes mutants/ first (new mutants after code changes).
 ``--merge A B ...`` scores the runs of several checkouts together (runs split over worktrees, or a
-second pass after new tests): each names a checkout whose mutants/ holds a run, and a function a
-later run checked takes all its mutants' statuses from there (``merge``; the rest keep theirs).
+second pass after new tests): each names a checkout whose mutants/ holds a run, and a mutant a later
+one checked takes its status from there (``merge``: a function renumbered by a code change is
+taken whole from the later run).
 
     python -m benchmarks.mutate [--only scaling objectives] [--jobs 2] [--fresh] [--out results/bench]
     python -m benchmarks.mutate --merge /tmp/wt-a /tmp/wt-b [--only report] [--out DIR]
@@ -90,18 +91,25 @@ def parse_results(text: str) -> dict[str, str]:
 
 
 def merge(runs: list[dict[str, str]]) -> dict[str, str]:
-    """The statuses of several runs (``parse_results`` of each, in the order they ran), per function:
-    a function takes every one of its mutants' statuses from the last run that checked any of them
-    (its code may have changed in between, and mutmut numbers a function's mutants anew), and is
-    "not checked" only where no run checked it."""
+    """The statuses of several runs (``parse_results`` of each, every mutant listed, in the order
+    they ran): a mutant takes the status of the last run that checked it.  A function whose mutants
+    a later run names differently (its code changed, and mutmut numbered them anew) takes all of
+    them from that run, checked or not."""
     def func(name: str) -> str:
         return name.rsplit("__mutmut_", 1)[0]
 
+    def names(run: dict[str, str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for n in run:
+            out.setdefault(func(n), set()).add(n)
+        return out
+
     out: dict[str, str] = {}
     for run in runs:
-        checked = {func(n) for n, st in run.items() if st != "not checked"}
-        out = {n: st for n, st in out.items() if func(n) not in checked}
-        out.update({n: st for n, st in run.items() if func(n) in checked or n not in out})
+        before, now = names(out), names(run)
+        renumbered = {f for f in now if f in before and before[f] != now[f]}
+        out = {n: st for n, st in out.items() if func(n) not in renumbered}
+        out.update({n: st for n, st in run.items() if st != "not checked" or n not in out})
     return out
 
 

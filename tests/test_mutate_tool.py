@@ -49,18 +49,26 @@ def test_every_listed_mutant_names_a_function_of_its_module_and_a_reason(path):
         assert len(why) > 20, (name, why)
 
 
-def test_merge_takes_each_function_from_the_last_run_that_checked_it():
-    first = {"m.x_a__mutmut_1": "survived", "m.x_a__mutmut_2": "killed", "m.x_a__mutmut_3": "survived",
-             "m.x_b__mutmut_1": "survived", "m.x_c__mutmut_1": "not checked"}
-    # a's code changed: two mutants now, one checked; b not run again; c checked for the first time
-    second = {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked", "m.x_b__mutmut_1": "not checked",
-              "m.x_c__mutmut_1": "no tests", "m.x_d__mutmut_1": "not checked"}
-    assert mutate.merge([first, second]) == {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked",
-                                             "m.x_b__mutmut_1": "survived", "m.x_c__mutmut_1": "no tests",
-                                             "m.x_d__mutmut_1": "not checked"}
-    assert mutate.merge([second, first])["m.x_a__mutmut_3"] == "survived"
-    assert mutate.merge([second, first])["m.x_c__mutmut_1"] == "no tests"  # first never checked c
+def test_merge_takes_each_mutant_from_the_last_run_that_checked_it():
+    first = {"m.x_a__mutmut_1": "survived", "m.x_a__mutmut_2": "killed", "m.x_b__mutmut_1": "survived",
+             "m.x_b__mutmut_2": "survived", "m.x_c__mutmut_1": "not checked"}
+    # b's survivors checked again (one killed by a new test); c checked for the first time
+    second = {"m.x_a__mutmut_1": "not checked", "m.x_a__mutmut_2": "not checked", "m.x_b__mutmut_1": "killed",
+              "m.x_b__mutmut_2": "not checked", "m.x_c__mutmut_1": "no tests"}
+    assert mutate.merge([first, second]) == {"m.x_a__mutmut_1": "survived", "m.x_a__mutmut_2": "killed",
+                                             "m.x_b__mutmut_1": "killed", "m.x_b__mutmut_2": "survived",
+                                             "m.x_c__mutmut_1": "no tests"}
+    assert mutate.merge([second, first])["m.x_b__mutmut_1"] == "survived"
     assert mutate.merge([first]) == first and mutate.merge([]) == {}
+
+
+def test_merge_takes_a_renumbered_function_whole_from_the_later_run():
+    first = {"m.x_a__mutmut_1": "survived", "m.x_a__mutmut_2": "killed", "m.x_a__mutmut_3": "survived",
+             "m.x_b__mutmut_1": "killed"}
+    # a's code changed: two mutants now, one checked so far
+    second = {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked", "m.x_b__mutmut_1": "not checked"}
+    assert mutate.merge([first, second]) == {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked",
+                                             "m.x_b__mutmut_1": "killed"}
 
 
 def test_merge_refuses_a_folder_without_a_run(tmp_path):
