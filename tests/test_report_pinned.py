@@ -1159,3 +1159,35 @@ def test_paired_checks_gate_on_either_side_and_keep_unit_and_needs():
     two = pd.DataFrame([{"variant": v, "seed": s, "top1": 70.0 + s + (v == "A")} for v in "AB" for s in (1, 2)])
     (ch,) = verdicts._paired_checks(two, [("A", "B", +1)], "top1", verdicts.TOP1, "", None)
     assert (ch.estimate.n, ch.note) == (2, "")  # two seeds: an interval, no "one seed" note
+
+
+def _claim_evaluators(ev):
+    """Every evaluator inside ``ev`` (AllOf opened)."""
+    return [e for x in ev.evaluators for e in _claim_evaluators(x)] if isinstance(ev, verdicts.AllOf) else [ev]
+
+
+def test_every_paired_claim_has_directions_of_one():
+    """A pair's direction is +1 (the paper says a > b) or -1 (a < b), nothing else: the '>'/'<' of
+    every check's text and ``stats.verdict`` read it so."""
+    paired = [e for c in claims.CLAIMS for e in _claim_evaluators(c.evaluate) if isinstance(e, verdicts.PairedClaim)]
+    assert len(paired) >= 9
+    assert {d for e in paired for _, _, d in e.pairs} == {1, -1}
+
+
+def test_a_paired_claim_reads_its_premise_only_when_tuned_and_at_its_own_budget(tmp_path):
+    """C1/C2 variants are gated by the tuning of the claim's own table suffix, and only in a claim
+    marked ``tuned``."""
+    c1, eq9 = _t5("c1", False), _t5("eq9", False)
+    rows = [{"variant": v, "seed": s, "top1": 70.0 + s + (v == eq9)} for v in (c1, eq9) for s in SEEDS]
+    _write(tmp_path, "table5-latency-objectives", f"per_seed-{OWN}-long", rows)
+    _tuned(tmp_path, profile=f"{OWN}-long")  # both converged at the longer budget
+    _write(tmp_path, "table5-latency-objectives", f"tuned-{OWN}",  # C1 unreachable at the profile's own budget
+           [{"objective": "c1", "status": "unreachable", "lam": 0.5, "gap_pct": 9.0, "seeds": "1"}])
+    claim = verdicts.PairedClaim("table5-latency-objectives", [(eq9, c1, +1)], suffix="-long", tuned=True)
+    (ch,) = claim(tmp_path, OWN)
+    assert (ch.verdict, ch.note) == ("reproduced", "")  # the -long tuning converged
+    _write(tmp_path, "table5-latency-objectives", f"tuned-{OWN}-long",
+           [{"objective": "c1", "status": "unreachable", "lam": 0.5, "gap_pct": 9.0, "seeds": "1"}])
+    assert claim(tmp_path, OWN)[0].verdict == "not tested"
+    (ch,) = verdicts.PairedClaim("table5-latency-objectives", [(eq9, c1, +1)], suffix="-long")(tmp_path, OWN)
+    assert (ch.verdict, ch.note) == ("reproduced", "")  # not marked tuned: no premise

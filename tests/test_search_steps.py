@@ -828,7 +828,8 @@ def test_every_batch_goes_to_the_state_device_and_arch_steps_follow_arch_every(t
     monkeypatch.setattr(search, "EpochSums", Sums)
     monkeypatch.setattr(steps, "weight_step", step("weight"))
     monkeypatch.setattr(steps, "arch_step", step("arch"))
-    monkeypatch.setattr(steps, "validate", lambda *a, **k: {})
-    monkeypatch.setattr(steps, "elasticity", lambda *a, **k: {})
+    monkeypatch.setattr(steps, "validate", lambda net, batches, gen, device, n: seen.append(("validate", device)) or {})
+    monkeypatch.setattr(steps, "elasticity", lambda net, lut, target, opt, enabled: seen.append(("es", opt, enabled)) or {})
     search.search_epoch(state, LUT, cfg, _Data(), 1, 3, None)
-    assert seen == [("weight", "meta", "meta")] * 3 + [("arch", "meta", "meta")]
+    assert seen == [("weight", "meta", "meta")] * 3 + [("arch", "meta", "meta"), ("validate", torch.device("meta")),
+                                                      ("es", state.w_opt, True)]  # ES permutes the ω momentum
