@@ -1191,3 +1191,24 @@ def test_a_paired_claim_reads_its_premise_only_when_tuned_and_at_its_own_budget(
     assert claim(tmp_path, OWN)[0].verdict == "not tested"
     (ch,) = verdicts.PairedClaim("table5-latency-objectives", [(eq9, c1, +1)], suffix="-long")(tmp_path, OWN)
     assert (ch.verdict, ch.note) == ("reproduced", "")  # not marked tuned: no premise
+
+
+def test_search_cost_reads_fig2_at_both_budgets_even_without_table3(tmp_path):
+    """Fig. 2's longer searches give a ratio of their own (labelled as the longer budget where the
+    table says no epochs); a missing Table 3 is one inconclusive check and does not stop the Fig. 2
+    ones; a search of under a minute still gives a ratio."""
+    _write(tmp_path, "fig2-operation-collapse", f"per_seed-{OWN}",
+           [{"variant": v, "seed": s, "search_min": (1.2 if v == "bi-sampling" else 0.5) * s} for v in ("Gumbel", "bi-sampling")
+            for s in SEEDS])
+    _write(tmp_path, "fig2-operation-collapse", f"per_seed-{OWN}-long",
+           [{"variant": v, "seed": s, "search_min": 3.0 if v == "bi-sampling" else 2.0} for v in ("Gumbel", "bi-sampling")
+            for s in SEEDS])
+    got = verdicts.search_cost(tmp_path, OWN)
+    assert [(c.what, c.verdict) for c in got] == [
+        ("search time Gumbel+Random / Gumbel (table3, 90 epochs) (> 1)", "inconclusive"),
+        ("search time bi-sampling / Gumbel (fig2, 90 epochs) (> 1)", "reproduced"),
+        ("search time bi-sampling / Gumbel (fig2, longer search) (> 1)", "reproduced")]
+    assert got[0].note == f"no results/table3-sampling/per_seed-{OWN}.csv yet (run the notebook)"
+    # every seed's ratio, seed 1's Gumbel search of 0.5 min included: 2.4 and 1.5 each
+    assert (got[1].estimate.n, got[1].estimate.mean) == (3, pytest.approx(2.4))
+    assert (got[2].estimate.n, got[2].estimate.mean) == (3, pytest.approx(1.5))

@@ -620,6 +620,16 @@ def test_a_searching_epoch_adds_arch_steps_bi_sampling_and_elasticity(template, 
     assert calls["progress_bar"][0][1]["desc"] == "epoch 3/3"
 
 
+def test_a_searching_epoch_records_the_means_of_its_arch_steps(template, monkeypatch):
+    """With an arch step after each of 3 weight steps the record holds their means (sum / 3)."""
+    cfg = _cfg(**{**LOOP_CFG, "arch_every": 1})
+    rec, calls, _, _ = _epoch(template, monkeypatch, 1, cfg)
+    arch = [a for _, _, a in calls["arch_step"]]
+    assert rec["arch_steps"] == len(arch) == 3
+    assert (rec["arch_loss"], rec["arch_ce"], rec["lat_loss"], rec["arch_expected_ms"]) == pytest.approx(
+        tuple(sum(a[k] for a in arch) / 3 for k in ("loss", "ce", "lat_loss", "lat_ms")), rel=1e-6)
+
+
 def test_a_searching_epoch_without_elasticity_leaves_the_widths(template, monkeypatch):
     cfg = _cfg(elasticity=False, **{**LOOP_CFG, "arch_every": 1})
     rec, calls, _, _ = _epoch(template, monkeypatch, 1, cfg)
