@@ -1212,3 +1212,33 @@ def test_search_cost_reads_fig2_at_both_budgets_even_without_table3(tmp_path):
     # every seed's ratio, seed 1's Gumbel search of 0.5 min included: 2.4 and 1.5 each
     assert (got[1].estimate.n, got[1].estimate.mean) == (3, pytest.approx(2.4))
     assert (got[2].estimate.n, got[2].estimate.mean) == (3, pytest.approx(1.5))
+
+
+def test_depth_jitter_at_both_budgets_and_without_the_main_table(tmp_path):
+    """The longer searches' table gives a jitter check of its own (labelled as the longer budget
+    where it has no epochs column); a missing main table is one inconclusive check and does not
+    stop the longer one; a seed whose jitter one series cannot give (one searching epoch) is left
+    out, and with no seed left the check says why."""
+    def curves(name, by_series):
+        _write(tmp_path, "fig4-depth-and-latency", name,
+               [{"panel": "a", "series": k, "seed": s, "epoch": e + 1, "depth": d, "warmup_epochs": 1}
+                for k, by in by_series.items() for s, ds in by.items() for e, d in enumerate(ds)])
+
+    # skip in jitters 2 a step, sink 0 (seed 3: sink has a single searching epoch, so no jitter)
+    curves(f"per_seed_curves-{OWN}-long", {"skip in candidates": {s: [18, 10, 12, 10] for s in SEEDS},
+                                           "sink-connecting": {1: [18, 14, 14, 14], 2: [18, 14, 14, 14], 3: [18, 14]}})
+    got = verdicts.depth_jitter(tmp_path, OWN)
+    assert [(c.what, c.verdict, c.note) for c in got] == [
+        ("depth jitter (layers per epoch, 90 epochs) skip in candidates − sink-connecting (> 0)", "inconclusive",
+         f"no results/fig4-depth-and-latency/per_seed_curves-{OWN}.csv yet (run the notebook)"),
+        ("depth jitter (layers per epoch, longer search) skip in candidates − sink-connecting (> 0)", "reproduced", "")]
+    assert (got[1].estimate.n, got[1].estimate.mean) == (2, 2.0)  # seeds 1 and 2
+    d = pd.read_csv(tmp_path / "fig4-depth-and-latency" / f"per_seed_curves-{OWN}-long.csv").assign(epochs=24)
+    d.to_csv(tmp_path / "fig4-depth-and-latency" / f"per_seed_curves-{OWN}-long.csv", index=False)
+    assert verdicts.depth_jitter(tmp_path, OWN)[1].what == (
+        "depth jitter (layers per epoch, 24 epochs) skip in candidates − sink-connecting (> 0)")
+    curves(f"per_seed_curves-{OWN}-long", {"skip in candidates": {1: [18, 10]}, "sink-connecting": {1: [18, 14], 2: [18, 14, 15]}})
+    assert [(c.verdict, c.note) for c in verdicts.depth_jitter(tmp_path, OWN)][1] == (
+        "inconclusive", "fewer than two searching epochs after the first")
+    curves(f"per_seed_curves-{OWN}-long", {"skip in candidates": {1: [18, 10, 12]}, "sink-connecting": {2: [18, 14, 15]}})
+    assert verdicts.depth_jitter(tmp_path, OWN)[1].note == "no seed has every variant"  # no common seed

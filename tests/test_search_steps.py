@@ -843,3 +843,12 @@ def test_every_batch_goes_to_the_state_device_and_arch_steps_follow_arch_every(t
     search.search_epoch(state, LUT, cfg, _Data(), 1, 3, None)
     assert seen == [("weight", "meta", "meta")] * 3 + [("arch", "meta", "meta"), ("validate", torch.device("meta")),
                                                       ("es", state.w_opt, True)]  # ES permutes the ω momentum
+
+
+def test_epoch_sums_start_as_float64_and_int64_zeros_on_their_device():
+    """The sums are float64 (losses, latency) and int64 (correct) zeros on the given device (here
+    "meta": a CPU names it without a GPU), the counts plain ints, nothing checked yet."""
+    s = search.EpochSums(torch.device("meta"), False, _kept)
+    assert {k: (v.dtype, v.device.type, tuple(v.shape)) for k, v in s.v.items() if isinstance(v, torch.Tensor)} == {
+        **{k: (torch.float64, "meta", ()) for k in search.EpochSums.FLOATS}, "w_correct": (torch.int64, "meta", ())}
+    assert (s.v["w_n"], s.v["a_steps"], s.checks, s.check_each_step, s.kept) == (0, 0, [], False, _kept)
