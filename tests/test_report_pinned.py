@@ -1238,7 +1238,7 @@ def test_depth_jitter_at_both_budgets_and_without_the_main_table(tmp_path):
     assert verdicts.depth_jitter(tmp_path, OWN)[1].what == (
         "depth jitter (layers per epoch, 24 epochs) skip in candidates − sink-connecting (> 0)")
     curves(f"per_seed_curves-{OWN}-long", {"skip in candidates": {1: [18, 10]}, "sink-connecting": {1: [18, 14], 2: [18, 14, 15]}})
-    assert [(c.verdict, c.note) for c in verdicts.depth_jitter(tmp_path, OWN)][1] == (
-        "inconclusive", "fewer than two searching epochs after the first")
+    assert [(c.verdict, c.note, c.unit) for c in verdicts.depth_jitter(tmp_path, OWN)][1] == (
+        "inconclusive", "fewer than two searching epochs after the first", "layers")
     curves(f"per_seed_curves-{OWN}-long", {"skip in candidates": {1: [18, 10, 12]}, "sink-connecting": {2: [18, 14, 15]}})
     assert verdicts.depth_jitter(tmp_path, OWN)[1].note == "no seed has every variant"  # no common seed
