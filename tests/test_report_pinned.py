@@ -1242,3 +1242,7 @@ def test_depth_jitter_at_both_budgets_and_without_the_main_table(tmp_path):
         "inconclusive", "fewer than two searching epochs after the first", "layers")
     curves(f"per_seed_curves-{OWN}-long", {"skip in candidates": {1: [18, 10, 12]}, "sink-connecting": {2: [18, 14, 15]}})
     assert verdicts.depth_jitter(tmp_path, OWN)[1].note == "no seed has every variant"  # no common seed
+    # the main table too short for a jitter: one check saying so, and the longer table still checked
+    curves(f"per_seed_curves-{OWN}", {"skip in candidates": {1: [18, 10]}, "sink-connecting": {1: [18, 14]}})
+    assert [c.note for c in verdicts.depth_jitter(tmp_path, OWN)] == [
+        "fewer than two searching epochs after the first", "no seed has every variant"]
