@@ -1246,3 +1246,16 @@ def test_depth_jitter_at_both_budgets_and_without_the_main_table(tmp_path):
     curves(f"per_seed_curves-{OWN}", {"skip in candidates": {1: [18, 10]}, "sink-connecting": {1: [18, 14]}})
     assert [c.note for c in verdicts.depth_jitter(tmp_path, OWN)] == [
         "fewer than two searching epochs after the first", "no seed has every variant"]
+
+
+def test_supernet_accuracy_labels_each_budget(tmp_path):
+    """The supernet check of Fig. 2's longer searches is labelled with their epochs, or as the
+    longer search where the table gives none; the profile's own table with the profile's epochs."""
+    rows = [{"variant": v, "seed": s, "val_acc": 40.0 + s + (v == "bi-sampling")} for v in ("Gumbel", "bi-sampling")
+            for s in SEEDS]
+    _write(tmp_path, "fig2-operation-collapse", f"per_seed-{OWN}", rows)
+    _write(tmp_path, "fig2-operation-collapse", f"per_seed-{OWN}-long", rows)
+    assert [c.what for c in verdicts.supernet_accuracy(tmp_path, OWN)] == [
+        "val_acc bi-sampling − Gumbel (90 epochs) (> 0)", "val_acc bi-sampling − Gumbel (longer search) (> 0)"]
+    _write(tmp_path, "fig2-operation-collapse", f"per_seed-{OWN}-long", [{**r, "epochs": 24} for r in rows])
+    assert verdicts.supernet_accuracy(tmp_path, OWN)[1].what == "val_acc bi-sampling − Gumbel (24 epochs) (> 0)"

@@ -106,8 +106,7 @@ def _weighted_outputs(net: Supernet, weights: Sequence[torch.Tensor], choices: S
 
 
 def arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, lut, gen: torch.Generator,
-              *, temperature: float, cost: LatencyCost, grad_clip: float, hard: bool = False,
-              graphed: bool = False) -> ArchOut:
+              *, temperature: float, cost: LatencyCost, grad_clip: float, hard: bool, graphed: bool) -> ArchOut:
     """One α/β update: CE + ``cost``(LAT) (Eq. 7) under Gumbel-softmax weights at ``temperature``
     (Eq. 3-6): every op mixed (relaxed), or with ``hard`` one sampled op per layer (straight-through).
 
