@@ -1259,3 +1259,24 @@ def test_supernet_accuracy_labels_each_budget(tmp_path):
         "val_acc bi-sampling − Gumbel (90 epochs) (> 0)", "val_acc bi-sampling − Gumbel (longer search) (> 0)"]
     _write(tmp_path, "fig2-operation-collapse", f"per_seed-{OWN}-long", [{**r, "epochs": 24} for r in rows])
     assert verdicts.supernet_accuracy(tmp_path, OWN)[1].what == "val_acc bi-sampling − Gumbel (24 epochs) (> 0)"
+
+
+def test_a_latency_claim_at_mini_reads_the_longer_searches_whatever_its_own_table(tmp_path):
+    """At mini the 8-epoch table is context and the longer one decides: a missing 8-epoch table
+    does not stop the longer one; the longer one's label comes from its epochs column; a run is
+    judged on its LUT and target alone (a missing top-1 does not drop it); a variant with no
+    finished run in the context table is a context check too."""
+    v = _t5("eq9", True)
+    claim = verdicts.LatencyClaim("table5-latency-objectives", lambda df: [v], True)
+    _write(tmp_path, "table5-latency-objectives", "per_seed-mini-long",
+           [{"variant": v, "seed": s, "lut_ms": 20.0 + 0.01 * s, "target_ms": 20.0, "top1": math.nan if s == 1 else 70.0,
+             "epochs": 24} for s in SEEDS])
+    (ch,) = claim(tmp_path, "mini")
+    assert (ch.what, ch.verdict, ch.decides) == (f"latency error of {v}, 24 epochs, every run within 1 %", "reproduced", True)
+    assert [s for s, _ in ch.values] == [1, 2, 3]  # seed 1, without a top-1, is judged too
+    _write(tmp_path, "table5-latency-objectives", "per_seed-mini",
+           [{"variant": v, "seed": 1, "lut_ms": math.nan, "target_ms": 20.0, "epochs": 8}])
+    first, second = claim(tmp_path, "mini")
+    assert (first.what, first.note, first.decides) == (
+        f"latency error of {v}, 8 epochs, every run within 1 %", "no finished run yet", False)
+    assert second == ch
