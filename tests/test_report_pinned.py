@@ -1280,3 +1280,26 @@ def test_a_latency_claim_at_mini_reads_the_longer_searches_whatever_its_own_tabl
     assert (first.what, first.note, first.decides) == (
         f"latency error of {v}, 8 epochs, every run within 1 %", "no finished run yet", False)
     assert second == ch
+
+
+def test_c1_around_c2_above_at_mini_reads_the_longer_searches_and_their_premise(tmp_path):
+    """At mini: a missing 8-epoch table does not stop the longer one; its label comes from its
+    epochs column (else "longer search"); and its C1/C2 premise from the longer searches' tuning."""
+    def curves(name, extra):
+        # C1 crosses the target in its late epochs (3 of 4 above: 75 %), C2 stays above (100 %)
+        _write(tmp_path, "fig5-latency-objectives", name,
+               [{"series": "w/o elasticity scaling", "objective": o, "seed": s, "epoch": e, "target_ms": 20.0,
+                 "lut_ms": (19.0 if (o, e) == ("c1", 7) else 21.0), **extra} for o in ("c1", "c2") for s in SEEDS
+                for e in range(1, 9)])
+
+    curves("per_seed_curves-mini-long", {})
+    _tuned(tmp_path, profile="mini-long")
+    got = verdicts.c1_around_c2_above(tmp_path, "mini")
+    assert [(c.what, c.verdict) for c in got] == [
+        ("C1 w/o ES, longer search: % of late epochs above the target (between 0 and 100: around it)", "reproduced"),
+        ("C2 w/o ES, longer search: % of late epochs above the target (100: always above)", "reproduced")]
+    curves("per_seed_curves-mini-long", {"epochs": 24})
+    assert verdicts.c1_around_c2_above(tmp_path, "mini")[0].what.startswith("C1 w/o ES, 24 epochs: ")
+    _tuned(tmp_path, c2_status="unreachable", profile="mini-long")  # the longer searches' C2 was not tunable
+    _tuned(tmp_path, profile="mini")  # the 8-epoch one's was
+    assert [c.verdict for c in verdicts.c1_around_c2_above(tmp_path, "mini")] == ["reproduced", "not tested"]
