@@ -9,8 +9,9 @@ mutants killed, survived, with no covering test and timed out, the ones listed a
 original), the score and every survivor not listed.  It is a measurement, like a benchmark, and
 not part of ``make test``: on 2 cores the whole set takes an hour or more.
 
-Score = (killed + timed out) / (all - equivalent): a mutant that makes the tests hang was noticed;
-one with no covering test was not.  Every run tests each mutant of the chosen modules again (they
+Score = (killed + timed out) / (all - equivalent - not run): a mutant that makes the tests hang was
+noticed; one with no covering test was not; one a stopped run never reached is counted apart, per
+function, and not scored.  Every run tests each mutant of the chosen modules again (they
 are handed to mutmut by name, which re-runs a named mutant whatever mutants/ holds), and changing
 pyproject's test selection resets mutants/ anyway; ``--report-only`` scores what mutants/ holds
 without running anything, ``--fresh`` deletes mutants/ first (new mutants after code changes).
@@ -125,38 +126,46 @@ def score(statuses: dict[str, str], equivalent: dict[str, str], gpu_only: dict[s
             continue
         counts = Counter(mine.values())
         eq = sorted(n for n, s in mine.items() if s != "killed" and n in equivalent)
-        missed = sorted(n for n, s in mine.items() if s not in DETECTED and n not in equivalent)
+        unrun = Counter(n.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1] for n, s in mine.items() if s == "not checked")
+        missed = sorted(n for n, s in mine.items() if s not in DETECTED + ("not checked",) and n not in equivalent)
         undetected = [n for n in missed if n not in gpu_only]
         detected = sum(counts[s] for s in DETECTED)
-        denom = len(mine) - len(eq)
+        denom = len(mine) - len(eq) - sum(unrun.values())
         table[module] = {"mutants": len(mine), **{s.replace(" ", "_"): c for s, c in sorted(counts.items())},
                          "equivalent": len(eq), "score_pct": round(100 * detected / denom, 1) if denom else None,
-                         "undetected": undetected, "gpu_only": [n for n in missed if n in gpu_only]}
+                         "undetected": undetected, "gpu_only": [n for n in missed if n in gpu_only],
+                         "not_run": dict(sorted(unrun.items()))}
     total = sum(t["mutants"] for t in table.values())
     eq_all = sum(t["equivalent"] for t in table.values())
+    unrun_all = sum(t.get("not_checked", 0) for t in table.values())
     det_all = sum(t.get(s, 0) for t in table.values() for s in DETECTED)
-    return {"modules": table, "mutants": total, "equivalent": eq_all,
-            "score_pct": round(100 * det_all / (total - eq_all), 1) if total > eq_all else None}
+    run = total - eq_all - unrun_all
+    return {"modules": table, "mutants": total, "equivalent": eq_all, "not_run": unrun_all,
+            "score_pct": round(100 * det_all / run, 1) if run > 0 else None}
 
 
 def markdown(res: dict, equivalent: dict[str, str]) -> str:
     lines = ["# Mutation testing (make mutate)", "",
              f"mutmut {res.get('mutmut', '?')} over the method's core; {res['mutants']} mutants, "
-             f"{res['equivalent']} listed as equivalent; score {res['score_pct']} % "
-             f"(killed + timed out over all but the equivalent); "
+             f"{res['equivalent']} listed as equivalent, {res.get('not_run', 0)} not run; score {res['score_pct']} % "
+             f"(killed + timed out over all run but the equivalent); "
              + (f"run time {res['wall_s'] / 60:.1f} min with {res['jobs']} worker(s) on {res['machine']}."
                 if res.get("wall_s") is not None else
                 f"scored from the runs in {', '.join(res['merged'])} (--merge: their run times are in their own reports)."
                 if res.get("merged") else "scored from mutants/ (--report-only: no run time)."), "",
-             "| module | mutants | killed | survived | no tests | timeout | equivalent | score % |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| module | mutants | killed | survived | no tests | timeout | equivalent | not run | score % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m, t in res["modules"].items():
         lines.append(f"| {m} | {t['mutants']} | {t.get('killed', 0)} | {t.get('survived', 0)} | {t.get('no_tests', 0)} "
-                     f"| {t.get('timeout', 0)} | {t['equivalent']} | {t['score_pct']} |")
+                     f"| {t.get('timeout', 0)} | {t['equivalent']} | {t.get('not_checked', 0)} | {t['score_pct']} |")
     lines += ["", "## Not detected and not listed as equivalent", ""]
     for m, t in res["modules"].items():
         if t["undetected"]:
             lines.append(f"- {m}: " + ", ".join(n.rsplit(".", 1)[-1] for n in t["undetected"]))
+    unrun = [(m, t["not_run"]) for m, t in res["modules"].items() if t.get("not_run")]
+    if unrun:
+        lines += ["", "## Not run (a stopped run did not reach them): mutants per function", ""]
+        lines += [f"- {m}: " + ", ".join(f"{f} {n}" for f, n in fs.items()) for m, fs in unrun]
     gpu = [(m, t["gpu_only"]) for m, t in res["modules"].items() if t.get("gpu_only")]
     if gpu:
         lines += ["", f"## Not detected here, killed by CUDA tests that skip without a GPU (`{GPU_ONLY.relative_to(ROOT)}`)", ""]

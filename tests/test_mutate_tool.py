@@ -27,6 +27,18 @@ def test_score_counts_equivalents_out_and_gpu_only_apart():
     assert "- scaling: x_a__mutmut_5" in md and "killed by CUDA tests that skip without a GPU" in md
 
 
+def test_mutants_a_stopped_run_did_not_reach_are_counted_apart_and_not_scored():
+    st = {"tfnas_core.stats.x_b__mutmut_1": "killed", "tfnas_core.stats.x_b__mutmut_2": "survived",
+          "tfnas_core.stats.x_b__mutmut_3": "not checked", "tfnas_core.stats.xǁEǁc__mutmut_1": "not checked"}
+    res = mutate.score(st, {})
+    sc = res["modules"]["stats"]
+    assert (sc["score_pct"], res["score_pct"], res["not_run"]) == (50.0, 50.0, 2)  # 1 of the 2 run
+    assert sc["undetected"] == ["tfnas_core.stats.x_b__mutmut_2"] and sc["not_run"] == {"x_b": 1, "xǁEǁc": 1}
+    md = mutate.markdown({**res, "wall_s": None}, {})
+    assert "2 not run; score 50.0 %" in md and "- stats: x_b 1, xǁEǁc 1" in md
+    assert "| stats | 4 | 1 | 1 | 0 | 0 | 0 | 2 | 50.0 |" in md
+
+
 def test_a_list_line_without_a_reason_is_one_line(tmp_path):
     p = tmp_path / "eq.tsv"
     p.write_text("# comment\n\ntfnas_core.stats.x_b__mutmut_1\n")
