@@ -95,7 +95,8 @@ def merge(runs: list[dict[str, str]]) -> dict[str, str]:
     """The statuses of several runs (``parse_results`` of each, every mutant listed, in the order
     they ran): a mutant takes the status of the last run that checked it.  A function whose mutants
     a later run names differently (its code changed, and mutmut numbered them anew) takes all of
-    them from that run, checked or not."""
+    them from that run, checked or not; only the mutants of the last run's code are kept (a function
+    since removed drops out)."""
     def func(name: str) -> str:
         return name.rsplit("__mutmut_", 1)[0]
 
@@ -111,7 +112,7 @@ def merge(runs: list[dict[str, str]]) -> dict[str, str]:
         renumbered = {f for f in now if f in before and before[f] != now[f]}
         out = {n: st for n, st in out.items() if func(n) not in renumbered}
         out.update({n: st for n, st in run.items() if st != "not checked" or n not in out})
-    return out
+    return {n: st for n, st in out.items() if not runs or n in runs[-1]}  # the code as the last run saw it
 
 
 def score(statuses: dict[str, str], equivalent: dict[str, str], gpu_only: dict[str, str] | None = None) -> dict:
@@ -125,7 +126,7 @@ def score(statuses: dict[str, str], equivalent: dict[str, str], gpu_only: dict[s
         if not mine:
             continue
         counts = Counter(mine.values())
-        eq = sorted(n for n, s in mine.items() if s != "killed" and n in equivalent)
+        eq = sorted(n for n, s in mine.items() if s not in ("killed", "not checked") and n in equivalent)
         unrun = Counter(n.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1] for n, s in mine.items() if s == "not checked")
         missed = sorted(n for n, s in mine.items() if s not in DETECTED + ("not checked",) and n not in equivalent)
         undetected = [n for n in missed if n not in gpu_only]

@@ -81,6 +81,14 @@ def test_merge_takes_a_renumbered_function_whole_from_the_later_run():
     second = {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked", "m.x_b__mutmut_1": "not checked"}
     assert mutate.merge([first, second]) == {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "not checked",
                                              "m.x_b__mutmut_1": "killed"}
+    # c was removed from the code: the last run lists none of its mutants
+    assert mutate.merge([{**first, "m.x_c__mutmut_1": "survived"}, second]) == mutate.merge([first, second])
+
+
+def test_an_equivalent_mutant_not_run_counts_once():
+    st = {"tfnas_core.stats.x_b__mutmut_1": "killed", "tfnas_core.stats.x_b__mutmut_2": "not checked"}
+    sc = mutate.score(st, {"tfnas_core.stats.x_b__mutmut_2": "same"})["modules"]["stats"]
+    assert (sc["equivalent"], sc["not_checked"], sc["score_pct"]) == (0, 1, 100.0)
 
 
 def test_merge_refuses_a_folder_without_a_run(tmp_path):
