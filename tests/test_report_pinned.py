@@ -1303,3 +1303,26 @@ def test_c1_around_c2_above_at_mini_reads_the_longer_searches_and_their_premise(
     _tuned(tmp_path, c2_status="unreachable", profile="mini-long")  # the longer searches' C2 was not tunable
     _tuned(tmp_path, profile="mini")  # the 8-epoch one's was
     assert [c.verdict for c in verdicts.c1_around_c2_above(tmp_path, "mini")] == ["reproduced", "not tested"]
+
+
+def test_c1_around_c2_above_edge_cases(tmp_path):
+    """A run whose C1 is above the target in 1 of 134 late epochs (0.75 %) is around it (any share
+    strictly between 0 and 100); an objective without runs in the 8-epoch context table is a
+    context check and does not stop the other objective's."""
+    def rows(objs, epochs, above):
+        return [{"series": "w/o elasticity scaling", "objective": o, "seed": s, "epoch": e, "target_ms": 20.0,
+                 "lut_ms": 21.0 if above(o, e) else 19.0} for o in objs for s in SEEDS for e in range(1, epochs + 1)]
+
+    _tuned(tmp_path, profile="mini-long")
+    _tuned(tmp_path, profile="mini")
+    # 300 epochs: late = epoch > 300 x 50/90, i.e. 167-300 (134); C1 above only at 300, C2 always
+    _write(tmp_path, "fig5-latency-objectives", "per_seed_curves-mini-long",
+           rows(("c1", "c2"), 300, lambda o, e: o == "c2" or e == 300))
+    _write(tmp_path, "fig5-latency-objectives", "per_seed_curves-mini", rows(("c2",), 8, lambda o, e: True))
+    got = verdicts.c1_around_c2_above(tmp_path, "mini")
+    assert [(c.what.split(":")[0], c.verdict, c.note, c.decides) for c in got] == [
+        ("C1 w/o ES, 8 epochs", "inconclusive", "no run", False),
+        ("C2 w/o ES, 8 epochs", "reproduced", "", False),
+        ("C1 w/o ES, longer search", "reproduced", "", True),
+        ("C2 w/o ES, longer search", "reproduced", "", True)]
+    assert got[2].values == tuple((s, pytest.approx(100 / 134)) for s in SEEDS)
