@@ -1326,3 +1326,11 @@ def test_c1_around_c2_above_edge_cases(tmp_path):
         ("C1 w/o ES, longer search", "reproduced", "", True),
         ("C2 w/o ES, longer search", "reproduced", "", True)]
     assert got[2].values == tuple((s, pytest.approx(100 / 134)) for s in SEEDS)
+
+
+def test_collapse_with_one_sampling_only_says_no_seed_has_both(tmp_path):
+    for only in ("bi-sampling", "Gumbel"):
+        _write(tmp_path, "fig2-operation-collapse", f"collapse-{OWN}",
+               [{"sampling": only, "seed": s, "layer": 3, "top_share": 90.0} for s in SEEDS])
+        (ch,) = verdicts.Collapse()(tmp_path, OWN)
+        assert (ch.estimate, ch.verdict, ch.note) == (None, "inconclusive", "no seed has both"), only

@@ -160,6 +160,16 @@ def test_weight_step_sums_both_paths_and_updates_only_the_weights(net, fast):
     assert all(p.grad is None for p in net.arch_parameters())  # depths detached, α not on the path
 
 
+def test_a_weight_step_without_a_second_path_runs_one_path(net):
+    """``second_path`` defaults to "none": the Gumbel path alone, as a warm-up step."""
+    x, y = _batch()
+    seen = _spy_paths(net)
+    w_opt = search.build_optimizers(net, _cfg())[0]
+    steps.weight_step(net, x, y, w_opt, samplers.make_generator(3), grad_clip=5.0)
+    (first,) = seen
+    assert first == samplers.bi_sample(list(net.alphas), "none", samplers.make_generator(3))[0]
+
+
 @pytest.mark.parametrize("strategy,bi", [("random", False), ("none", True)], ids=["warm-up", "one-path-search"])
 def test_weight_step_with_one_path_runs_the_gumbel_path_alone(net, strategy, bi):
     cfg = _cfg(second_path=strategy, w_lr=0.5, w_grad_clip=0.05)
