@@ -1334,3 +1334,9 @@ def test_collapse_with_one_sampling_only_says_no_seed_has_both(tmp_path):
                [{"sampling": only, "seed": s, "layer": 3, "top_share": 90.0} for s in SEEDS])
         (ch,) = verdicts.Collapse()(tmp_path, OWN)
         assert (ch.estimate, ch.verdict, ch.note) == (None, "inconclusive", "no seed has both"), only
+    # two seeds of both: an interval, no "one seed" note
+    _write(tmp_path, "fig2-operation-collapse", f"collapse-{OWN}",
+           [{"sampling": sp, "seed": s, "layer": 3, "top_share": 90.0 + s - 5 * (sp == "bi-sampling")}
+            for sp in ("Gumbel", "bi-sampling") for s in (1, 2)])
+    (ch,) = verdicts.Collapse()(tmp_path, OWN)
+    assert (ch.estimate.n, ch.estimate.mean, ch.note, ch.verdict) == (2, 5.0, "", "reproduced")
