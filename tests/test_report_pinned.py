@@ -1340,3 +1340,5 @@ def test_collapse_with_one_sampling_only_says_no_seed_has_both(tmp_path):
             for sp in ("Gumbel", "bi-sampling") for s in (1, 2)])
     (ch,) = verdicts.Collapse()(tmp_path, OWN)
     assert (ch.estimate.n, ch.estimate.mean, ch.note, ch.verdict) == (2, 5.0, "", "reproduced")
+    row = claims.evaluate_checks(tmp_path, OWN).query("id == 'op-collapse'").iloc[0]
+    assert (row["n"], row["ci95_low"], row["ci95_high"]) == (2, 5.0, 5.0)  # two seeds have an interval
