@@ -1342,3 +1342,11 @@ def test_collapse_with_one_sampling_only_says_no_seed_has_both(tmp_path):
     assert (ch.estimate.n, ch.estimate.mean, ch.note, ch.verdict) == (2, 5.0, "", "reproduced")
     row = claims.evaluate_checks(tmp_path, OWN).query("id == 'op-collapse'").iloc[0]
     assert (row["n"], row["ci95_low"], row["ci95_high"]) == (2, 5.0, 5.0)  # two seeds have an interval
+
+
+def test_needs_reads_the_paper_effect_whatever_else_a_row_lacks():
+    """The paper's difference comes from ``paper_top1`` alone: a variant whose rows miss their LUT
+    latency (or anything else) still has its paper number."""
+    df = pd.DataFrame([{"variant": v, "seed": s, "top1": 70.0 + s, "paper_top1": p, "lut_ms": math.nan if v == "A" else 10.0}
+                       for v, p in (("A", 75.0), ("B", 74.5)) for s in SEEDS])
+    assert verdicts._needs(df, "A", "B", None)["effect"] == 0.5
