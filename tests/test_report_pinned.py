@@ -1350,3 +1350,14 @@ def test_needs_reads_the_paper_effect_whatever_else_a_row_lacks():
     df = pd.DataFrame([{"variant": v, "seed": s, "top1": 70.0 + s, "paper_top1": p, "lut_ms": math.nan if v == "A" else 10.0}
                        for v, p in (("A", 75.0), ("B", 74.5)) for s in SEEDS])
     assert verdicts._needs(df, "A", "B", None)["effect"] == 0.5
+
+
+def test_read_table_names_an_error_without_a_message_by_its_type(tmp_path, monkeypatch):
+    def torn(path):
+        raise pd.errors.ParserError("")
+
+    monkeypatch.setattr(verdicts.pd, "read_csv", torn)
+    with pytest.raises(ValueError) as e:
+        verdicts.read_table(tmp_path / "t.csv")
+    assert str(e.value) == (f"{tmp_path / 't.csv'}: not a readable CSV table (ParserError); "
+                            "rerun the notebook that writes it (or delete it)")
