@@ -91,14 +91,18 @@ def parse_results(text: str) -> dict[str, str]:
     return out
 
 
+def function_of(name: str) -> str:
+    """The function a mutant belongs to: its name without ``__mutmut_N``."""
+    return name.rsplit("__mutmut_", 1)[0]
+
+
 def merge(runs: list[dict[str, str]]) -> dict[str, str]:
     """The statuses of several runs (``parse_results`` of each, every mutant listed, in the order
     they ran): a mutant takes the status of the last run that checked it.  A function whose mutants
     a later run names differently (its code changed, and mutmut numbered them anew) takes all of
     them from that run, checked or not; only the mutants of the last run's code are kept (a function
     since removed drops out)."""
-    def func(name: str) -> str:
-        return name.rsplit("__mutmut_", 1)[0]
+    func = function_of
 
     def names(run: dict[str, str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -127,11 +131,11 @@ def score(statuses: dict[str, str], equivalent: dict[str, str], gpu_only: dict[s
             continue
         counts = Counter(mine.values())
         eq = sorted(n for n, s in mine.items() if s not in ("killed", "not checked") and n in equivalent)
-        unrun = Counter(n.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1] for n, s in mine.items() if s == "not checked")
+        unrun = Counter(function_of(n).rsplit(".", 1)[-1] for n, s in mine.items() if s == "not checked")
         missed = sorted(n for n, s in mine.items() if s not in DETECTED + ("not checked",) and n not in equivalent)
         undetected = [n for n in missed if n not in gpu_only]
         detected = sum(counts[s] for s in DETECTED)
-        denom = len(mine) - len(eq) - sum(unrun.values())
+        denom = len(mine) - len(eq) - counts["not checked"]
         table[module] = {"mutants": len(mine), **{s.replace(" ", "_"): c for s, c in sorted(counts.items())},
                          "equivalent": len(eq), "score_pct": round(100 * detected / denom, 1) if denom else None,
                          "undetected": undetected, "gpu_only": [n for n in missed if n in gpu_only],
