@@ -11,7 +11,9 @@ runs one straight path; none reads a config.  The loop (``search.loop``) maps it
 * ``arch_step``: one α/β update: ``CE + C(LAT)`` (Eq. 7) with LAT the expected latency (Eq. 4/6)
   under soft Gumbel-softmax weights at temperature T (Eq. 3; ``relaxed``, the released code), or
   under one sampled op per layer whose output is multiplied by its straight-through weight
-  (``hard``, GDAS); ``arch_update`` is the update itself (DARTS: one small function).
+  (``hard``, GDAS); ``arch_update`` is the update itself (DARTS: one small function).  On a GPU
+  the relaxed step can replay from a CUDA graph (``uses_graph``, ``graphed_arch_step`` over
+  ``relaxed_body``, captured per ``graph_key``).
 * ``validate``: the supernet's accuracy on the arch split; ``elasticity``: Alg. 1 (Appendix C)
   on the derived net, written back.
 
@@ -110,24 +112,14 @@ def arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.
     """One α/β update: CE + ``cost``(LAT) (Eq. 7) under Gumbel-softmax weights at ``temperature``
     (Eq. 3-6): every op mixed (relaxed), or with ``hard`` one sampled op per layer (straight-through).
 
-    ``graphed`` on a CUDA device replays the relaxed step from a CUDA graph (``cuda_graph.StepGraph``
-    over ``relaxed_body``: the same computation, captured once per widths and T; ``correct`` then
+    ``graphed`` on a CUDA device replays the relaxed step from the net's CUDA graph
+    (``graphed_arch_step``: the same computation, captured once per ``graph_key``; ``correct`` then
     comes back as a float)."""
-    if graphed and not hard and x.device.type == "cuda":
+    if uses_graph(graphed, hard, x.device):
         from tfnas_core.search import cuda_graph
 
-        if not opt.defaults.get("capturable"):
-            raise ValueError("cuda_graphs needs a capturable Adam for α/β (search.loop.build_optimizers builds one "
-                             "when cfg.cuda_graphs is on and the supernet is on a GPU)")
-        noise = samplers.relaxed_noise(list(net.alphas), gen)  # the eager step's draws, on the host
-        key = (tuple(map(tuple, net.mids)), float(temperature), tuple(x.shape), x.dtype, tuple(y.shape), id(opt),
-               id(lut), cost, float(grad_clip))  # what a captured graph is valid for
-        vec = cuda_graph.for_net(net).run(
-            key, lambda x, y, noise: relaxed_body(net, x, y, noise, opt, lut, temperature=temperature, cost=cost,
-                                                  grad_clip=grad_clip),
-            {"x": x, "y": y, "noise": noise}, x.device,
-            before_capture=lambda: opt.zero_grad(set_to_none=True))  # α/β grads: allocated by the capture
-        return ArchOut(*vec.unbind(), int(y.numel()))
+        return graphed_arch_step(net, x, y, opt, lut, gen, cuda_graph.for_net(net), temperature=temperature,
+                                 cost=cost, grad_clip=grad_clip)
     net.train()
     if hard:
         ops = samplers.relaxed_weights(list(net.alphas), temperature, gen, hard=True)
@@ -142,6 +134,39 @@ def arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.
     arch_update(net, opt, loss, grad_clip)
     return ArchOut(loss.detach(), ce.detach(), lat_loss.detach(), lat.detach(), (logits.argmax(1) == y).sum(),
                    int(y.numel()))
+
+
+def uses_graph(graphed: bool, hard: bool, device: torch.device) -> bool:
+    """Whether ``arch_step`` replays from a CUDA graph: asked for, relaxed (a hard step reads its
+    sampled path back to the host, which a capture cannot) and on a CUDA device."""
+    return graphed and not hard and device.type == "cuda"
+
+
+def graph_key(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, lut, *,
+              temperature: float, cost: LatencyCost, grad_clip: float) -> tuple:
+    """What a captured relaxed step is valid for: the widths (elasticity scaling changes them), T,
+    the batch's shapes and dtype, the optimiser, the LUT, the objective and the clip; any change
+    re-captures."""
+    return (tuple(map(tuple, net.mids)), temperature, tuple(x.shape), x.dtype, tuple(y.shape), id(opt), id(lut), cost,
+            grad_clip)
+
+
+def graphed_arch_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, lut,
+                      gen: torch.Generator, graph, *, temperature: float, cost: LatencyCost,
+                      grad_clip: float) -> ArchOut:
+    """The relaxed arch step through ``graph`` (a ``cuda_graph.StepGraph``): ``relaxed_body`` from
+    the Gumbel draws the eager step takes from ``gen`` (drawn on the host), run or replayed at
+    ``graph_key``; α/β's gradients are dropped before a capture, so the capture allocates them."""
+    if not opt.defaults.get("capturable"):
+        raise ValueError("cuda_graphs needs a capturable Adam for α/β (search.loop.build_optimizers builds one "
+                         "when cfg.cuda_graphs is on and the supernet is on a GPU)")
+    noise = samplers.relaxed_noise(list(net.alphas), gen)
+    key = graph_key(net, x, y, opt, lut, temperature=temperature, cost=cost, grad_clip=grad_clip)
+    vec = graph.run(
+        key, lambda x, y, noise: relaxed_body(net, x, y, noise, opt, lut, temperature=temperature, cost=cost,
+                                              grad_clip=grad_clip),
+        {"x": x, "y": y, "noise": noise}, x.device, before_capture=lambda: opt.zero_grad(set_to_none=True))
+    return ArchOut(*vec.unbind(), int(y.numel()))
 
 
 def relaxed_body(net: Supernet, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, opt: torch.optim.Optimizer,
@@ -225,4 +250,4 @@ def elasticity(net: Supernet, lut, target: float, opt: torch.optim.SGD | None, e
 
 
 __all__ = ["ARCH_OUTPUTS", "ArchOut", "WeightOut", "arch_loss", "arch_step", "arch_update", "elasticity",
-           "relaxed_body", "relaxed_loss", "validate", "weight_step"]
+           "graph_key", "graphed_arch_step", "relaxed_body", "relaxed_loss", "uses_graph", "validate", "weight_step"]
