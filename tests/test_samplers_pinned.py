@@ -236,6 +236,46 @@ def test_unknown_temperature_schedule_message():
     assert str(e.value) == "unknown temperature schedule 'cosine'; known: exponential, linear"
 
 
+# ----------------------------------------------------------------------------- device logic, on the CPU
+# What the GPU branches decide, checked here with spies (issue 33: no CUDA needed); the draws and
+# the copy themselves on a GPU: the two tests below.
+
+
+class _OnDevice:
+    """A generator as ``second_index`` sees it: truthy, with a device (here one with no GPU)."""
+
+    device = torch.device("cuda", 0)
+
+
+def test_second_index_random_asks_for_its_draw_on_the_generators_device(monkeypatch):
+    """``torch.randint`` must draw where the generator lives (a CUDA generator cannot fill a CPU
+    tensor), and on the CPU without one."""
+    asked = []
+
+    def randint(high, size, *, generator=None, **kw):
+        asked.append((high, size, generator, kw))
+        return torch.tensor([2])
+
+    monkeypatch.setattr(torch, "randint", randint)
+    gen = _OnDevice()
+    assert S.second_index(torch.zeros(5), 1, "random", gen) == 3  # others [0, 2, 3, 4]
+    assert S.second_index(torch.zeros(5), 1, "random") == 3
+    assert asked == [(4, (1,), gen, {"device": torch.device("cuda", 0)}), (4, (1,), None, {"device": "cpu"})]
+
+
+def test_on_host_hands_alpha_off_the_cpu_to_one_packed_copy(monkeypatch):
+    """Off the CPU (meta tensors here) every layer goes to ``packed_copy``, in layer order, with
+    the host as the default device; any CPU tensor among GPU ones goes the same way."""
+    seen = []
+    monkeypatch.setattr(S, "packed_copy", lambda alphas, *a, **kw: seen.append((list(alphas), a, kw)) or "packed")
+    meta = [torch.zeros(3, device="meta"), torch.zeros(2, device="meta")]
+    assert S.on_host(meta) == "packed"
+    mixed = [torch.zeros(3), torch.zeros(2, device="meta")]
+    assert S.on_host(mixed) == "packed"
+    assert [([id(t) for t in al], a, kw) for al, a, kw in seen] == [([id(t) for t in meta], (), {}),
+                                                                    ([id(t) for t in mixed], (), {})]
+
+
 # ----------------------------------------------------------------------------- on a GPU
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
