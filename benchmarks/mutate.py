@@ -38,8 +38,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = ROOT / "benchmarks" / "mutation_equivalents.tsv"
-# survivors only a CUDA run can tell apart: killed by tests that skip without CUDA (name, tab, the test)
-GPU_ONLY = ROOT / "benchmarks" / "mutation_gpu_only.tsv"
 # the search's steps (search/steps.py, all of it) and the loop functions that feed and sum them (the rest of
 # search/loop.py is set-up, I/O and records)
 LOOP_FUNCS = ("temperature", "weight_step_args", "arch_step_args", "search_epoch")
@@ -66,7 +64,7 @@ def _mutmut() -> str:
 
 
 def equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
-    """``{mutant name: why}`` from a TSV of mutants and reasons (``EQUIVALENTS``, ``GPU_ONLY``;
+    """``{mutant name: why}`` from a TSV of mutants and reasons (``EQUIVALENTS``;
     ``#`` comments and blank lines skipped)."""
     if not path.is_file():
         return {}
@@ -119,26 +117,25 @@ def merge(runs: list[dict[str, str]]) -> dict[str, str]:
     return {n: st for n, st in out.items() if not runs or n in runs[-1]}  # the code as the last run saw it
 
 
-def score(statuses: dict[str, str], equivalent: dict[str, str], gpu_only: dict[str, str] | None = None) -> dict:
-    """Per module: counts by status, equivalents, the score and the survivors not listed.  Survivors
-    listed in ``gpu_only`` still count against the score (nothing here detected them) but are listed
-    apart from the others (``gpu_only``): a CUDA test kills them where it runs."""
-    gpu_only = gpu_only or {}
+def score(statuses: dict[str, str], equivalent: dict[str, str]) -> dict:
+    """Per module: counts by status, equivalents, the score and the survivors not listed.  (What a
+    GPU branch decides is reachable from CPU tests - the arch step's CUDA-graph branch, the samplers'
+    devices - so a CPU run scores every mutant.)"""
     table = {}
     for module, globs in MODULES.items():
         mine = {n: s for n, s in statuses.items() if any(fnmatch(n, g) for g in globs)}
         if not mine:
             continue
         counts = Counter(mine.values())
-        eq = sorted(n for n, s in mine.items() if s not in ("killed", "not checked") and n in equivalent)
+        eq = sorted(n for n, s in mine.items() if s not in DETECTED + ("not checked",) and n in equivalent)
         unrun = Counter(function_of(n).rsplit(".", 1)[-1] for n, s in mine.items() if s == "not checked")
-        missed = sorted(n for n, s in mine.items() if s not in DETECTED + ("not checked",) and n not in equivalent)
-        undetected = [n for n in missed if n not in gpu_only]
+        undetected = sorted(n for n, s in mine.items() if s not in DETECTED + ("not checked",) and n not in equivalent)
+        stale = sorted(n for n, s in mine.items() if s in DETECTED and n in equivalent)  # listed, yet a test kills it
         detected = sum(counts[s] for s in DETECTED)
         denom = len(mine) - len(eq) - counts["not checked"]
         table[module] = {"mutants": len(mine), **{s.replace(" ", "_"): c for s, c in sorted(counts.items())},
                          "equivalent": len(eq), "score_pct": round(100 * detected / denom, 1) if denom else None,
-                         "undetected": undetected, "gpu_only": [n for n in missed if n in gpu_only],
+                         "undetected": undetected, "stale": stale,
                          "not_run": dict(sorted(unrun.items()))}
     total = sum(t["mutants"] for t in table.values())
     eq_all = sum(t["equivalent"] for t in table.values())
@@ -167,14 +164,14 @@ def markdown(res: dict, equivalent: dict[str, str]) -> str:
     for m, t in res["modules"].items():
         if t["undetected"]:
             lines.append(f"- {m}: " + ", ".join(n.rsplit(".", 1)[-1] for n in t["undetected"]))
+    stale = [(m, t["stale"]) for m, t in res["modules"].items() if t.get("stale")]
+    if stale:
+        lines += ["", f"## Listed as equivalent, yet killed: stale lines of `{EQUIVALENTS.relative_to(ROOT)}`", ""]
+        lines += [f"- {m}: " + ", ".join(n.rsplit(".", 1)[-1] for n in names) for m, names in stale]
     unrun = [(m, t["not_run"]) for m, t in res["modules"].items() if t.get("not_run")]
     if unrun:
         lines += ["", "## Not run (a stopped run did not reach them): mutants per function", ""]
         lines += [f"- {m}: " + ", ".join(f"{f} {n}" for f, n in fs.items()) for m, fs in unrun]
-    gpu = [(m, t["gpu_only"]) for m, t in res["modules"].items() if t.get("gpu_only")]
-    if gpu:
-        lines += ["", f"## Not detected here, killed by CUDA tests that skip without a GPU (`{GPU_ONLY.relative_to(ROOT)}`)", ""]
-        lines += [f"- {m}: " + ", ".join(n.rsplit(".", 1)[-1] for n in names) for m, names in gpu]
     lines += ["", f"Equivalent mutants and why: `{EQUIVALENTS.relative_to(ROOT)}` ({len(equivalent)} listed).",
               "See one: `.venv/bin/mutmut show NAME`."]
     return "\n".join(lines) + "\n"
@@ -216,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [parse_results(subprocess.run([exe, "results", "--all", "true"], env=env, capture_output=True, text=True,
                                          check=True, cwd=d).stdout) for d in (a.merge or [ROOT])]
     statuses = {n: s for n, s in merge(runs).items() if any(fnmatch(n, g) for g in globs)}
-    res = score(statuses, equivalent, equivalents(GPU_ONLY))
+    res = score(statuses, equivalent)
     from importlib.metadata import version
 
     res.update(mutmut=version("mutmut"), wall_s=None if wall is None else round(wall, 1), jobs=a.jobs, machine=f"{os.cpu_count()} CPU cores",

@@ -1,5 +1,5 @@
-"""make mutate's scoring (benchmarks/mutate.py) and its two lists: equivalent mutants and those only a
-CUDA run can detect.  Every listed name must point at a function of the module it names, with a reason."""
+"""make mutate's scoring (benchmarks/mutate.py) and its list of equivalent mutants: every listed name
+must point at a function of the module it names, with a reason."""
 from __future__ import annotations
 
 import importlib
@@ -12,19 +12,33 @@ from benchmarks import mutate
 NAME = re.compile(r"^(tfnas_core(?:\.[a-z_]+)+)\.x(?:ǁ(\w+)ǁ)?_?(\w+?)__mutmut_\d+$")
 
 
-def test_score_counts_equivalents_out_and_gpu_only_apart():
+def test_score_counts_equivalents_out_and_lists_the_other_survivors():
     st = {"tfnas_core.search.scaling.x_a__mutmut_1": "killed", "tfnas_core.search.scaling.x_a__mutmut_2": "timeout",
           "tfnas_core.search.scaling.x_a__mutmut_3": "survived", "tfnas_core.search.scaling.x_a__mutmut_4": "survived",
           "tfnas_core.search.scaling.x_a__mutmut_5": "no tests", "tfnas_core.stats.x_b__mutmut_1": "killed"}
-    res = mutate.score(st, {"tfnas_core.search.scaling.x_a__mutmut_3": "same"}, {"tfnas_core.search.scaling.x_a__mutmut_4": "cuda"})
+    res = mutate.score(st, {"tfnas_core.search.scaling.x_a__mutmut_3": "same"})
     sc = res["modules"]["scaling"]
     assert (sc["mutants"], sc["killed"], sc["timeout"], sc["survived"], sc["no_tests"], sc["equivalent"]) == (5, 1, 1, 2, 1, 1)
-    assert sc["score_pct"] == 50.0  # (1 killed + 1 timeout) / (5 - 1 equivalent); the GPU-only one counts as missed
-    assert sc["undetected"] == ["tfnas_core.search.scaling.x_a__mutmut_5"] and sc["gpu_only"] == ["tfnas_core.search.scaling.x_a__mutmut_4"]
+    assert sc["score_pct"] == 50.0  # (1 killed + 1 timeout) / (5 - 1 equivalent)
+    assert sc["undetected"] == ["tfnas_core.search.scaling.x_a__mutmut_4", "tfnas_core.search.scaling.x_a__mutmut_5"]
     assert res["modules"]["stats"]["score_pct"] == 100.0 and res["score_pct"] == round(100 * 3 / 5, 1)
     md = mutate.markdown({**res, "wall_s": 90.0, "jobs": 1, "machine": "2 CPU cores"}, {})
     assert "run time 1.5 min with 1 worker(s) on 2 CPU cores" in md
-    assert "- scaling: x_a__mutmut_5" in md and "killed by CUDA tests that skip without a GPU" in md
+    assert "- scaling: x_a__mutmut_4, x_a__mutmut_5" in md
+    assert "stale" not in md and sc["stale"] == []
+
+
+def test_a_listed_equivalent_that_a_test_kills_is_reported_stale():
+    st = {"tfnas_core.stats.x_b__mutmut_1": "killed", "tfnas_core.stats.x_b__mutmut_2": "timeout",
+          "tfnas_core.stats.x_b__mutmut_3": "survived"}
+    listed = dict.fromkeys(st, "said to be equivalent")
+    res = mutate.score(st, listed)
+    t = res["modules"]["stats"]
+    assert t["stale"] == ["tfnas_core.stats.x_b__mutmut_1", "tfnas_core.stats.x_b__mutmut_2"]
+    assert t["equivalent"] == 1 and t["score_pct"] == 100.0
+    md = mutate.markdown(res, listed)
+    assert "## Listed as equivalent, yet killed: stale lines of `benchmarks/mutation_equivalents.tsv`" in md
+    assert "- stats: x_b__mutmut_1, x_b__mutmut_2" in md
 
 
 def test_mutants_a_stopped_run_did_not_reach_are_counted_apart_and_not_scored():
@@ -46,10 +60,9 @@ def test_a_list_line_without_a_reason_is_one_line(tmp_path):
         mutate.equivalents(p)
 
 
-@pytest.mark.parametrize("path", [mutate.EQUIVALENTS, mutate.GPU_ONLY])
-def test_every_listed_mutant_names_a_function_of_its_module_and_a_reason(path):
-    listed = mutate.equivalents(path)
-    assert listed, f"{path} lists nothing"
+def test_every_listed_mutant_names_a_function_of_its_module_and_a_reason():
+    listed = mutate.equivalents(mutate.EQUIVALENTS)
+    assert listed, f"{mutate.EQUIVALENTS} lists nothing"
     for name, why in listed.items():
         m = NAME.match(name)
         assert m, name
