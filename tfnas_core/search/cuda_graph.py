@@ -1,7 +1,8 @@
 """The relaxed architecture step replayed from a CUDA graph (issue 8: on a GPU the steps are launch-bound).
 
-This module captures and replays any step function of tensors (``StepGraph``); ``steps.graphed_arch_step``
-gives it the relaxed arch step (keyed by ``steps.graph_key``).  The relaxed arch step (Eq. 3-7) is static: every candidate op runs, at widths that change only when
+This module captures and replays any step function of tensors (``StepGraph``);
+``steps.graphed_arch_step`` gives it the relaxed arch step (keyed by ``steps.graph_key``).  The
+relaxed arch step (Eq. 3-7) is static: every candidate op runs, at widths that change only when
 elasticity scaling runs after an epoch and at a temperature that changes once per epoch.  So it is
 captured once per (widths, T, batch shape, objective) and replayed: one launch for the forward, the
 expected latency, the backward to α/β, the clipping, Adam and the re-normalisation, instead of some
