@@ -31,6 +31,6 @@ step "Fig. 5 rehearsed on CUDA (C1/C2 tuning, then its searches)" timeout 150 nb
 cp -r outputs/rehearsal "$dest/rehearsal-results" 2>/dev/null
 step "20 paper-scale search steps per kind (224 px, batch 32)" timeout 120 python3 -m benchmarks.bench_search \
     --device cuda --out "$dest" --cases paper:32:1 --steps 20
-step "CUDA tests (graph replay vs eager, CUDA timing)" timeout 60 python3 -m pytest -q -p no:cacheprovider \
-    tests/test_cuda_graph.py tests/test_timing.py -x
+step "CUDA tests (graph replay vs eager, the samplers on a GPU, CUDA timing)" timeout 60 python3 -m pytest -q \
+    -p no:cacheprovider tests/test_cuda_graph.py tests/test_graph_step.py tests/test_samplers_pinned.py tests/test_timing.py -x
 echo "device check done in $SECONDS s"
