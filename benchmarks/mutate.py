@@ -100,19 +100,17 @@ def merge(runs: list[dict[str, str]]) -> dict[str, str]:
     a later run names differently (its code changed, and mutmut numbered them anew) takes all of
     them from that run, checked or not; only the mutants of the last run's code are kept (a function
     since removed drops out)."""
-    func = function_of
-
     def names(run: dict[str, str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for n in run:
-            out.setdefault(func(n), set()).add(n)
+            out.setdefault(function_of(n), set()).add(n)
         return out
 
     out: dict[str, str] = {}
     for run in runs:
         before, now = names(out), names(run)
         renumbered = {f for f in now if f in before and before[f] != now[f]}
-        out = {n: st for n, st in out.items() if func(n) not in renumbered}
+        out = {n: st for n, st in out.items() if function_of(n) not in renumbered}
         out.update({n: st for n, st in run.items() if st != "not checked" or n not in out})
     return {n: st for n, st in out.items() if not runs or n in runs[-1]}  # the code as the last run saw it
 
@@ -127,9 +125,9 @@ def score(statuses: dict[str, str], equivalent: dict[str, str]) -> dict:
         if not mine:
             continue
         counts = Counter(mine.values())
-        eq = sorted(n for n, s in mine.items() if s not in DETECTED + ("not checked",) and n in equivalent)
+        survivors = {n for n, s in mine.items() if s not in DETECTED + ("not checked",)}
+        eq, undetected = sorted(survivors & equivalent.keys()), sorted(survivors - equivalent.keys())
         unrun = Counter(function_of(n).rsplit(".", 1)[-1] for n, s in mine.items() if s == "not checked")
-        undetected = sorted(n for n, s in mine.items() if s not in DETECTED + ("not checked",) and n not in equivalent)
         stale = sorted(n for n, s in mine.items() if s in DETECTED and n in equivalent)  # listed, yet a test kills it
         detected = sum(counts[s] for s in DETECTED)
         denom = len(mine) - len(eq) - counts["not checked"]
